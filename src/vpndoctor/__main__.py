@@ -1,0 +1,3 @@
+from vpndoctor.cli import main
+
+main()

@@ -1,0 +1,144 @@
+"""The `vpndoctor` command line: thin typer wrappers; the work happens in the modules they call."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from vpndoctor import __version__
+from vpndoctor.errors import VpndoctorError
+
+app = typer.Typer(
+    name="vpndoctor",
+    help="Diagnose Always On VPN (IKEv2, SSTP), DirectAccess (IP-HTTPS) and IKEv2 gateways from the outside.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+lab_app = typer.Typer(
+    help="A network-namespace lab: client, WAN, edge firewall, load balancer, two strongSwan/SSTP servers, DNS.",
+    no_args_is_help=True,
+)
+app.add_typer(lab_app, name="lab")
+
+out = Console()
+err = Console(stderr=True)
+
+PrefixOpt = Annotated[str, typer.Option("--prefix", help="Name prefix of the lab's namespaces (1-8 chars).")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"vpndoctor {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """vpndoctor: find why remote-access VPN clients cannot connect (error 809 and friends), and fix it."""
+
+
+@lab_app.command("scenarios")
+def lab_scenarios() -> None:
+    """List the built-in lab scenarios."""
+    from vpndoctor.lab.scenario import builtin_scenarios
+
+    table = Table("scenario", "description")
+    for name, s in builtin_scenarios().items():
+        table.add_row(name, s.description)
+    out.print(table)
+
+
+@lab_app.command("up")
+def lab_up(
+    scenario: Annotated[str, typer.Option("--scenario", "-s", help="Built-in scenario name or YAML file.")] = "healthy",
+    prefix: PrefixOpt = "vd",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the lab's target as JSON.")] = False,
+) -> None:
+    """Build the lab for a scenario and start its daemons."""
+    from vpndoctor.lab.runner import lab_up as up
+    from vpndoctor.lab.scenario import load_scenario
+
+    s = load_scenario(scenario)
+    with err.status(f"building lab '{prefix}' for scenario {s.name}..."):
+        info = up(s, prefix)
+    if as_json:
+        print(json.dumps(asdict(info)))
+        return
+    v4, v6 = info.addresses
+    out.print(f"[bold green]lab up[/] scenario [bold]{info.scenario}[/]: {s.description}")
+    out.print(f"  target     {info.server_name}  ->  {v4}  {v6}")
+    out.print(f"  dns        {info.dns_server} (client namespace resolver)")
+    out.print(f"  trust      {info.ca_file}")
+    out.print(f"  client     ip netns exec {info.client_namespace} CMD   or   vpndoctor lab exec -- CMD")
+    out.print(f"  e.g.       vpndoctor lab exec -- ike-scan --ikev2 --sport=0 {v4}")
+    out.print(f"  logs       {info.workdir}")
+    out.print(f"  stop       vpndoctor lab down{'' if prefix == 'vd' else ' --prefix ' + prefix}")
+
+
+@lab_app.command("down")
+def lab_down(prefix: PrefixOpt = "vd") -> None:
+    """Remove the lab's namespaces and processes (safe to run twice; cleans a crashed lab too)."""
+    from vpndoctor.lab.runner import lab_down as down
+
+    removed = down(prefix)
+    out.print(f"lab '{prefix}' down" + (f": removed {', '.join(removed)}" if removed else ": nothing to remove"))
+
+
+@lab_app.command("status")
+def lab_status(
+    prefix: PrefixOpt = "vd",
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Show whether the lab is up, its scenario and its processes. Exit 1 when it is not up."""
+    from vpndoctor.lab.runner import lab_status as status
+
+    st = status(prefix)
+    if as_json:
+        print(json.dumps(st))
+    elif not st["up"]:
+        msg = "leftover namespaces found: run `vpndoctor lab down`" if st.get("leftover") else "not up"
+        out.print(f"lab '{prefix}': {msg}")
+    else:
+        out.print(f"lab '{prefix}' up since {st['started_at']}, scenario [bold]{st['scenario']}[/]")
+        table = Table("process", "pid", "alive", "log")
+        for p in st["processes"]:
+            table.add_row(p["name"], str(p["pid"]), "yes" if p["alive"] else "[red]no[/]", p["log"])
+        out.print(table)
+    if not st["up"]:
+        raise typer.Exit(1)
+
+
+@lab_app.command(
+    "exec", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
+)
+def lab_exec(
+    ctx: typer.Context,
+    prefix: PrefixOpt = "vd",
+    host: Annotated[str, typer.Option("--in", help="Lab host to run in (client, edge, lb, vpn1, ...).")] = "client",
+) -> None:
+    """Run a command in the lab's client namespace: vpndoctor lab exec -- CMD ARGS..."""
+    from vpndoctor.lab.runner import lab_exec as run_in
+
+    raise typer.Exit(run_in(list(ctx.args), prefix=prefix, role=host))
+
+
+def main() -> None:
+    try:
+        app()
+    except VpndoctorError as exc:
+        err.print(f"vpndoctor: error: {exc}", highlight=False, markup=False, soft_wrap=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err.print("vpndoctor: interrupted", highlight=False)
+        sys.exit(130)

@@ -1,0 +1,107 @@
+"""nftables rule sets for the lab's edge router/firewall and its load balancer, rendered from a scenario.
+
+Pure text generation; the runner loads the result with `nft -f` inside the namespace.
+"""
+
+from __future__ import annotations
+
+from vpndoctor.lab import topology as t
+from vpndoctor.lab.scenario import Scenario
+
+EDGE_TABLE = "vpndoctor_edge"
+LB_TABLE = "vpndoctor_lb"
+
+# Services the load balancer publishes on its VIP.
+LB_SERVICES = (("udp", 500), ("udp", 4500), ("tcp", 443))
+
+
+def edge_ruleset(s: Scenario) -> str:
+    raw: list[str] = []
+    if s.fragments == "drop":
+        # Priority -450 runs before conntrack's defragmentation (-400): each fragment is seen and dropped.
+        raw += [
+            "ip frag-off & 0x3fff != 0 counter name frag4_dropped drop",
+            "exthdr frag exists counter name frag6_dropped drop",
+        ]
+    forward = []
+    for item in s.block:
+        proto, port = item.split("/")
+        forward.append(f'iifname "eth-wan" meta l4proto {proto} th dport {port} counter drop')
+    dnat = []
+    if s.edge_dnat:
+        dnat += [
+            f"ip daddr {t.PUBLIC_VIP4} dnat ip to {t.VIP4}",
+            f"ip6 daddr {t.PUBLIC_VIP6} dnat ip6 to {t.VIP6}",
+        ]
+    snat = []
+    if s.nat == "client-behind-nat":
+        snat += [
+            'iifname "eth-wan" oifname "eth-lb" meta nfproto ipv4 masquerade',
+            'iifname "eth-wan" oifname "eth-lb" meta nfproto ipv6 masquerade',
+        ]
+    return _table(
+        EDGE_TABLE,
+        counters=["frag4_dropped", "frag6_dropped"],
+        chains={
+            "raw_prerouting": ("type filter hook prerouting priority -450; policy accept;", raw),
+            "forward": ("type filter hook forward priority filter; policy accept;", forward),
+            "nat_prerouting": ("type nat hook prerouting priority dstnat; policy accept;", dnat),
+            "nat_postrouting": ("type nat hook postrouting priority srcnat; policy accept;", snat),
+        },
+    )
+
+
+def _selector(s: Scenario, family: str) -> str:
+    n = s.backends
+    if s.lb_affinity == "source-address":
+        # Port following: every flow of one client address hashes to the same backend.
+        return f"jhash {family} saddr mod {n}"
+    # Each virtual service schedules its own flows, as a load balancer without port following does.
+    return f"numgen random mod {n}"
+
+
+def lb_ruleset(s: Scenario) -> str:
+    backends = t.BACKENDS[: s.backends]
+    prerouting = []
+    for family, vip, addrs in (("ip", t.VIP4, t.BACKEND4), ("ip6", t.VIP6, t.BACKEND6)):
+        for proto, port in LB_SERVICES:
+            match = f"{family} daddr {vip} {proto} dport {port}"
+            if len(backends) == 1:
+                target = addrs[backends[0]]
+            else:
+                mapping = ", ".join(f"{i} : {addrs[b]}" for i, b in enumerate(backends))
+                target = f"{_selector(s, family)} map {{ {mapping} }}"
+            prerouting.append(f"{match} dnat {family} to {target}")
+    # Counters of new flows per backend and service: how the lab shows where a client landed.
+    counters = []
+    forward = []
+    for b in backends:
+        for proto, port in LB_SERVICES:
+            name = f"{b}_{proto}{port}"
+            counters.append(name)
+            forward.append(
+                f"ct state new ip daddr {t.BACKEND4[b]} {proto} dport {port} counter name {name}"
+            )
+            forward.append(
+                f"ct state new ip6 daddr {t.BACKEND6[b]} {proto} dport {port} counter name {name}"
+            )
+    return _table(
+        LB_TABLE,
+        counters=counters,
+        chains={
+            "prerouting": ("type nat hook prerouting priority dstnat; policy accept;", prerouting),
+            "forward": ("type filter hook forward priority filter; policy accept;", forward),
+        },
+    )
+
+
+def _table(name: str, *, counters: list[str], chains: dict[str, tuple[str, list[str]]]) -> str:
+    lines = [f"table inet {name}", f"delete table inet {name}", f"table inet {name} {{"]
+    lines += [f"  counter {c} {{ }}" for c in counters]
+    for chain, (hook, rules) in chains.items():
+        lines.append(f"  chain {chain} {{")
+        lines.append(f"    {hook}")
+        lines += [f"    {r}" for r in rules]
+        lines.append("  }")
+    lines.append("}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,340 @@
+"""The lab's certificate authority: issues the server certificate that the lab's strongSwan IKEv2
+responders and SSTP servers present, optionally with one deliberate defect, so that every certificate
+check in vpndoctor can be proven to catch the defect it is written for.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Literal, cast
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
+
+__all__ = [
+    "CERTIFICATE_DEFECTS",
+    "CertificateDefect",
+    "IKE_INTERMEDIATE_OID",
+    "LabPki",
+    "LabPkiFiles",
+    "make_client_cert",
+    "make_lab_pki",
+]
+
+CertificateDefect = Literal[
+    "valid", "expired", "not-yet-valid", "wrong-name", "no-serverauth-eku", "untrusted-ca"
+]
+CERTIFICATE_DEFECTS: tuple[str, ...] = (
+    "valid",
+    "expired",
+    "not-yet-valid",
+    "wrong-name",
+    "no-serverauth-eku",
+    "untrusted-ca",
+)
+
+#: "IP security IKE intermediate" EKU; Windows IKEv2 clients (Always On VPN device/user tunnels) want it
+#: next to serverAuth on the gateway certificate.
+IKE_INTERMEDIATE_OID = ObjectIdentifier("1.3.6.1.5.5.8.2.2")
+
+CA_COMMON_NAME = "vpndoctor lab CA"
+ROGUE_CA_COMMON_NAME = "vpndoctor rogue CA"
+WRONG_NAME_PREFIX = "wrong-"
+
+_CA_LIFETIME = timedelta(days=3650)
+_LEAF_LIFETIME = timedelta(days=365)
+_BACKDATE = timedelta(days=1)
+
+_KeyRole = Literal["ca", "rogue-ca", "server", "client"]
+
+# RSA key generation dominates the cost of building a PKI (tens to hundreds of milliseconds per 2048-bit
+# key, seconds for 4096). A test run or a lab bring-up builds one PKI per scenario/defect, so keys are
+# generated once per (key_bits, role) and reused for the life of the process: six PKIs cost three keys
+# (CA, server, rogue CA) instead of eighteen. Reusing the CA key across PKIs is harmless in a throw-away
+# lab; the rogue CA has its own role, so "untrusted-ca" still fails to chain to the trusted CA.
+_KEY_CACHE: dict[tuple[int, str], rsa.RSAPrivateKey] = {}
+_KEY_CACHE_LOCK = threading.Lock()
+
+
+def _cached_key(key_bits: int, role: _KeyRole) -> rsa.RSAPrivateKey:
+    with _KEY_CACHE_LOCK:
+        key = _KEY_CACHE.get((key_bits, role))
+        if key is None:
+            key = rsa.generate_private_key(public_exponent=65537, key_size=key_bits)
+            _KEY_CACHE[(key_bits, role)] = key
+        return key
+
+
+@dataclass(frozen=True)
+class LabPkiFiles:
+    """Paths written by :meth:`LabPki.write`."""
+
+    directory: Path
+    ca_cert: Path  # ca.pem: the trust anchor probes are given
+    ca_key: Path  # ca.key (0600)
+    issuer_cert: Path  # issuer.pem: the CA that really signed server.pem
+    server_cert: Path  # server.pem
+    server_key: Path  # server.key (0600, PKCS#8, unencrypted)
+    server_chain: Path  # server-chain.pem: server.pem + issuer.pem
+
+
+@dataclass(frozen=True)
+class LabPki:
+    """A lab CA plus one server certificate carrying ``defect``."""
+
+    ca_cert_pem: bytes  # the lab CA that probes are told to trust (trust anchor)
+    ca_key_pem: bytes
+    issuer_cert_pem: bytes  # the CA that signed the server cert; a separate rogue CA for "untrusted-ca"
+    server_cert_pem: bytes
+    server_key_pem: bytes  # PKCS#8, unencrypted
+    server_name: str
+    defect: str
+
+    def write(self, directory: Path) -> LabPkiFiles:
+        """Write the PEM files into ``directory`` (created if needed); private keys get mode 0600."""
+        directory.mkdir(parents=True, exist_ok=True)
+        files = LabPkiFiles(
+            directory=directory,
+            ca_cert=directory / "ca.pem",
+            ca_key=directory / "ca.key",
+            issuer_cert=directory / "issuer.pem",
+            server_cert=directory / "server.pem",
+            server_key=directory / "server.key",
+            server_chain=directory / "server-chain.pem",
+        )
+        _write_file(files.ca_cert, self.ca_cert_pem, 0o644)
+        _write_file(files.ca_key, self.ca_key_pem, 0o600)
+        _write_file(files.issuer_cert, self.issuer_cert_pem, 0o644)
+        _write_file(files.server_cert, self.server_cert_pem, 0o644)
+        _write_file(files.server_key, self.server_key_pem, 0o600)
+        _write_file(files.server_chain, self.server_cert_pem + self.issuer_cert_pem, 0o644)
+        return files
+
+
+def _write_file(path: Path, data: bytes, mode: int) -> None:
+    # Create with the final mode so a key is never readable by others, even briefly; fchmod as well
+    # because O_CREAT's mode is filtered by the umask and ignored for an existing file.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as handle:
+            fd = -1
+            handle.write(data)
+    finally:
+        if fd != -1:
+            os.close(fd)
+
+
+def _utc(moment: datetime) -> datetime:
+    """Normalise to an aware UTC datetime with whole seconds (X.509 times have no fractions)."""
+    aware = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return aware.replace(microsecond=0)
+
+
+def _key_pem(key: rsa.RSAPrivateKey) -> bytes:
+    return key.private_bytes(
+        encoding=serialization.Encoding.PEM,
+        format=serialization.PrivateFormat.PKCS8,
+        encryption_algorithm=serialization.NoEncryption(),
+    )
+
+
+def _cert_pem(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def _make_ca(common_name: str, key: rsa.RSAPrivateKey, now: datetime) -> x509.Certificate:
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    public_key = key.public_key()
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - _BACKDATE)
+        .not_valid_after(now + _CA_LIFETIME)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=False,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+    )
+    return builder.sign(key, hashes.SHA256())
+
+
+def _make_leaf(
+    *,
+    subject_cn: str,
+    public_key: rsa.RSAPublicKey,
+    issuer_cert: x509.Certificate,
+    issuer_key: rsa.RSAPrivateKey,
+    not_before: datetime,
+    not_after: datetime,
+    ekus: Sequence[ObjectIdentifier],
+    san: Sequence[x509.GeneralName],
+) -> x509.Certificate:
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject_cn)]))
+        .issuer_name(issuer_cert.subject)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=True,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.ExtendedKeyUsage(list(ekus)), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(_rsa_public_key(issuer_cert)),
+            critical=False,
+        )
+    )
+    if san:
+        builder = builder.add_extension(x509.SubjectAlternativeName(list(san)), critical=False)
+    return builder.sign(issuer_key, hashes.SHA256())
+
+
+def _rsa_public_key(cert: x509.Certificate) -> rsa.RSAPublicKey:
+    key = cert.public_key()
+    if not isinstance(key, rsa.RSAPublicKey):
+        raise TypeError(f"expected an RSA certificate, got {type(key).__name__}")
+    return key
+
+
+def _check_defect(defect: str) -> CertificateDefect:
+    if defect not in CERTIFICATE_DEFECTS:
+        raise ValueError(
+            f"unknown certificate defect {defect!r}; expected one of: {', '.join(CERTIFICATE_DEFECTS)}"
+        )
+    return cast(CertificateDefect, defect)
+
+
+def make_lab_pki(
+    server_name: str,
+    defect: str = "valid",
+    *,
+    now: datetime,
+    key_bits: int = 2048,
+    extra_names: Sequence[str] = (),
+    ip_addresses: Sequence[str] = (),
+) -> LabPki:
+    """Build the lab CA and a server certificate for ``server_name`` carrying ``defect``.
+
+    ``now`` anchors every validity period (naive datetimes are taken as UTC). ``extra_names`` become
+    extra DNS SANs and ``ip_addresses`` IP SANs. For "wrong-name" the only DNS name (CN and SAN) is
+    ``wrong-<server_name>``: ``extra_names`` are left out so that no requested name matches, while IP
+    SANs are kept.
+    """
+    checked = _check_defect(defect)
+    if not server_name:
+        raise ValueError("server_name must not be empty")
+    moment = _utc(now)
+    ips = [ipaddress.ip_address(address) for address in ip_addresses]
+
+    ca_key = _cached_key(key_bits, "ca")
+    ca_cert = _make_ca(CA_COMMON_NAME, ca_key, moment)
+    if checked == "untrusted-ca":
+        issuer_key = _cached_key(key_bits, "rogue-ca")
+        issuer_cert = _make_ca(ROGUE_CA_COMMON_NAME, issuer_key, moment)
+    else:
+        issuer_key, issuer_cert = ca_key, ca_cert
+
+    if checked == "expired":
+        not_before, not_after = moment - timedelta(days=30), moment - timedelta(days=1)
+    elif checked == "not-yet-valid":
+        not_before, not_after = moment + timedelta(days=30), moment + timedelta(days=395)
+    else:
+        not_before, not_after = moment - _BACKDATE, moment + _LEAF_LIFETIME
+
+    if checked == "wrong-name":
+        dns_names = [WRONG_NAME_PREFIX + server_name]
+    else:
+        dns_names = [server_name, *(name for name in extra_names if name != server_name)]
+    san: list[x509.GeneralName] = [x509.DNSName(name) for name in dns_names]
+    san.extend(x509.IPAddress(ip) for ip in ips)
+
+    ekus: list[ObjectIdentifier]
+    if checked == "no-serverauth-eku":
+        ekus = [ExtendedKeyUsageOID.CLIENT_AUTH]
+    else:
+        ekus = [ExtendedKeyUsageOID.SERVER_AUTH, IKE_INTERMEDIATE_OID]
+
+    server_key = _cached_key(key_bits, "server")
+    server_cert = _make_leaf(
+        subject_cn=dns_names[0],
+        public_key=server_key.public_key(),
+        issuer_cert=issuer_cert,
+        issuer_key=issuer_key,
+        not_before=not_before,
+        not_after=not_after,
+        ekus=ekus,
+        san=san,
+    )
+    return LabPki(
+        ca_cert_pem=_cert_pem(ca_cert),
+        ca_key_pem=_key_pem(ca_key),
+        issuer_cert_pem=_cert_pem(issuer_cert),
+        server_cert_pem=_cert_pem(server_cert),
+        server_key_pem=_key_pem(server_key),
+        server_name=server_name,
+        defect=checked,
+    )
+
+
+def make_client_cert(pki: LabPki, common_name: str, *, now: datetime) -> tuple[bytes, bytes]:
+    """Issue a client certificate (EKU clientAuth) from the lab CA; returns (cert PEM, PKCS#8 key PEM).
+
+    A common name containing "@" is also put in the SAN as an e-mail address (the usual EAP-TLS identity).
+    """
+    ca_cert = x509.load_pem_x509_certificate(pki.ca_cert_pem)
+    ca_key = serialization.load_pem_private_key(pki.ca_key_pem, password=None)
+    if not isinstance(ca_key, rsa.RSAPrivateKey):
+        raise TypeError(f"expected an RSA lab CA key, got {type(ca_key).__name__}")
+    moment = _utc(now)
+    client_key = _cached_key(ca_key.key_size, "client")
+    san: list[x509.GeneralName] = [x509.RFC822Name(common_name)] if "@" in common_name else []
+    cert = _make_leaf(
+        subject_cn=common_name,
+        public_key=client_key.public_key(),
+        issuer_cert=ca_cert,
+        issuer_key=ca_key,
+        not_before=moment - _BACKDATE,
+        not_after=moment + _LEAF_LIFETIME,
+        ekus=[ExtendedKeyUsageOID.CLIENT_AUTH],
+        san=san,
+    )
+    return _cert_pem(cert), _key_pem(client_key)

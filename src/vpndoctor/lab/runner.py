@@ -1,0 +1,444 @@
+"""Bring the lab up and down: namespaces, veth pairs, addresses, nftables, and the daemons.
+
+Everything the lab creates is named after its prefix (`{prefix}-{role}` namespaces) and recorded in a
+state file under /var/lib/vpndoctor, so `down` can remove it even after a crash. `down` kills only processes that live in
+the lab's own namespaces and deletes only the lab's own namespaces.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from vpndoctor.errors import LabError, LocalEnvironmentError, UsageError
+from vpndoctor.lab import nftables, strongswan
+from vpndoctor.lab import topology as t
+from vpndoctor.lab.pki import make_lab_pki
+from vpndoctor.lab.scenario import Scenario
+
+STATE_ROOT = Path(os.environ.get("VPNDOCTOR_LAB_STATE", "/var/lib/vpndoctor/lab"))
+NETNS_ETC = Path("/etc/netns")
+DEFAULT_PREFIX = "vd"
+_PREFIX_RE = re.compile(r"^[a-z][a-z0-9]{0,7}$")
+
+# binary -> Debian package that provides it
+REQUIRED_BINARIES = {
+    "ip": "iproute2",
+    "nft": "nftables",
+    strongswan.CHARON: "strongswan-charon",
+    strongswan.SWANCTL: "strongswan-swanctl",
+    "dnsmasq": "dnsmasq-base",
+    "pppd": "ppp",
+    "unshare": "util-linux",
+    "mount": "mount",
+    "ss": "iproute2",
+}
+REQUIRED_FILES = {
+    "/usr/lib/ipsec/plugins/libstrongswan-eap-mschapv2.so": "libcharon-extra-plugins",
+    "/usr/lib/ipsec/plugins/libstrongswan-openssl.so": "libstrongswan-standard-plugins",
+}
+
+READY_TIMEOUT_S = 15.0
+
+
+def _run(argv: Sequence[str], *, timeout_s: float = 15.0, check: bool = True,
+         env: dict[str, str] | None = None, input_text: str | None = None) -> subprocess.CompletedProcess[str]:
+    try:
+        proc = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout_s, env=env,
+                              input=input_text, stdin=None if input_text is not None else subprocess.DEVNULL)
+    except FileNotFoundError:
+        raise LocalEnvironmentError(f"{argv[0]} not found") from None
+    except subprocess.TimeoutExpired:
+        raise LabError(f"'{' '.join(argv)}' did not finish within {timeout_s:g} s") from None
+    if check and proc.returncode != 0:
+        lines = (proc.stderr.strip() or proc.stdout.strip() or f"exit {proc.returncode}").splitlines()
+        msg = next((ln for ln in lines if "rror" in ln), lines[-1]).strip()
+        raise LabError(f"'{' '.join(argv)}' failed: {msg}")
+    return proc
+
+
+def sstpd_path() -> str | None:
+    beside = Path(sys.executable).parent / "sstpd"
+    if beside.exists():
+        return str(beside)
+    return shutil.which("sstpd")
+
+
+def preflight() -> None:
+    """Fail with one clear line when this machine cannot run the lab."""
+    if os.geteuid() != 0:
+        raise LocalEnvironmentError("the lab needs root (network namespaces, nftables): run it as root")
+    missing = []
+    for binary, package in REQUIRED_BINARIES.items():
+        if not (Path(binary).exists() if binary.startswith("/") else shutil.which(binary)):
+            missing.append(package)
+    for path, package in REQUIRED_FILES.items():
+        if not Path(path).exists():
+            missing.append(package)
+    if missing:
+        pkgs = " ".join(sorted(set(missing)))
+        raise LocalEnvironmentError(f"missing Debian package(s): {pkgs} (apt-get install {pkgs})")
+    if sstpd_path() is None:
+        raise LocalEnvironmentError("sstpd not found: pip install 'vpndoctor[lab]' (PyPI package sstp-server)")
+
+
+def check_prefix(prefix: str) -> str:
+    if not _PREFIX_RE.match(prefix):
+        raise UsageError(f"bad lab prefix '{prefix}': expected 1-8 lowercase letters/digits, starting with a letter")
+    return prefix
+
+
+@dataclass
+class ProcessRecord:
+    name: str
+    role: str
+    pid: int
+    log: str
+
+
+@dataclass
+class LabState:
+    prefix: str
+    scenario: dict[str, Any]
+    workdir: str
+    started_at: str
+    namespaces: list[str] = field(default_factory=list)
+    processes: list[ProcessRecord] = field(default_factory=list)
+    ready: bool = False
+
+    def save(self) -> None:
+        path = Path(self.workdir) / "state.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(self), indent=2))
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, prefix: str) -> LabState | None:
+        path = STATE_ROOT / prefix / "state.json"
+        try:
+            data = json.loads(path.read_text())
+            data["processes"] = [ProcessRecord(**p) for p in data.get("processes", [])]
+            return cls(**data)
+        except (OSError, ValueError, TypeError):
+            return None
+
+
+def existing_namespaces(prefix: str) -> list[str]:
+    proc = _run(["ip", "netns", "list"], check=False)
+    names = {line.split()[0] for line in proc.stdout.splitlines() if line.strip()}
+    return [t.namespace(prefix, r) for r in t.ROLES if t.namespace(prefix, r) in names]
+
+
+def _pids_in(ns: str) -> list[int]:
+    proc = _run(["ip", "netns", "pids", ns], check=False)
+    return [int(p) for p in proc.stdout.split() if p.isdigit()]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(") ")[-1][:1] != "Z"
+    except OSError:
+        return False
+
+
+def _kill_all(pids: list[int], *, grace_s: float = 3.0) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline and any(_alive(p) for p in pids):
+        time.sleep(0.05)
+    for pid in pids:
+        if _alive(pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    _reap()
+
+
+def _reap() -> None:
+    # Children we started ourselves (when `up` and `down` run in one process, as in tests).
+    try:
+        while os.waitpid(-1, os.WNOHANG)[0] > 0:
+            pass
+    except ChildProcessError:
+        pass
+
+
+def lab_down(prefix: str = DEFAULT_PREFIX) -> list[str]:
+    """Remove everything a lab with this prefix created. Safe to run twice; returns what it removed."""
+    check_prefix(prefix)
+    if os.geteuid() != 0:
+        raise LocalEnvironmentError("the lab needs root: run `vpndoctor lab down` as root")
+    removed: list[str] = []
+    namespaces = existing_namespaces(prefix)
+    pids = sorted({p for ns in namespaces for p in _pids_in(ns)})
+    if pids:
+        _kill_all(pids)
+        removed.append(f"{len(pids)} process(es)")
+    for ns in namespaces:
+        _run(["ip", "netns", "del", ns], check=False)
+        removed.append(f"namespace {ns}")
+    for role in t.ROLES:
+        etc = NETNS_ETC / t.namespace(prefix, role)
+        if etc.exists():
+            shutil.rmtree(etc, ignore_errors=True)
+            removed.append(str(etc))
+    workdir = STATE_ROOT / prefix
+    if workdir.exists():
+        shutil.rmtree(workdir, ignore_errors=True)
+        removed.append(str(workdir))
+    return removed
+
+
+@dataclass(frozen=True)
+class LabInfo:
+    prefix: str
+    scenario: str
+    server_name: str
+    addresses: tuple[str, str]
+    dns_server: str
+    ca_file: str
+    client_namespace: str
+    workdir: str
+
+
+class _Builder:
+    def __init__(self, scenario: Scenario, prefix: str) -> None:
+        self.s = scenario
+        self.prefix = prefix
+        self.workdir = STATE_ROOT / prefix
+        self.state = LabState(prefix=prefix, scenario=scenario.model_dump(mode="json"),
+                              workdir=str(self.workdir), started_at=datetime.now(UTC).isoformat())
+
+    def ns(self, role: str) -> str:
+        return t.namespace(self.prefix, role)
+
+    def nsrun(self, role: str, *argv: str, timeout_s: float = 15.0) -> subprocess.CompletedProcess[str]:
+        return _run(["ip", "netns", "exec", self.ns(role), *argv], timeout_s=timeout_s)
+
+    def spawn(self, name: str, role: str, argv: list[str], env: dict[str, str] | None = None) -> int:
+        log = self.workdir / f"{name}.log"
+        with open(log, "ab") as out:
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                    start_new_session=True, env=env)
+        self.state.processes.append(ProcessRecord(name=name, role=role, pid=proc.pid, log=str(log)))
+        self.state.save()
+        return proc.pid
+
+    def wait_for(self, what: str, probe: Any, pid: int | None = None, timeout_s: float = READY_TIMEOUT_S) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if probe():
+                return
+            if pid is not None and not _alive(pid):
+                raise LabError(f"{what} exited during start-up; see {self.workdir}")
+            time.sleep(0.05)
+        raise LabError(f"{what} not ready within {timeout_s:g} s; see {self.workdir}")
+
+    # -- steps ---------------------------------------------------------------------------------------
+    def build(self) -> LabInfo:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.workdir, 0o755)
+        self.state.save()
+        self.pki()
+        self.network()
+        self.firewall()
+        self.dns()
+        self.wan()
+        for backend in t.BACKENDS[: self.s.backends]:
+            self.charon(backend)
+            self.sstpd(backend)
+        self.state.ready = True
+        self.state.save()
+        return info_from_state(self.state)
+
+    def pki(self) -> None:
+        ips = [t.VIP4, t.VIP6, t.PUBLIC_VIP4, t.PUBLIC_VIP6]
+        pki = make_lab_pki(t.SERVER_NAME, self.s.certificate, now=datetime.now(UTC), ip_addresses=ips)
+        self.files = pki.write(self.workdir / "pki")
+
+    def network(self) -> None:
+        for role in t.ROLES:
+            proc = _run(["ip", "netns", "add", self.ns(role)], check=False)
+            if proc.returncode != 0:
+                raise LocalEnvironmentError(
+                    f"cannot create network namespace {self.ns(role)}: {proc.stderr.strip()}")
+            self.state.namespaces.append(self.ns(role))
+            self.state.save()
+            self.nsrun(role, "ip", "link", "set", "lo", "up")
+        mtu_ends = {(t.MTU_LINK[0], t.MTU_LINK[1]), (t.MTU_LINK[2], t.MTU_LINK[3])}
+        for link in t.LINKS:
+            _run(["ip", "-n", self.ns(link.a_role), "link", "add", link.a_if, "type", "veth",
+                  "peer", "name", link.b_if, "netns", self.ns(link.b_role)])
+            for role, ifname, addrs in ((link.a_role, link.a_if, link.a_addrs),
+                                        (link.b_role, link.b_if, link.b_addrs)):
+                if (role, ifname) in mtu_ends:
+                    _run(["ip", "-n", self.ns(role), "link", "set", ifname, "mtu", str(self.s.path_mtu_bytes)])
+                for addr in addrs:
+                    extra = ["nodad"] if ":" in addr else []
+                    _run(["ip", "-n", self.ns(role), "addr", "add", addr, "dev", ifname, *extra])
+                _run(["ip", "-n", self.ns(role), "link", "set", ifname, "up"])
+        loopback = dict(t.LOOPBACK_ADDRS)
+        if self.s.edge_dnat:
+            loopback["edge"] = (f"{t.PUBLIC_VIP4}/32", f"{t.PUBLIC_VIP6}/128")
+        for role, addrs in loopback.items():
+            for addr in addrs:
+                _run(["ip", "-n", self.ns(role), "addr", "add", addr, "dev", "lo"])
+        for role in t.ROUTERS:
+            self.nsrun(role, "sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1")
+        for role, dest, gw in t.ROUTES:
+            fam = "-6" if ":" in gw else "-4"
+            _run(["ip", "-n", self.ns(role), fam, "route", "add", dest, "via", gw])
+
+    def firewall(self) -> None:
+        for role, text in (("edge", nftables.edge_ruleset(self.s)), ("lb", nftables.lb_ruleset(self.s))):
+            path = self.workdir / f"{role}.nft"
+            path.write_text(text)
+            self.nsrun(role, "nft", "-f", str(path))
+
+    def dns(self) -> None:
+        etc = NETNS_ETC / self.ns("client")
+        etc.mkdir(parents=True, exist_ok=True)
+        (etc / "resolv.conf").write_text(f"# vpndoctor lab\nnameserver {t.DNS4}\noptions timeout:2 attempts:1\n")
+        records = []
+        if self.s.dns == "correct":
+            records = list(t.target_addresses(self.s.edge_dnat))
+        elif self.s.dns == "wrong":
+            records = [t.WRONG4, t.WRONG6]
+        argv = ["ip", "netns", "exec", self.ns("dns"), "dnsmasq", "--keep-in-foreground",
+                "--conf-file=/dev/null", "--no-resolv", "--no-hosts", "--bind-interfaces",
+                f"--listen-address={t.DNS4}", f"--listen-address={t.DNS6}",
+                f"--auth-server=ns.{t.ZONE},eth0", f"--auth-zone={t.ZONE}",
+                f"--pid-file={self.workdir / 'dnsmasq.pid'}", "--log-queries",
+                f"--log-facility={self.workdir / 'dnsmasq-queries.log'}", "--user=root"]
+        if records:
+            argv.append(f"--host-record={t.SERVER_NAME},{','.join(records)}")
+        pid = self.spawn("dnsmasq", "dns", argv)
+        self.wait_for("dnsmasq", lambda: self._listening("dns", "-uln", 53), pid)
+
+    def wan(self) -> None:
+        ready = self.workdir / "wan.ready"
+        argv = ["ip", "netns", "exec", self.ns("wan"), sys.executable, "-m", "vpndoctor.lab.wan",
+                "--if-a", "to-client", "--if-b", "to-edge", "--delay-ms", f"{self.s.rtt_ms / 2:g}",
+                "--loss-pct", f"{self.s.loss_pct:g}", "--seed", "1", "--ready-file", str(ready)]
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+        pid = self.spawn("wan", "wan", argv, env=env)
+        self.wait_for("wan bridge", ready.exists, pid)
+
+    def charon(self, backend: str) -> None:
+        wd = self.workdir / backend
+        swan = wd / "swanctl"
+        for sub in ("x509", "x509ca", "private"):
+            (swan / sub).mkdir(parents=True, exist_ok=True)
+        shutil.copy(self.files.server_cert, swan / "x509" / "server.pem")
+        shutil.copy(self.files.issuer_cert, swan / "x509ca" / "issuer.pem")
+        shutil.copy(self.files.server_key, swan / "private" / "server.key")
+        (wd / "strongswan.conf").write_text(strongswan.strongswan_conf(wd, self.s))
+        (swan / "swanctl.conf").write_text(strongswan.responder_swanctl_conf(backend, self.s))
+        pid = self.spawn(f"charon-{backend}", backend, strongswan.charon_command(self.ns(backend), wd))
+        self.wait_for(f"charon on {backend}", lambda: self._vici_ok(wd), pid)
+        env = dict(os.environ, SWANCTL_DIR=str(swan))
+        _run(strongswan.swanctl_command(wd, "--load-all", "--noprompt"), env=env)
+
+    def _vici_ok(self, wd: Path) -> bool:
+        if not (wd / "charon.vici").exists():
+            return False
+        return _run(strongswan.swanctl_command(wd, "--stats"), check=False, timeout_s=5).returncode == 0
+
+    def sstpd(self, backend: str) -> None:
+        wd = self.workdir / backend
+        options = wd / "options.sstpd"
+        options.write_text("# pppd options for the lab's sstpd\nname sstpd\nrequire-mschap-v2\n"
+                           "nodefaultroute\nnoipx\nms-dns 192.0.2.50\n")
+        exe = sstpd_path()
+        assert exe is not None  # preflight checked
+        argv = ["ip", "netns", "exec", self.ns(backend), exe, "--listen",
+                f"{t.BACKEND4[backend]},{t.BACKEND6[backend]}", "--listen-port", "443",
+                "--pem-cert", str(self.files.server_chain), "--pem-key", str(self.files.server_key),
+                "--pppd", shutil.which("pppd") or "/usr/sbin/pppd", "--pppd-config", str(options),
+                "--local", "203.0.113.1", "--remote", strongswan.POOLS[backend][0]]
+        pid = self.spawn(f"sstpd-{backend}", backend, argv)
+        self.wait_for(f"sstpd on {backend}", lambda: self._listening(backend, "-tln", 443), pid)
+
+    def _listening(self, role: str, flags: str, port: int) -> bool:
+        proc = _run(["ip", "netns", "exec", self.ns(role), "ss", "-H", flags, f"sport = :{port}"],
+                    check=False, timeout_s=5)
+        return bool(proc.stdout.strip())
+
+
+def info_from_state(state: LabState) -> LabInfo:
+    s = Scenario.model_validate(state.scenario)
+    return LabInfo(
+        prefix=state.prefix, scenario=s.name, server_name=t.SERVER_NAME,
+        addresses=t.target_addresses(s.edge_dnat), dns_server=t.DNS4,
+        ca_file=str(Path(state.workdir) / "pki" / "ca.pem"),
+        client_namespace=t.namespace(state.prefix, "client"), workdir=state.workdir,
+    )
+
+
+def lab_up(scenario: Scenario, prefix: str = DEFAULT_PREFIX) -> LabInfo:
+    """Build the lab; on any failure remove what was built and raise."""
+    check_prefix(prefix)
+    preflight()
+    if existing_namespaces(prefix) or (STATE_ROOT / prefix).exists():
+        raise LabError(f"a lab with prefix '{prefix}' already exists: run `vpndoctor lab down --prefix {prefix}`")
+    builder = _Builder(scenario, prefix)
+    try:
+        return builder.build()
+    except BaseException:
+        keep = builder.workdir.with_name(f"{prefix}.failed")
+        shutil.rmtree(keep, ignore_errors=True)
+        if builder.workdir.exists():
+            shutil.copytree(builder.workdir, keep, ignore=shutil.ignore_patterns("*.vici", "*.key"))
+        lab_down(prefix)
+        raise
+
+
+def lab_status(prefix: str = DEFAULT_PREFIX) -> dict[str, Any]:
+    check_prefix(prefix)
+    state = LabState.load(prefix)
+    namespaces = existing_namespaces(prefix) if os.geteuid() == 0 else []
+    status: dict[str, Any] = {"prefix": prefix, "up": bool(state and state.ready), "namespaces": namespaces}
+    if state is None:
+        status["leftover"] = bool(namespaces)
+        return status
+    status["scenario"] = state.scenario.get("name")
+    status["started_at"] = state.started_at
+    status["processes"] = [{"name": p.name, "pid": p.pid, "alive": _alive(p.pid), "log": p.log}
+                           for p in state.processes]
+    status["info"] = asdict(info_from_state(state))
+    return status
+
+
+def lab_exec(argv: Sequence[str], *, prefix: str = DEFAULT_PREFIX, role: str = "client") -> int:
+    check_prefix(prefix)
+    if role not in t.ROLES:
+        raise UsageError(f"unknown lab host '{role}'; expected one of: {', '.join(t.ROLES)}")
+    if not argv:
+        raise UsageError("nothing to run: give a command after --")
+    if os.geteuid() != 0:
+        raise LocalEnvironmentError("the lab needs root: run `vpndoctor lab exec` as root")
+    ns = t.namespace(prefix, role)
+    if ns not in existing_namespaces(prefix):
+        raise LabError(f"no lab namespace {ns}: run `vpndoctor lab up` first")
+    try:
+        return subprocess.call(["ip", "netns", "exec", ns, *argv])
+    except KeyboardInterrupt:
+        return 130

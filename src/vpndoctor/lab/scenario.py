@@ -1,0 +1,115 @@
+"""Lab scenarios: declarative data describing one network and its faults.
+
+A scenario is a pydantic model (unknown keys are errors) loaded from the YAML files shipped in
+`vpndoctor/lab/scenarios/` or from a user's file. Every knob has the healthy value as its default.
+"""
+
+from __future__ import annotations
+
+import re
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from vpndoctor.errors import UsageError
+
+BlockedPort = Literal["udp/500", "udp/4500", "tcp/443"]
+CertificateDefect = Literal[
+    "valid", "expired", "not-yet-valid", "wrong-name", "no-serverauth-eku", "untrusted-ca"
+]
+
+# What a healthy Windows-facing gateway offers: Windows' built-in defaults (3DES/AES-SHA1-MODP1024,
+# AES-SHA256-MODP2048) plus modern suites and strongSwan's own default list.
+DEFAULT_PROPOSALS = (
+    "aes256-sha256-modp2048,aes128-sha256-modp2048,aes256-sha1-modp1024,3des-sha1-modp1024,"
+    "aes128-sha256-ecp256,aes256-sha384-ecp384,aes256gcm16-prfsha384-ecp384,aes128-sha256-x25519,default"
+)
+
+_PROPOSAL_RE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*(,[a-z0-9]+(-[a-z0-9]+)*)*$")
+
+
+class Scenario(BaseModel):
+    """One lab network: every field is a fault knob, defaulting to the healthy value."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
+    description: str = ""
+    fragments: Literal["pass", "drop"] = "pass"
+    path_mtu_bytes: int = Field(1500, ge=1280, le=9000)
+    block: tuple[BlockedPort, ...] = ()
+    server_fragmentation: bool = True
+    fragment_size_bytes: int = Field(1280, ge=512, le=9000)
+    lb_affinity: Literal["source-address", "per-service"] = "source-address"
+    backends: Literal[1, 2] = 2
+    dns: Literal["correct", "wrong", "nxdomain"] = "correct"
+    certificate: CertificateDefect = "valid"
+    proposals: str = DEFAULT_PROPOSALS
+    cookies: Literal["always", "never"] = "never"
+    nat: Literal["none", "client-behind-nat"] = "none"
+    edge_dnat: bool = False
+    rtt_ms: float = Field(0.0, ge=0.0, le=5000.0)
+    loss_pct: float = Field(0.0, ge=0.0, le=100.0)
+
+    @field_validator("proposals")
+    @classmethod
+    def _proposal_syntax(cls, value: str) -> str:
+        value = value.strip().lower()
+        if not _PROPOSAL_RE.match(value):
+            raise ValueError("expected a strongSwan proposal list such as 'aes256-sha256-modp2048,default'")
+        return value
+
+    @field_validator("block")
+    @classmethod
+    def _unique_blocks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(value))
+
+
+def _scenario_dir() -> resources.abc.Traversable:
+    return resources.files("vpndoctor.lab").joinpath("scenarios")
+
+
+def builtin_scenarios() -> dict[str, Scenario]:
+    """All shipped scenarios by name, in file-name order."""
+    found: dict[str, Scenario] = {}
+    for entry in sorted(_scenario_dir().iterdir(), key=lambda e: e.name):
+        if entry.name.endswith(".yaml"):
+            scenario = parse_scenario(entry.read_text(encoding="utf-8"), source=entry.name)
+            found[scenario.name] = scenario
+    return found
+
+
+def parse_scenario(text: str, *, source: str = "<scenario>") -> Scenario:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise UsageError(f"{source}: not valid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"{source}: expected a mapping of scenario knobs")
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'scenario'}: {err['msg']}" for err in exc.errors()
+        )
+        raise UsageError(f"{source}: {problems}") from None
+
+
+def load_scenario(name_or_path: str) -> Scenario:
+    """A built-in scenario by name, or a YAML file by path."""
+    scenarios = builtin_scenarios()
+    if name_or_path in scenarios:
+        return scenarios[name_or_path]
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"cannot read scenario file {path}: {exc.strerror}") from None
+        return parse_scenario(text, source=str(path))
+    raise UsageError(
+        f"unknown scenario '{name_or_path}'; built-in scenarios: {', '.join(scenarios)} (or give a YAML file)"
+    )

@@ -1,0 +1,101 @@
+"""The lab's fixed addressing plan and link list (documentation ranges only, IPv4 and IPv6).
+
+```
+client ── wan (userspace delay/loss bridge) ── edge (firewall/NAT) ── lb (nftables VIP) ──┬── vpn1
+                                                   └── dns (dnsmasq)                          └── vpn2
+```
+Pure data: the runner turns it into namespaces, veth pairs, addresses and routes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+ROLES = ("client", "wan", "edge", "lb", "vpn1", "vpn2", "dns")
+BACKENDS = ("vpn1", "vpn2")
+
+ZONE = "lab.test"
+SERVER_NAME = "vpn.lab.test"
+
+VIP4 = "203.0.113.10"
+VIP6 = "2001:db8:113::10"
+PUBLIC_VIP4 = "203.0.113.200"  # on the edge when the scenario publishes the VIP through edge DNAT
+PUBLIC_VIP6 = "2001:db8:113::200"
+WRONG4 = "203.0.113.99"  # what DNS answers in the dns: wrong scenario; nothing listens there
+WRONG6 = "2001:db8:113::99"
+
+CLIENT4 = "198.51.100.10"
+CLIENT6 = "2001:db8:100::10"
+DNS4 = "192.0.2.50"
+DNS6 = "2001:db8:53::2"
+BACKEND4 = {"vpn1": "192.0.2.18", "vpn2": "192.0.2.22"}
+BACKEND6 = {"vpn1": "2001:db8:11::2", "vpn2": "2001:db8:12::2"}
+EDGE_LB4 = "192.0.2.1"  # what the backends see as the client's source when the edge masquerades
+EDGE_LB6 = "2001:db8:2::1"
+
+# EAP-MSCHAPv2 user the backends accept (the Windows user-tunnel shape).
+EAP_USER = "alice"
+EAP_PASSWORD = "lab-Passw0rd"
+
+
+@dataclass(frozen=True)
+class Link:
+    """One veth pair: (namespace role, interface, addresses with prefix) at each end."""
+
+    a_role: str
+    a_if: str
+    a_addrs: tuple[str, ...]
+    b_role: str
+    b_if: str
+    b_addrs: tuple[str, ...]
+
+
+LINKS: tuple[Link, ...] = (
+    # client and edge share one L2 segment; the wan bridge in between carries no addresses.
+    Link("client", "eth0", ("198.51.100.10/24", "2001:db8:100::10/64"), "wan", "to-client", ()),
+    Link("wan", "to-edge", (), "edge", "eth-wan", ("198.51.100.1/24", "2001:db8:100::1/64")),
+    Link("edge", "eth-dns", ("192.0.2.49/30", "2001:db8:53::1/64"), "dns", "eth0",
+         ("192.0.2.50/30", "2001:db8:53::2/64")),
+    Link("edge", "eth-lb", ("192.0.2.1/30", "2001:db8:2::1/64"), "lb", "eth-edge",
+         ("192.0.2.2/30", "2001:db8:2::2/64")),
+    Link("lb", "eth-vpn1", ("192.0.2.17/30", "2001:db8:11::1/64"), "vpn1", "eth0",
+         ("192.0.2.18/30", "2001:db8:11::2/64")),
+    Link("lb", "eth-vpn2", ("192.0.2.21/30", "2001:db8:12::1/64"), "vpn2", "eth0",
+         ("192.0.2.22/30", "2001:db8:12::2/64")),
+)
+
+# Extra addresses on loopback: the load balancer owns the VIP.
+LOOPBACK_ADDRS: dict[str, tuple[str, ...]] = {"lb": (f"{VIP4}/32", f"{VIP6}/128")}
+
+# (role, destination, gateway)
+ROUTES: tuple[tuple[str, str, str], ...] = (
+    ("client", "default", "198.51.100.1"),
+    ("client", "default", "2001:db8:100::1"),
+    ("dns", "default", "192.0.2.49"),
+    ("dns", "default", "2001:db8:53::1"),
+    ("edge", "203.0.113.0/24", "192.0.2.2"),
+    ("edge", "192.0.2.16/28", "192.0.2.2"),
+    ("edge", "2001:db8:113::/64", "2001:db8:2::2"),
+    ("edge", "2001:db8:11::/64", "2001:db8:2::2"),
+    ("edge", "2001:db8:12::/64", "2001:db8:2::2"),
+    ("lb", "default", "192.0.2.1"),
+    ("lb", "default", "2001:db8:2::1"),
+    ("vpn1", "default", "192.0.2.17"),
+    ("vpn1", "default", "2001:db8:11::1"),
+    ("vpn2", "default", "192.0.2.21"),
+    ("vpn2", "default", "2001:db8:12::1"),
+)
+
+ROUTERS = ("edge", "lb")
+
+# Which link the scenario's path MTU applies to: the edge-lb segment, so the router on the path fragments.
+MTU_LINK = ("edge", "eth-lb", "lb", "eth-edge")
+
+
+def namespace(prefix: str, role: str) -> str:
+    return f"{prefix}-{role}"
+
+
+def target_addresses(edge_dnat: bool) -> tuple[str, str]:
+    """The addresses a client should reach the VPN service on."""
+    return (PUBLIC_VIP4, PUBLIC_VIP6) if edge_dnat else (VIP4, VIP6)
