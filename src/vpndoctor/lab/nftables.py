@@ -13,6 +13,7 @@ LB_TABLE = "vpndoctor_lb"
 
 # Services the load balancer publishes on its VIP.
 LB_SERVICES = (("udp", 500), ("udp", 4500), ("tcp", 443))
+JHASH_SEED = 0x5EED
 
 
 def edge_ruleset(s: Scenario) -> str:
@@ -55,7 +56,9 @@ def _selector(s: Scenario, family: str) -> str:
     n = s.backends
     if s.lb_affinity == "source-address":
         # Port following: every flow of one client address hashes to the same backend.
-        return f"jhash {family} saddr mod {n}"
+        # An explicit seed: without one the kernel draws a random seed per rule, and the rules for
+        # UDP 500 and UDP 4500 would hash one client to different backends.
+        return f"jhash {family} saddr mod {n} seed {JHASH_SEED:#x}"
     # Each virtual service schedules its own flows, as a load balancer without port following does.
     return f"numgen random mod {n}"
 

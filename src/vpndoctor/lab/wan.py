@@ -23,7 +23,15 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import NoReturn
 
-__all__ = ["DEFAULT_MAX_QUEUE", "DelayLine", "LineStats", "main", "run_bridge"]
+__all__ = [
+    "DEFAULT_MAX_QUEUE",
+    "DelayLine",
+    "InterfaceGone",
+    "LineStats",
+    "UsageError",
+    "main",
+    "run_bridge",
+]
 
 DEFAULT_MAX_QUEUE = 10_000
 
@@ -45,6 +53,7 @@ SOCK_BUF_SIZE = 4 * 1024 * 1024
 READ_BATCH = 64
 
 EXIT_OK = 0
+EXIT_GONE = 1
 EXIT_USAGE = 2
 
 
@@ -127,6 +136,10 @@ class UsageError(Exception):
     """A problem the caller must fix (bad interface, missing privileges): exit code 2."""
 
 
+class InterfaceGone(Exception):
+    """One of the bridged interfaces was deleted while running: exit code 1."""
+
+
 class _Stop(Exception):
     """Raised from the SIGTERM/SIGINT handler to leave the loop."""
 
@@ -161,8 +174,9 @@ def _prepare_interface(name: str) -> None:
     if res.returncode != 0:
         detail = (res.stderr.strip().splitlines() or ["failed"])[-1]
         raise UsageError(f"cannot bring {name} up: {detail}")
-    # Best effort only: veth has no ethtool-less knob and the frames may still be GSO super-frames
-    # produced by the *sender's* stack; the virtio-net header on our sockets handles those anyway.
+    # Best effort only (ethtool is not installed in the lab image): GSO super-frames and partial
+    # checksums come from the *sender's* stack in the neighbouring namespace anyway, whatever our
+    # ends are set to; the virtio-net header on our sockets is what carries them across intact.
     if shutil.which("ethtool"):
         _run_quiet(["ethtool", "-K", name, "gro", "off", "gso", "off", "tso", "off"])
 
@@ -203,6 +217,8 @@ def _open_port(name: str) -> _Port:
 
 def _strip_data_valid(frame: bytes) -> bytes:
     """Clear VIRTIO_NET_HDR_F_DATA_VALID: it is a receive-side hint that the send path may reject."""
+    if len(frame) < VNET_HDR_LEN:
+        return frame
     flags = frame[0]
     if flags & VIRTIO_NET_HDR_F_DATA_VALID:
         return struct.pack("B", flags & ~VIRTIO_NET_HDR_F_DATA_VALID & 0xFF) + frame[1:]
@@ -242,8 +258,8 @@ def run_bridge(
 ) -> dict[str, LineStats]:
     """Forward frames between `if_a` and `if_b` until SIGTERM/SIGINT; return per-direction stats.
 
-    Raises UsageError for problems the caller must fix. Must run in the namespace holding both
-    interfaces, as root.
+    Raises UsageError for problems the caller must fix and InterfaceGone if an interface is deleted
+    while running. Must run in the namespace holding both interfaces, as root.
     """
     if if_a == if_b:
         raise UsageError("--if-a and --if-b must be different interfaces")
@@ -324,8 +340,14 @@ def _loop(
                     nbytes, addr = sock.recvfrom_into(buf, 0, socket.MSG_TRUNC)
                 except (BlockingIOError, InterruptedError):
                     break
-                except OSError:
-                    break  # e.g. ENETDOWN while a link flaps: try again on the next event
+                except OSError as exc:
+                    # ENETDOWN when the link goes down (the kernel re-arms the socket when it comes
+                    # back up); if the interface vanished altogether there is nothing left to bridge.
+                    try:
+                        socket.if_nametoindex(port.name)
+                    except OSError:
+                        raise InterfaceGone(f"interface {port.name} disappeared ({exc})") from None
+                    break
                 if addr[2] == PACKET_OUTGOING or nbytes > RECV_BUF_SIZE:
                     continue  # our own transmissions echoed back, or a truncated frame
                 line.push(bytes(view[:nbytes]), now)
@@ -396,6 +418,19 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Catch SIGTERM/SIGINT from the very start, so that even a stop request that arrives while we
+    # are still setting up ends with exit code 0 and no traceback.
+    old_handlers = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        return _main(argv)
+    except _Stop:
+        return EXIT_OK
+    finally:
+        for sig, handler in old_handlers.items():
+            signal.signal(sig, handler)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = _build_parser()
     args = parser.parse_args(argv)
     if args.max_queue < 1:
@@ -413,8 +448,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"{parser.prog}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except _Stop:  # a signal that arrived before the loop was entered
-        return EXIT_OK
+    except InterfaceGone as exc:
+        print(f"{parser.prog}: {exc}", file=sys.stderr)
+        return EXIT_GONE
     summary = ", ".join(
         f"{d}: {s.released - s.tx_errors} forwarded, {s.lost} lost, {s.overflow} overflowed, "
         f"{s.tx_errors} send errors"
