@@ -133,6 +133,35 @@ def lab_exec(
     raise typer.Exit(run_in(list(ctx.args), prefix=prefix, role=host))
 
 
+@lab_app.command("connect")
+def lab_connect(
+    prefix: PrefixOpt = "vd",
+    fragmentation: Annotated[bool, typer.Option(help="Offer IKEv2 fragmentation (RFC 7383).")] = True,
+    proposals: Annotated[str, typer.Option(help="strongSwan IKE proposal list to offer.")] = "default",
+    timeout_s: Annotated[float, typer.Option("--timeout-s", help="Give up after this many seconds.")] = 20.0,
+) -> None:
+    """Dial the lab's VIP with a real strongSwan client (EAP-MSCHAPv2 user, like a Windows user tunnel).
+
+    Exit 0 when the IKE SA is established, 1 when it is not.
+    """
+    from vpndoctor.lab.client import LabClient
+
+    client = LabClient(prefix, fragmentation=fragmentation, proposals=proposals).start()
+    try:
+        with err.status(f"strongSwan client dialling {client.remote}..."):
+            result = client.initiate(timeout_s)
+    finally:
+        client.stop()
+    for line in result.output.splitlines():
+        if line.startswith(("[IKE]", "[ENC]", "[NET]")) or "initiate" in line:
+            out.print(line, highlight=False, markup=False)
+    if result.established:
+        out.print("[bold green]IKE SA established[/]")
+    else:
+        out.print("[bold red]IKE SA not established[/] (a Windows client would report error 809 on a timeout)")
+        raise typer.Exit(1)
+
+
 def main() -> None:
     try:
         app()

@@ -44,7 +44,13 @@ class LabClient:
         self.pid: int | None = None
 
     def start(self) -> LabClient:
+        # One client charon per lab: an earlier one still holds UDP 500/4500 in the client namespace.
+        stale = [p.pid for p in self.state.processes if p.name == self.name and _alive(p.pid)]
+        if stale:
+            _kill_all(stale)
+        self.state.processes = [p for p in self.state.processes if p.name != self.name]
         wd = self.workdir
+        shutil.rmtree(wd, ignore_errors=True)
         swan = wd / "swanctl"
         for sub in ("x509ca", "x509", "private"):
             (swan / sub).mkdir(parents=True, exist_ok=True)
