@@ -270,7 +270,8 @@ class _Builder:
 
     def pki(self) -> None:
         ips = [t.VIP4, t.VIP6, t.PUBLIC_VIP4, t.PUBLIC_VIP6]
-        pki = make_lab_pki(t.SERVER_NAME, self.s.certificate, now=datetime.now(UTC), ip_addresses=ips)
+        pki = make_lab_pki(t.SERVER_NAME, self.s.certificate, now=datetime.now(UTC), ip_addresses=ips,
+                           key_bits=self.s.server_key_bits)
         self.files = pki.write(self.workdir / "pki")
 
     def network(self) -> None:

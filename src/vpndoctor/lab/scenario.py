@@ -47,6 +47,9 @@ class Scenario(BaseModel):
     backends: Literal[1, 2] = 2
     dns: Literal["correct", "wrong", "nxdomain"] = "correct"
     certificate: CertificateDefect = "valid"
+    # RSA size of the lab CA and server keys. 3072 makes the certificate-bearing IKE_AUTH response about
+    # 1.7 KB, larger than a 1500-byte path: it is IP-fragmented unless IKEv2 fragmentation splits it.
+    server_key_bits: Literal[2048, 3072, 4096] = 3072
     proposals: str = DEFAULT_PROPOSALS
     cookies: Literal["always", "never"] = "never"
     nat: Literal["none", "client-behind-nat"] = "none"
