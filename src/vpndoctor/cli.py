@@ -154,7 +154,7 @@ def lab_connect(
         client.stop()
     for line in result.output.splitlines():
         if line.startswith(("[IKE]", "[ENC]", "[NET]")) or "initiate" in line:
-            out.print(line, highlight=False, markup=False)
+            out.print(line, highlight=False, markup=False, soft_wrap=True)
     if result.established:
         out.print("[bold green]IKE SA established[/]")
     else:
