@@ -22,7 +22,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 lab_app = typer.Typer(
-    help="A network-namespace lab: client, WAN, edge firewall, load balancer, two strongSwan/SSTP servers, DNS.",
+    help="A network-namespace lab: client, WAN, edge firewall, load balancer, strongSwan/SSTP servers, DNS.",
     no_args_is_help=True,
 )
 app.add_typer(lab_app, name="lab")
@@ -61,7 +61,9 @@ def lab_scenarios() -> None:
 
 @lab_app.command("up")
 def lab_up(
-    scenario: Annotated[str, typer.Option("--scenario", "-s", help="Built-in scenario name or YAML file.")] = "healthy",
+    scenario: Annotated[
+        str, typer.Option("--scenario", "-s", help="Built-in scenario name or YAML file.")
+    ] = "healthy",
     prefix: PrefixOpt = "vd",
     as_json: Annotated[bool, typer.Option("--json", help="Print the lab's target as JSON.")] = False,
 ) -> None:
@@ -92,7 +94,9 @@ def lab_down(prefix: PrefixOpt = "vd") -> None:
     from vpndoctor.lab.runner import lab_down as down
 
     removed = down(prefix)
-    out.print(f"lab '{prefix}' down" + (f": removed {', '.join(removed)}" if removed else ": nothing to remove"))
+    out.print(
+        f"lab '{prefix}' down" + (f": removed {', '.join(removed)}" if removed else ": nothing to remove")
+    )
 
 
 @lab_app.command("status")
@@ -119,13 +123,13 @@ def lab_status(
         raise typer.Exit(1)
 
 
-@lab_app.command(
-    "exec", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
-)
+@lab_app.command("exec", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def lab_exec(
     ctx: typer.Context,
     prefix: PrefixOpt = "vd",
-    host: Annotated[str, typer.Option("--in", help="Lab host to run in (client, edge, lb, vpn1, ...).")] = "client",
+    host: Annotated[
+        str, typer.Option("--in", help="Lab host to run in (client, edge, lb, vpn1, ...).")
+    ] = "client",
 ) -> None:
     """Run a command in the lab's client namespace: vpndoctor lab exec -- CMD ARGS..."""
     from vpndoctor.lab.runner import lab_exec as run_in
@@ -158,7 +162,9 @@ def lab_connect(
     if result.established:
         out.print("[bold green]IKE SA established[/]")
     else:
-        out.print("[bold red]IKE SA not established[/] (a Windows client would report error 809 on a timeout)")
+        out.print(
+            "[bold red]IKE SA not established[/] (a Windows client would report error 809 on a timeout)"
+        )
         raise typer.Exit(1)
 
 

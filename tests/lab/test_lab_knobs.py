@@ -32,9 +32,22 @@ def answered(output: str) -> bool:
 
 def tls_handshake(lab: Lab, target: str = VIP, timeout_s: int = 4) -> subprocess.CompletedProcess[str]:
     need("openssl")
-    return lab.run("client", "timeout", str(timeout_s), "openssl", "s_client", "-connect", f"{target}:443",
-                   "-servername", t.SERVER_NAME, "-CAfile", lab.info.ca_file, "-verify_return_error",
-                   input_text="", timeout_s=timeout_s + 5)
+    return lab.run(
+        "client",
+        "timeout",
+        str(timeout_s),
+        "openssl",
+        "s_client",
+        "-connect",
+        f"{target}:443",
+        "-servername",
+        t.SERVER_NAME,
+        "-CAfile",
+        lab.info.ca_file,
+        "-verify_return_error",
+        input_text="",
+        timeout_s=timeout_s + 5,
+    )
 
 
 def ping(lab: Lab, *args: str, target: str = VIP) -> subprocess.CompletedProcess[str]:
@@ -77,9 +90,23 @@ def test_healthy_sstp_endpoint_answers_duplex_post(lab: Lab) -> None:
         f"Host: {t.SERVER_NAME}\r\nContent-Length: 18446744073709551615\r\n"
         "SSTPCORRELATIONID: {11111111-2222-3333-4444-555555555555}\r\n\r\n"
     )
-    proc = lab.run("client", "timeout", "4", "openssl", "s_client", "-quiet", "-ign_eof", "-connect",
-                   f"{VIP}:443", "-servername", t.SERVER_NAME, "-CAfile", lab.info.ca_file,
-                   input_text=request, timeout_s=10)
+    proc = lab.run(
+        "client",
+        "timeout",
+        "4",
+        "openssl",
+        "s_client",
+        "-quiet",
+        "-ign_eof",
+        "-connect",
+        f"{VIP}:443",
+        "-servername",
+        t.SERVER_NAME,
+        "-CAfile",
+        lab.info.ca_file,
+        input_text=request,
+        timeout_s=10,
+    )
     assert "HTTP/1.1 200 OK" in proc.stdout, proc.stdout + proc.stderr
     assert "SSTP-Server" in proc.stdout
 
@@ -113,17 +140,30 @@ def send_big_udp(lab: Lab, size: int = 3000) -> bool:
     """A 3000-byte UDP datagram (IP-fragmented on a 1500-byte path) from client to vpn1, received by a
     listener in vpn1's namespace."""
     listener = subprocess.Popen(
-        ["ip", "netns", "exec", lab.ns("vpn1"), sys.executable, "-c",
-         "import socket,sys; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('0.0.0.0', 5555));"
-         "print('ready', flush=True); s.settimeout(3);\n"
-         "try:\n  d,a=s.recvfrom(65535); print(len(d))\nexcept OSError: print('timeout')"],
-        stdout=subprocess.PIPE, text=True)
+        [
+            "ip",
+            "netns",
+            "exec",
+            lab.ns("vpn1"),
+            sys.executable,
+            "-c",
+            "import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('0.0.0.0', 5555));"
+            "print('ready', flush=True); s.settimeout(3);\n"
+            "try:\n  d,a=s.recvfrom(65535); print(len(d))\nexcept OSError: print('timeout')",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert listener.stdout is not None
         assert listener.stdout.readline().strip() == "ready"
-        lab.run("client", sys.executable, "-c",
-                "import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM);"
-                f"s.sendto(b'x'*{size}, ('{t.BACKEND4['vpn1']}', 5555))")
+        lab.run(
+            "client",
+            sys.executable,
+            "-c",
+            "import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM);"
+            f"s.sendto(b'x'*{size}, ('{t.BACKEND4['vpn1']}', 5555))",
+        )
         out, _ = listener.communicate(timeout=10)
     finally:
         listener.kill()
@@ -283,8 +323,19 @@ def test_edge_dnat_publishes_public_vip(lab: Lab) -> None:
 
 
 def served_certificate(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> str:
-    proc = lab.run("client", "timeout", "4", "openssl", "s_client", "-connect", f"{VIP}:443", "-servername",
-                   t.SERVER_NAME, input_text="", timeout_s=10)
+    proc = lab.run(
+        "client",
+        "timeout",
+        "4",
+        "openssl",
+        "s_client",
+        "-connect",
+        f"{VIP}:443",
+        "-servername",
+        t.SERVER_NAME,
+        input_text="",
+        timeout_s=10,
+    )
     match = re.search(r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", proc.stdout, re.S)
     assert match, proc.stdout + proc.stderr
     path = tmp_path_factory.mktemp("cert") / "served.pem"
@@ -308,8 +359,11 @@ def test_valid_certificate(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -
 def test_expired_certificate(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> None:
     cert = served_certificate(lab, tmp_path_factory)
     assert openssl("x509", "-in", cert, "-noout", "-checkend", "0").returncode != 0
-    assert "certificate has expired" in openssl("verify", "-CAfile", lab.info.ca_file, cert).stderr + \
-        openssl("verify", "-CAfile", lab.info.ca_file, cert).stdout
+    assert (
+        "certificate has expired"
+        in openssl("verify", "-CAfile", lab.info.ca_file, cert).stderr
+        + openssl("verify", "-CAfile", lab.info.ca_file, cert).stdout
+    )
     ok, output = connect(lab)
     assert not ok, "strongSwan refuses an expired server certificate"
 
@@ -357,7 +411,9 @@ def test_windows_default_proposal_only(lab: Lab) -> None:
     assert not ok and "NO_PROPOSAL_CHOSEN" in output, output
     ok, output = connect(lab, proposals="3des-sha1-modp1024")
     assert ok, output
-    assert "IKE:3DES_CBC/HMAC_SHA1_96/PRF_HMAC_SHA1/MODP_1024" in lab.charon_log("vpn1") + lab.charon_log("vpn2")
+    assert "IKE:3DES_CBC/HMAC_SHA1_96/PRF_HMAC_SHA1/MODP_1024" in lab.charon_log("vpn1") + lab.charon_log(
+        "vpn2"
+    )
 
 
 @scenarios("proposals-ecp384-only")

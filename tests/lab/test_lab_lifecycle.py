@@ -20,9 +20,12 @@ PREFIX = "vdlc"
 CLI = [sys.executable, "-m", "vpndoctor"]
 
 
-def cli(*args: str, env: dict[str, str] | None = None, timeout_s: float = 90) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout_s, env=env,
-                          stdin=subprocess.DEVNULL)
+def cli(
+    *args: str, env: dict[str, str] | None = None, timeout_s: float = 90
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*CLI, *args], capture_output=True, text=True, timeout=timeout_s, env=env, stdin=subprocess.DEVNULL
+    )
 
 
 def namespaces() -> set[str]:
@@ -40,8 +43,9 @@ def alive(pid: int) -> bool:
 
 
 def host_veths() -> set[str]:
-    out = subprocess.run(["ip", "-o", "link", "show", "type", "veth"], capture_output=True, text=True,
-                         timeout=10).stdout
+    out = subprocess.run(
+        ["ip", "-o", "link", "show", "type", "veth"], capture_output=True, text=True, timeout=10
+    ).stdout
     return {line.split(":")[1].strip().split("@")[0] for line in out.splitlines()}
 
 
@@ -105,8 +109,13 @@ def test_crashed_lab_is_detected_and_cleaned(clean: object) -> None:
 
 
 def test_interrupted_up_leaves_nothing(clean: object) -> None:
-    proc = subprocess.Popen([*CLI, "lab", "up", "--prefix", PREFIX], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [*CLI, "lab", "up", "--prefix", PREFIX],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
     # Let it get part-way (namespaces exist), then interrupt it like Ctrl-C.
     deadline = 200
     while not namespaces() and deadline:
@@ -139,9 +148,23 @@ def test_errors_are_one_line_with_exit_2(tmp_path: Path) -> None:
 
 
 def test_not_root_is_a_clear_error() -> None:
-    proc = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", *CLI, "lab", "up",
-                           "--prefix", PREFIX], capture_output=True, text=True, timeout=60,
-                          env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"))
+    proc = subprocess.run(
+        [
+            "setpriv",
+            "--reuid=nobody",
+            "--regid=nogroup",
+            "--clear-groups",
+            *CLI,
+            "lab",
+            "up",
+            "--prefix",
+            PREFIX,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"),
+    )
     assert proc.returncode == 2, proc.stderr
     assert "needs root" in proc.stderr and "Traceback" not in proc.stderr
 

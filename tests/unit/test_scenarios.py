@@ -74,7 +74,7 @@ def test_rendered_rules() -> None:
     edge = nftables.edge_ruleset(s["error-809-fragments"])
     assert "ip frag-off & 0x3fff != 0" in edge and "exthdr frag exists" in edge
     assert "frag-off" not in nftables.edge_ruleset(s["healthy"])
-    assert 'th dport 4500 counter drop' in nftables.edge_ruleset(s["block-udp-4500"])
+    assert "th dport 4500 counter drop" in nftables.edge_ruleset(s["block-udp-4500"])
     assert "masquerade" in nftables.edge_ruleset(s["nat-client"])
     lb = nftables.lb_ruleset(s["healthy"])
     # every rule hashes with the same explicit seed, or one client's flows would be split
@@ -89,7 +89,8 @@ def test_rendered_strongswan_config() -> None:
     conf = strongswan.responder_swanctl_conf("vpn1", s["error-809-fragments"])
     assert "fragmentation = no" in conf and "auth = eap-mschapv2" in conf and "send_cert = ifasked" in conf
     assert "proposals = 3des-sha1-modp1024" in strongswan.responder_swanctl_conf(
-        "vpn2", s["proposals-windows-default"])
+        "vpn2", s["proposals-windows-default"]
+    )
     assert "cookie_threshold = 1\n" in strongswan.strongswan_conf(Path("/x"), s["cookies-always"])
     assert "cookie_threshold = 1000000" in strongswan.strongswan_conf(Path("/x"), s["healthy"])
 
@@ -98,8 +99,9 @@ def _nft_check(text: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     path = tmp_path / "rules.nft"
     path.write_text(text)
     # nft -c asks the kernel to validate without committing; a private network namespace keeps it clean.
-    return subprocess.run(["unshare", "-n", "nft", "-c", "-f", str(path)], capture_output=True, text=True,
-                          timeout=30)
+    return subprocess.run(
+        ["unshare", "-n", "nft", "-c", "-f", str(path)], capture_output=True, text=True, timeout=30
+    )
 
 
 @pytest.mark.skipif(os.geteuid() != 0 or shutil.which("nft") is None, reason="needs root and nft")

@@ -28,8 +28,15 @@ class InitiateResult:
 class LabClient:
     """Start with `start()`, dial with `initiate()`, stop with `stop()` (or let `lab down` do it)."""
 
-    def __init__(self, prefix: str, *, remote: str | None = None, fragmentation: bool = True,
-                 proposals: str = "default", name: str = "client-charon") -> None:
+    def __init__(
+        self,
+        prefix: str,
+        *,
+        remote: str | None = None,
+        fragmentation: bool = True,
+        proposals: str = "default",
+        name: str = "client-charon",
+    ) -> None:
         state = LabState.load(prefix)
         if state is None or not state.ready:
             raise LabError(f"lab '{prefix}' is not up")
@@ -56,21 +63,32 @@ class LabClient:
             (swan / sub).mkdir(parents=True, exist_ok=True)
         shutil.copy(Path(self.state.workdir) / "pki" / "ca.pem", swan / "x509ca" / "ca.pem")
         (wd / "strongswan.conf").write_text(strongswan.strongswan_conf(wd, None))
-        (swan / "swanctl.conf").write_text(strongswan.initiator_swanctl_conf(
-            self.remote, fragmentation=self.fragmentation, proposals=self.proposals))
+        (swan / "swanctl.conf").write_text(
+            strongswan.initiator_swanctl_conf(
+                self.remote, fragmentation=self.fragmentation, proposals=self.proposals
+            )
+        )
         builder = _Builder(Scenario.model_validate(self.state.scenario), self.prefix)
         builder.state = self.state
-        self.pid = builder.spawn(self.name, "client",
-                                 strongswan.charon_command(t.namespace(self.prefix, "client"), wd))
+        self.pid = builder.spawn(
+            self.name, "client", strongswan.charon_command(t.namespace(self.prefix, "client"), wd)
+        )
         builder.wait_for("lab client charon", lambda: builder._vici_ok(wd), self.pid)
-        _run(strongswan.swanctl_command(wd, "--load-all", "--noprompt"), env=dict(os.environ, SWANCTL_DIR=str(swan)))
+        _run(
+            strongswan.swanctl_command(wd, "--load-all", "--noprompt"),
+            env=dict(os.environ, SWANCTL_DIR=str(swan)),
+        )
         return self
 
     def initiate(self, timeout_s: float = 20.0) -> InitiateResult:
         """Dial an IKE SA without CHILD_SA: it proves reachability, fragmentation and authentication."""
-        proc = _run(strongswan.swanctl_command(self.workdir, "--initiate", "--ike", "lab",
-                                               "--timeout", str(int(timeout_s))),
-                    check=False, timeout_s=timeout_s + 10)
+        proc = _run(
+            strongswan.swanctl_command(
+                self.workdir, "--initiate", "--ike", "lab", "--timeout", str(int(timeout_s))
+            ),
+            check=False,
+            timeout_s=timeout_s + 10,
+        )
         text = proc.stdout + proc.stderr
         established = re.search(r"IKE_SA lab\[\d+\] established", text) is not None
         return InitiateResult(established=established, output=text)

@@ -40,11 +40,16 @@ class Lab:
     def ns(self, role: str) -> str:
         return t.namespace(self.prefix, role)
 
-    def run(self, role: str, *argv: str, timeout_s: float = 30.0,
-            input_text: str | None = None) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, role: str, *argv: str, timeout_s: float = 30.0, input_text: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
         """Run a command in one lab host; never raises on a non-zero exit."""
-        return _run(["ip", "netns", "exec", self.ns(role), *argv], timeout_s=timeout_s, check=False,
-                    input_text=input_text)
+        return _run(
+            ["ip", "netns", "exec", self.ns(role), *argv],
+            timeout_s=timeout_s,
+            check=False,
+            input_text=input_text,
+        )
 
     def charon_log(self, backend: str) -> str:
         return self._read(self.workdir / backend / "charon.log")
@@ -83,8 +88,16 @@ class Lab:
             reply = dict(fields[4:8]) if fields[4][0] == "src" else dict(fields[5:9])
             if orig.get("dst") not in (t.VIP4, t.VIP6):
                 continue
-            flows.append(Flow(proto=proto, client=orig["src"], client_port=int(orig["sport"]),
-                              vip=orig["dst"], vip_port=int(orig["dport"]), backend=reply["src"]))
+            flows.append(
+                Flow(
+                    proto=proto,
+                    client=orig["src"],
+                    client_port=int(orig["sport"]),
+                    vip=orig["dst"],
+                    vip_port=int(orig["dport"]),
+                    backend=reply["src"],
+                )
+            )
         return flows
 
     def backend_name(self, address: str) -> str:

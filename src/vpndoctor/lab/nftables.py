@@ -82,12 +82,8 @@ def lb_ruleset(s: Scenario) -> str:
         for proto, port in LB_SERVICES:
             name = f"{b}_{proto}{port}"
             counters.append(name)
-            forward.append(
-                f"ct state new ip daddr {t.BACKEND4[b]} {proto} dport {port} counter name {name}"
-            )
-            forward.append(
-                f"ct state new ip6 daddr {t.BACKEND6[b]} {proto} dport {port} counter name {name}"
-            )
+            forward.append(f"ct state new ip daddr {t.BACKEND4[b]} {proto} dport {port} counter name {name}")
+            forward.append(f"ct state new ip6 daddr {t.BACKEND6[b]} {proto} dport {port} counter name {name}")
     return _table(
         LB_TABLE,
         counters=counters,

@@ -1,12 +1,13 @@
 """Bring the lab up and down: namespaces, veth pairs, addresses, nftables, and the daemons.
 
 Everything the lab creates is named after its prefix (`{prefix}-{role}` namespaces) and recorded in a
-state file under /var/lib/vpndoctor, so `down` can remove it even after a crash. `down` kills only processes that live in
-the lab's own namespaces and deletes only the lab's own namespaces.
+state file under /var/lib/vpndoctor, so `down` can remove it even after a crash. `down` kills only
+processes that live in the lab's own namespaces and deletes only the lab's own namespaces.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -52,11 +53,24 @@ REQUIRED_FILES = {
 READY_TIMEOUT_S = 15.0
 
 
-def _run(argv: Sequence[str], *, timeout_s: float = 15.0, check: bool = True,
-         env: dict[str, str] | None = None, input_text: str | None = None) -> subprocess.CompletedProcess[str]:
+def _run(
+    argv: Sequence[str],
+    *,
+    timeout_s: float = 15.0,
+    check: bool = True,
+    env: dict[str, str] | None = None,
+    input_text: str | None = None,
+) -> subprocess.CompletedProcess[str]:
     try:
-        proc = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout_s, env=env,
-                              input=input_text, stdin=None if input_text is not None else subprocess.DEVNULL)
+        proc = subprocess.run(
+            list(argv),
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            env=env,
+            input=input_text,
+            stdin=None if input_text is not None else subprocess.DEVNULL,
+        )
     except FileNotFoundError:
         raise LocalEnvironmentError(f"{argv[0]} not found") from None
     except subprocess.TimeoutExpired:
@@ -90,12 +104,16 @@ def preflight() -> None:
         pkgs = " ".join(sorted(set(missing)))
         raise LocalEnvironmentError(f"missing Debian package(s): {pkgs} (apt-get install {pkgs})")
     if sstpd_path() is None:
-        raise LocalEnvironmentError("sstpd not found: pip install 'vpndoctor[lab]' (PyPI package sstp-server)")
+        raise LocalEnvironmentError(
+            "sstpd not found: pip install 'vpndoctor[lab]' (PyPI package sstp-server)"
+        )
 
 
 def check_prefix(prefix: str) -> str:
     if not _PREFIX_RE.match(prefix):
-        raise UsageError(f"bad lab prefix '{prefix}': expected 1-8 lowercase letters/digits, starting with a letter")
+        raise UsageError(
+            f"bad lab prefix '{prefix}': expected 1-8 lowercase letters/digits, starting with a letter"
+        )
     return prefix
 
 
@@ -155,19 +173,15 @@ def _alive(pid: int) -> bool:
 
 def _kill_all(pids: list[int], *, grace_s: float = 3.0) -> None:
     for pid in pids:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
     deadline = time.monotonic() + grace_s
     while time.monotonic() < deadline and any(_alive(p) for p in pids):
         time.sleep(0.05)
     for pid in pids:
         if _alive(pid):
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
     _reap()
 
 
@@ -223,8 +237,12 @@ class _Builder:
         self.s = scenario
         self.prefix = prefix
         self.workdir = STATE_ROOT / prefix
-        self.state = LabState(prefix=prefix, scenario=scenario.model_dump(mode="json"),
-                              workdir=str(self.workdir), started_at=datetime.now(UTC).isoformat())
+        self.state = LabState(
+            prefix=prefix,
+            scenario=scenario.model_dump(mode="json"),
+            workdir=str(self.workdir),
+            started_at=datetime.now(UTC).isoformat(),
+        )
 
     def ns(self, role: str) -> str:
         return t.namespace(self.prefix, role)
@@ -235,13 +253,21 @@ class _Builder:
     def spawn(self, name: str, role: str, argv: list[str], env: dict[str, str] | None = None) -> int:
         log = self.workdir / f"{name}.log"
         with open(log, "ab") as out:
-            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                    start_new_session=True, env=env)
+            proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                env=env,
+            )
         self.state.processes.append(ProcessRecord(name=name, role=role, pid=proc.pid, log=str(log)))
         self.state.save()
         return proc.pid
 
-    def wait_for(self, what: str, probe: Any, pid: int | None = None, timeout_s: float = READY_TIMEOUT_S) -> None:
+    def wait_for(
+        self, what: str, probe: Any, pid: int | None = None, timeout_s: float = READY_TIMEOUT_S
+    ) -> None:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if probe():
@@ -270,8 +296,13 @@ class _Builder:
 
     def pki(self) -> None:
         ips = [t.VIP4, t.VIP6, t.PUBLIC_VIP4, t.PUBLIC_VIP6]
-        pki = make_lab_pki(t.SERVER_NAME, self.s.certificate, now=datetime.now(UTC), ip_addresses=ips,
-                           key_bits=self.s.server_key_bits)
+        pki = make_lab_pki(
+            t.SERVER_NAME,
+            self.s.certificate,
+            now=datetime.now(UTC),
+            ip_addresses=ips,
+            key_bits=self.s.server_key_bits,
+        )
         self.files = pki.write(self.workdir / "pki")
 
     def network(self) -> None:
@@ -279,18 +310,38 @@ class _Builder:
             proc = _run(["ip", "netns", "add", self.ns(role)], check=False)
             if proc.returncode != 0:
                 raise LocalEnvironmentError(
-                    f"cannot create network namespace {self.ns(role)}: {proc.stderr.strip()}")
+                    f"cannot create network namespace {self.ns(role)}: {proc.stderr.strip()}"
+                )
             self.state.namespaces.append(self.ns(role))
             self.state.save()
             self.nsrun(role, "ip", "link", "set", "lo", "up")
         mtu_ends = {(t.MTU_LINK[0], t.MTU_LINK[1]), (t.MTU_LINK[2], t.MTU_LINK[3])}
         for link in t.LINKS:
-            _run(["ip", "-n", self.ns(link.a_role), "link", "add", link.a_if, "type", "veth",
-                  "peer", "name", link.b_if, "netns", self.ns(link.b_role)])
-            for role, ifname, addrs in ((link.a_role, link.a_if, link.a_addrs),
-                                        (link.b_role, link.b_if, link.b_addrs)):
+            _run(
+                [
+                    "ip",
+                    "-n",
+                    self.ns(link.a_role),
+                    "link",
+                    "add",
+                    link.a_if,
+                    "type",
+                    "veth",
+                    "peer",
+                    "name",
+                    link.b_if,
+                    "netns",
+                    self.ns(link.b_role),
+                ]
+            )
+            for role, ifname, addrs in (
+                (link.a_role, link.a_if, link.a_addrs),
+                (link.b_role, link.b_if, link.b_addrs),
+            ):
                 if (role, ifname) in mtu_ends:
-                    _run(["ip", "-n", self.ns(role), "link", "set", ifname, "mtu", str(self.s.path_mtu_bytes)])
+                    _run(
+                        ["ip", "-n", self.ns(role), "link", "set", ifname, "mtu", str(self.s.path_mtu_bytes)]
+                    )
                 for addr in addrs:
                     extra = ["nodad"] if ":" in addr else []
                     _run(["ip", "-n", self.ns(role), "addr", "add", addr, "dev", ifname, *extra])
@@ -316,18 +367,34 @@ class _Builder:
     def dns(self) -> None:
         etc = NETNS_ETC / self.ns("client")
         etc.mkdir(parents=True, exist_ok=True)
-        (etc / "resolv.conf").write_text(f"# vpndoctor lab\nnameserver {t.DNS4}\noptions timeout:2 attempts:1\n")
+        (etc / "resolv.conf").write_text(
+            f"# vpndoctor lab\nnameserver {t.DNS4}\noptions timeout:2 attempts:1\n"
+        )
         records = []
         if self.s.dns == "correct":
             records = list(t.target_addresses(self.s.edge_dnat))
         elif self.s.dns == "wrong":
             records = [t.WRONG4, t.WRONG6]
-        argv = ["ip", "netns", "exec", self.ns("dns"), "dnsmasq", "--keep-in-foreground",
-                "--conf-file=/dev/null", "--no-resolv", "--no-hosts", "--bind-interfaces",
-                f"--listen-address={t.DNS4}", f"--listen-address={t.DNS6}",
-                f"--auth-server=ns.{t.ZONE},eth0", f"--auth-zone={t.ZONE}",
-                f"--pid-file={self.workdir / 'dnsmasq.pid'}", "--log-queries",
-                f"--log-facility={self.workdir / 'dnsmasq-queries.log'}", "--user=root"]
+        argv = [
+            "ip",
+            "netns",
+            "exec",
+            self.ns("dns"),
+            "dnsmasq",
+            "--keep-in-foreground",
+            "--conf-file=/dev/null",
+            "--no-resolv",
+            "--no-hosts",
+            "--bind-interfaces",
+            f"--listen-address={t.DNS4}",
+            f"--listen-address={t.DNS6}",
+            f"--auth-server=ns.{t.ZONE},eth0",
+            f"--auth-zone={t.ZONE}",
+            f"--pid-file={self.workdir / 'dnsmasq.pid'}",
+            "--log-queries",
+            f"--log-facility={self.workdir / 'dnsmasq-queries.log'}",
+            "--user=root",
+        ]
         if records:
             argv.append(f"--host-record={t.SERVER_NAME},{','.join(records)}")
         pid = self.spawn("dnsmasq", "dns", argv)
@@ -335,9 +402,27 @@ class _Builder:
 
     def wan(self) -> None:
         ready = self.workdir / "wan.ready"
-        argv = ["ip", "netns", "exec", self.ns("wan"), sys.executable, "-m", "vpndoctor.lab.wan",
-                "--if-a", "to-client", "--if-b", "to-edge", "--delay-ms", f"{self.s.rtt_ms / 2:g}",
-                "--loss-pct", f"{self.s.loss_pct:g}", "--seed", "1", "--ready-file", str(ready)]
+        argv = [
+            "ip",
+            "netns",
+            "exec",
+            self.ns("wan"),
+            sys.executable,
+            "-m",
+            "vpndoctor.lab.wan",
+            "--if-a",
+            "to-client",
+            "--if-b",
+            "to-edge",
+            "--delay-ms",
+            f"{self.s.rtt_ms / 2:g}",
+            "--loss-pct",
+            f"{self.s.loss_pct:g}",
+            "--seed",
+            "1",
+            "--ready-file",
+            str(ready),
+        ]
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
         pid = self.spawn("wan", "wan", argv, env=env)
@@ -366,31 +451,58 @@ class _Builder:
     def sstpd(self, backend: str) -> None:
         wd = self.workdir / backend
         options = wd / "options.sstpd"
-        options.write_text("# pppd options for the lab's sstpd\nname sstpd\nrequire-mschap-v2\n"
-                           "nodefaultroute\nnoipx\nms-dns 192.0.2.50\n")
+        options.write_text(
+            "# pppd options for the lab's sstpd\nname sstpd\nrequire-mschap-v2\n"
+            "nodefaultroute\nnoipx\nms-dns 192.0.2.50\n"
+        )
         exe = sstpd_path()
         assert exe is not None  # preflight checked
-        argv = ["ip", "netns", "exec", self.ns(backend), exe, "--listen",
-                f"{t.BACKEND4[backend]},{t.BACKEND6[backend]}", "--listen-port", "443",
-                "--pem-cert", str(self.files.server_chain), "--pem-key", str(self.files.server_key),
-                "--pppd", shutil.which("pppd") or "/usr/sbin/pppd", "--pppd-config", str(options),
-                "--local", "203.0.113.1", "--remote", strongswan.POOLS[backend][0]]
+        argv = [
+            "ip",
+            "netns",
+            "exec",
+            self.ns(backend),
+            exe,
+            "--listen",
+            f"{t.BACKEND4[backend]},{t.BACKEND6[backend]}",
+            "--listen-port",
+            "443",
+            "--pem-cert",
+            str(self.files.server_chain),
+            "--pem-key",
+            str(self.files.server_key),
+            "--pppd",
+            shutil.which("pppd") or "/usr/sbin/pppd",
+            "--pppd-config",
+            str(options),
+            "--local",
+            "203.0.113.1",
+            "--remote",
+            strongswan.POOLS[backend][0],
+        ]
         pid = self.spawn(f"sstpd-{backend}", backend, argv)
         self.wait_for(f"sstpd on {backend}", lambda: self._listening(backend, "-tln", 443), pid)
 
     def _listening(self, role: str, flags: str, port: int) -> bool:
-        proc = _run(["ip", "netns", "exec", self.ns(role), "ss", "-H", flags, f"sport = :{port}"],
-                    check=False, timeout_s=5)
+        proc = _run(
+            ["ip", "netns", "exec", self.ns(role), "ss", "-H", flags, f"sport = :{port}"],
+            check=False,
+            timeout_s=5,
+        )
         return bool(proc.stdout.strip())
 
 
 def info_from_state(state: LabState) -> LabInfo:
     s = Scenario.model_validate(state.scenario)
     return LabInfo(
-        prefix=state.prefix, scenario=s.name, server_name=t.SERVER_NAME,
-        addresses=t.target_addresses(s.edge_dnat), dns_server=t.DNS4,
+        prefix=state.prefix,
+        scenario=s.name,
+        server_name=t.SERVER_NAME,
+        addresses=t.target_addresses(s.edge_dnat),
+        dns_server=t.DNS4,
         ca_file=str(Path(state.workdir) / "pki" / "ca.pem"),
-        client_namespace=t.namespace(state.prefix, "client"), workdir=state.workdir,
+        client_namespace=t.namespace(state.prefix, "client"),
+        workdir=state.workdir,
     )
 
 
@@ -399,7 +511,9 @@ def lab_up(scenario: Scenario, prefix: str = DEFAULT_PREFIX) -> LabInfo:
     check_prefix(prefix)
     preflight()
     if existing_namespaces(prefix) or (STATE_ROOT / prefix).exists():
-        raise LabError(f"a lab with prefix '{prefix}' already exists: run `vpndoctor lab down --prefix {prefix}`")
+        raise LabError(
+            f"a lab with prefix '{prefix}' already exists: run `vpndoctor lab down --prefix {prefix}`"
+        )
     builder = _Builder(scenario, prefix)
     try:
         return builder.build()
@@ -422,8 +536,9 @@ def lab_status(prefix: str = DEFAULT_PREFIX) -> dict[str, Any]:
         return status
     status["scenario"] = state.scenario.get("name")
     status["started_at"] = state.started_at
-    status["processes"] = [{"name": p.name, "pid": p.pid, "alive": _alive(p.pid), "log": p.log}
-                           for p in state.processes]
+    status["processes"] = [
+        {"name": p.name, "pid": p.pid, "alive": _alive(p.pid), "log": p.log} for p in state.processes
+    ]
     status["info"] = asdict(info_from_state(state))
     return status
 

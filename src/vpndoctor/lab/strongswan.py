@@ -62,7 +62,7 @@ charon {{
   }}
   filelog {{
     charon {{
-      path = {workdir / 'charon.log'}
+      path = {workdir / "charon.log"}
       time_format = %H:%M:%S
       flush_line = yes
       default = 1
@@ -172,4 +172,11 @@ def charon_command(namespace: str, workdir: Path) -> list[str]:
 
 
 def swanctl_command(workdir: Path, *args: str) -> list[str]:
-    return ["env", f"STRONGSWAN_CONF={workdir / 'strongswan.conf'}", SWANCTL, *args, "--uri", vici_uri(workdir)]
+    return [
+        "env",
+        f"STRONGSWAN_CONF={workdir / 'strongswan.conf'}",
+        SWANCTL,
+        *args,
+        "--uri",
+        vici_uri(workdir),
+    ]
