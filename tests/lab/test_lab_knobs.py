@@ -84,6 +84,17 @@ def test_healthy_every_service_answers(lab: Lab) -> None:
 
 
 @scenarios("healthy")
+def test_healthy_ipv6_end_to_end(lab: Lab) -> None:
+    ok, output = connect(lab, remote=t.VIP6)
+    assert ok, output
+    assert f"from {t.CLIENT6}[" in lab.charon_log("vpn1") + lab.charon_log("vpn2")
+    proc = tls_handshake(lab, target=f"[{t.VIP6}]")
+    assert proc.returncode == 0 and "Verify return code: 0 (ok)" in proc.stdout, proc.stdout[-500:]
+    aaaa = dig(lab, "AAAA")
+    assert "status: NOERROR" in aaaa.stdout
+
+
+@scenarios("healthy")
 def test_healthy_sstp_endpoint_answers_duplex_post(lab: Lab) -> None:
     request = (
         "SSTP_DUPLEX_POST /sra_{BA195980-CD49-458b-9E23-C84EE0ADCD75}/ HTTP/1.1\r\n"
