@@ -1,0 +1,29 @@
+"""Regenerate the JSON Schemas in schema/ from the pydantic models (run after changing a model)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from vpndoctor.probes.ike import IkeObservation
+
+SCHEMAS = {"ike.json": IkeObservation}
+
+
+def render(model: type[IkeObservation]) -> str:
+    schema = model.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    return json.dumps(schema, indent=2, sort_keys=True) + "\n"
+
+
+def main() -> int:
+    root = Path(__file__).resolve().parents[1] / "schema"
+    root.mkdir(exist_ok=True)
+    for name, model in SCHEMAS.items():
+        (root / name).write_text(render(model))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

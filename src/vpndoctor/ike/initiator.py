@@ -1,0 +1,863 @@
+"""The IKEv2 initiator as a sans-I/O state machine: it gets as far as a server lets an anonymous client go.
+
+Theory of operation (aioquic/h11 style): the caller feeds `receive_datagram(data, addr, now)` and
+`handle_timer(now)`, sends what `datagrams_to_send(now)` returns, sleeps until `get_timer()`, and reads
+milestones from `next_event()`. Time, randomness and addresses come in as arguments; nothing here opens a
+socket or reads a clock. The exchange is IKE_SA_INIT (answering COOKIE and INVALID_KE_PAYLOAD), a float to
+UDP 4500 when NAT is detected (or forced), IKE_AUTH without an AUTH payload (it asks for EAP, as a Windows
+user tunnel does), one EAP-Identity answer to learn the EAP method, then a polite INFORMATIONAL Delete.
+
+States move only forward through `_TRANSITIONS`; a misuse by the caller raises `LocalProtocolError` and
+leaves the machine in the sticky FAILED state. What the remote sends never raises: malformed datagrams
+are recorded and ignored, and a server that never answers properly ends in a Timeout.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import struct
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import Enum
+
+from vpndoctor.ike import auth as ike_auth
+from vpndoctor.ike import sk
+from vpndoctor.ike.constants import (
+    AuthMethod,
+    CertEncoding,
+    CfgAttr,
+    CfgType,
+    EapCode,
+    EapType,
+    EncrId,
+    ExchangeType,
+    HashAlgorithm,
+    IdType,
+    IntegId,
+    NotifyType,
+    PayloadType,
+    ProtocolId,
+    TransformType,
+    TsType,
+)
+from vpndoctor.ike.dh import KeyExchange, new_key_exchange
+from vpndoctor.ike.errors import MalformedMessage
+from vpndoctor.ike.fragments import FragmentReassembler, build_fragments
+from vpndoctor.ike.keys import CipherSuite, IkeKeys, derive_ike_keys
+from vpndoctor.ike.message import (
+    Header,
+    Message,
+    decode_message,
+    decode_payload_chain,
+    encode_payload_chain,
+    strip_non_esp_marker,
+    summary,
+)
+from vpndoctor.ike.payloads import (
+    AuthPayload,
+    CertPayload,
+    CertReqPayload,
+    CpPayload,
+    DeletePayload,
+    EapPayload,
+    EncryptedFragmentPayload,
+    EncryptedPayload,
+    IdPayload,
+    KePayload,
+    NoncePayload,
+    NotifyPayload,
+    Payload,
+    Proposal,
+    SaPayload,
+    TrafficSelector,
+    Transform,
+    TsPayload,
+    VendorIdPayload,
+)
+from vpndoctor.ike.proposals import ProposalSpec, offered, suite_from_proposal
+
+Address = tuple[str, int]
+Rng = Callable[[int], bytes]
+
+FLAG_INITIATOR = 0x08
+FLAG_RESPONSE = 0x20
+NON_ESP_MARKER = b"\x00\x00\x00\x00"
+MAX_TRANSCRIPT = 2000
+MAX_COOKIE_ROUNDS = 2
+
+
+class LocalProtocolError(Exception):
+    """We (the caller) used the machine wrongly."""
+
+
+class State(Enum):
+    IDLE = "idle"
+    SA_INIT_SENT = "sa-init-sent"
+    AUTH_SENT = "auth-sent"
+    EAP_SENT = "eap-sent"
+    DELETE_SENT = "delete-sent"
+    DONE = "done"
+    FAILED = "failed"
+
+
+_TRANSITIONS: dict[State, frozenset[State]] = {
+    State.IDLE: frozenset({State.SA_INIT_SENT, State.FAILED}),
+    State.SA_INIT_SENT: frozenset({State.SA_INIT_SENT, State.AUTH_SENT, State.DONE, State.FAILED}),
+    State.AUTH_SENT: frozenset({State.EAP_SENT, State.DELETE_SENT, State.DONE, State.FAILED}),
+    State.EAP_SENT: frozenset({State.DELETE_SENT, State.DONE, State.FAILED}),
+    State.DELETE_SENT: frozenset({State.DONE, State.FAILED}),
+    State.DONE: frozenset(),
+    State.FAILED: frozenset(),
+}
+
+# ---- events ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DatagramEvent:
+    """One datagram on the wire, for the transcript (ladder diagram, round-trip counting)."""
+
+    t: float
+    direction: str  # "out" | "in"
+    remote: Address
+    size: int  # UDP payload bytes, non-ESP marker included
+    summary: str
+
+
+@dataclass(frozen=True)
+class SaInitDone:
+    suite: CipherSuite
+    notifies: tuple[int, ...]
+    vendor_ids: tuple[bytes, ...]
+    nat_local: bool  # we are behind NAT (the responder saw another address for us)
+    nat_remote: bool  # the responder is behind NAT (it hashed another address than we sent to)
+    fragmentation_supported: bool
+    signature_hash_algorithms: tuple[int, ...]
+    certreq_received: bool
+    cookie_rounds: int
+    ke_group: int
+
+
+@dataclass(frozen=True)
+class CookieRequested:
+    cookie: bytes
+
+
+@dataclass(frozen=True)
+class KeGroupRequested:
+    requested_group: int
+    offered_group: int
+
+
+@dataclass(frozen=True)
+class ErrorNotify:
+    exchange: int
+    notify: int
+    data: bytes
+
+
+@dataclass(frozen=True)
+class AuthDone:
+    idr_type: int | None
+    idr: bytes | None
+    certificates: tuple[bytes, ...]  # DER, in the order the server sent them
+    auth_method: int | None
+    auth_verified: bool | None  # None when there was nothing to verify
+    auth_reason: str | None
+    eap_code: int | None
+    eap_type: int | None
+    notifies: tuple[int, ...]
+    response_fragments: int  # 0: not fragmented (SK); n: arrived as n SKF fragments
+    request_fragments: int  # 0: our request went as one SK message
+
+
+@dataclass(frozen=True)
+class EapMethodRequested:
+    eap_type: int | None
+    eap_code: int
+
+
+@dataclass(frozen=True)
+class Timeout:
+    exchange: int
+    message_id: int
+    attempts: int
+
+
+@dataclass(frozen=True)
+class PeerMisbehaved:
+    reason: str
+
+
+@dataclass(frozen=True)
+class Finished:
+    reached: str  # "none" | "IKE_SA_INIT" | "IKE_AUTH"
+
+
+Event = (
+    DatagramEvent
+    | SaInitDone
+    | CookieRequested
+    | KeGroupRequested
+    | ErrorNotify
+    | AuthDone
+    | EapMethodRequested
+    | Timeout
+    | PeerMisbehaved
+    | Finished
+)
+
+# ---- configuration ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InitiatorConfig:
+    proposals: tuple[ProposalSpec, ...]
+    ke_group: int | None = None  # None: the first group of the first proposal
+    identity: str = "anonymous@vpndoctor.invalid"
+    eap_identity: str = "anonymous"
+    fragmentation: bool = True  # offer IKEV2_FRAGMENTATION_SUPPORTED
+    signature_hash_algorithms: bool = True  # offer SIGNATURE_HASH_ALGORITHMS (RFC 7427)
+    force_nat: bool = False  # forge NAT_DETECTION_SOURCE_IP so the responder floats to 4500
+    float_to_natt: bool = True  # move to the NAT-T port when NAT is detected (as Windows does)
+    natt_port: int = 4500
+    trust_anchor_hashes: tuple[bytes, ...] = ()  # SHA-1 of each trust anchor's SubjectPublicKeyInfo
+    retransmit_timeout_s: float = 0.5
+    retransmit_backoff: float = 2.0
+    retransmit_tries: int = 4  # transmissions of one request, the first included
+    fragment_size_bytes: int = 1280  # our own IKE_AUTH is sent as SKF when larger (and the peer agrees)
+    ask_eap_method: bool = True
+    send_delete: bool = True
+
+    def first_group(self) -> int:
+        if self.ke_group is not None:
+            return self.ke_group
+        return self.proposals[0].dh[0]
+
+
+@dataclass
+class _Outstanding:
+    exchange: int
+    message_id: int
+    datagrams: list[bytes]
+    remote: Address
+    sent_at: float
+    attempts: int
+    next_at: float
+
+
+@dataclass
+class _SaInitContext:
+    nonce_i: bytes
+    ke: KeyExchange
+    request: bytes = b""
+    response: bytes = b""
+    cookie: bytes | None = None
+    cookie_rounds: int = 0
+    ke_retried: bool = False
+
+
+# ---- the machine -----------------------------------------------------------------------------------
+
+
+class Initiator:
+    def __init__(self, config: InitiatorConfig, *, rng: Rng, local: Address, remote: Address) -> None:
+        if not config.proposals:
+            raise LocalProtocolError("at least one IKE proposal is needed")
+        self.config = config
+        self._rng = rng
+        self.local = local  # address and port of the socket that sends to port 500 (for NAT detection)
+        self.remote = remote  # server address and IKE port (500)
+        self.state = State.IDLE
+        self.spi_i = rng(8)
+        self.spi_r = b"\x00" * 8
+        self._events: deque[Event] = deque()
+        self._out: deque[tuple[bytes, Address]] = deque()
+        self._outstanding: _Outstanding | None = None
+        self._next_message_id = 0
+        self._ctx: _SaInitContext | None = None
+        self._suite: CipherSuite | None = None
+        self._keys: IkeKeys | None = None
+        self._natt = False
+        self._peer_fragmentation = False
+        self._reassembler: FragmentReassembler | None = None
+        self._request_fragments = 0
+        self.reached = "none"
+        self.transcript: list[DatagramEvent] = []
+        self.transcript_dropped = 0
+        self.round_trips = 0
+        self._auth: AuthDone | None = None
+
+    # -- public API ----------------------------------------------------------------------------------
+
+    def start(self, now: float) -> None:
+        if self.state is not State.IDLE:
+            self._fail_local("start() called twice")
+        group = self.config.first_group()
+        if not any(group in p.dh for p in self.config.proposals):
+            self._fail_local(f"KE group {group} is not in any offered proposal")
+        self._ctx = _SaInitContext(nonce_i=self._rng(32), ke=new_key_exchange(group, self._rng))
+        self._send_sa_init(now)
+
+    def receive_datagram(self, data: bytes, addr: Address, now: float) -> None:
+        if self.state in (State.IDLE, State.DONE, State.FAILED):
+            return
+        raw = data
+        if addr[1] == self.config.natt_port:
+            stripped = strip_non_esp_marker(data)
+            if stripped is None:  # ESP or a NAT keepalive: not for us
+                self._log("in", addr, len(data), now, "non-IKE datagram on the NAT-T port (ignored)")
+                return
+            raw = stripped
+        try:
+            self._receive_ike(raw, len(data), addr, now)
+        except MalformedMessage as exc:
+            self._log("in", addr, len(data), now, f"malformed ({exc}) - ignored")
+
+    def handle_timer(self, now: float) -> None:
+        out = self._outstanding
+        if out is None or now < out.next_at:
+            return
+        if self._reassembler is not None and self._reassembler.expired(now):
+            self._reassembler = None
+        if out.attempts >= self.config.retransmit_tries:
+            self._outstanding = None
+            if self.state is State.DELETE_SENT:
+                self._finish()  # a Delete without answer is no failure of the probe
+                return
+            self._events.append(Timeout(out.exchange, out.message_id, out.attempts))
+            self._finish()
+            return
+        out.attempts += 1
+        wait = self.config.retransmit_timeout_s * self.config.retransmit_backoff ** (out.attempts - 1)
+        out.next_at = now + wait
+        for dgram in out.datagrams:
+            self._emit(dgram, out.remote, now, retransmit=True)
+
+    def deadline_reached(self, now: float) -> None:
+        """The caller's total deadline passed: whatever is outstanding timed out."""
+        if self.finished:
+            return
+        out = self._outstanding
+        self._outstanding = None
+        if out is not None and self.state is not State.DELETE_SENT:
+            self._events.append(Timeout(out.exchange, out.message_id, out.attempts))
+        self._finish()
+
+    def datagrams_to_send(self, now: float) -> list[tuple[bytes, Address]]:
+        sent = list(self._out)
+        self._out.clear()
+        return sent
+
+    def get_timer(self) -> float | None:
+        return self._outstanding.next_at if self._outstanding is not None else None
+
+    def next_event(self) -> Event | None:
+        return self._events.popleft() if self._events else None
+
+    @property
+    def finished(self) -> bool:
+        return self.state in (State.DONE, State.FAILED)
+
+    @property
+    def auth(self) -> AuthDone | None:
+        return self._auth
+
+    # -- state plumbing ------------------------------------------------------------------------------
+
+    def _set_state(self, new: State) -> None:
+        if new not in _TRANSITIONS[self.state]:
+            self._fail_local(f"invalid transition {self.state.value} -> {new.value}")
+        self.state = new
+
+    def _fail_local(self, reason: str) -> None:
+        self.state = State.FAILED
+        raise LocalProtocolError(reason)
+
+    def _finish(self) -> None:
+        self._outstanding = None
+        if self.state not in (State.DONE, State.FAILED):
+            self._set_state(State.DONE)
+        self._events.append(Finished(self.reached))
+
+    def _log(self, direction: str, remote: Address, size: int, now: float, text: str) -> None:
+        event = DatagramEvent(t=now, direction=direction, remote=remote, size=size, summary=text)
+        if len(self.transcript) < MAX_TRANSCRIPT:
+            self.transcript.append(event)
+            self._events.append(event)
+        else:
+            self.transcript_dropped += 1
+
+    def _emit(
+        self, dgram: bytes, remote: Address, now: float, *, retransmit: bool = False, text: str | None = None
+    ) -> None:
+        wire = NON_ESP_MARKER + dgram if remote[1] == self.config.natt_port else dgram
+        self._out.append((wire, remote))
+        if text is None:
+            text = self._describe_outgoing(dgram)
+        self._log("out", remote, len(wire), now, ("retransmit " if retransmit else "") + text)
+
+    def _describe_outgoing(self, dgram: bytes) -> str:
+        try:
+            return summary(decode_message(dgram))
+        except MalformedMessage:
+            return f"{len(dgram)} bytes"
+
+    def _request(self, exchange: int, datagrams: list[bytes], now: float, text: str | None = None) -> None:
+        remote = (self.remote[0], self.config.natt_port) if self._natt else self.remote
+        message_id = self._next_message_id
+        self._outstanding = _Outstanding(
+            exchange=exchange,
+            message_id=message_id,
+            datagrams=datagrams,
+            remote=remote,
+            sent_at=now,
+            attempts=1,
+            next_at=now + self.config.retransmit_timeout_s,
+        )
+        self.round_trips += 1
+        for i, dgram in enumerate(datagrams):
+            part = f" (fragment {i + 1}/{len(datagrams)})" if len(datagrams) > 1 else ""
+            self._emit(dgram, remote, now, text=None if text is None else text + part)
+
+    # -- IKE_SA_INIT ---------------------------------------------------------------------------------
+
+    def _nat_hash(self, spi_r: bytes, address: Address) -> bytes:
+        ip = ipaddress.ip_address(address[0]).packed
+        return hashlib.sha1(self.spi_i + spi_r + ip + struct.pack("!H", address[1])).digest()
+
+    def _sa_init_payloads(self) -> list[Payload]:
+        assert self._ctx is not None
+        ctx = self._ctx
+        cfg = self.config
+        payloads: list[Payload] = []
+        if ctx.cookie is not None:
+            payloads.append(NotifyPayload(type=NotifyType.COOKIE, data=ctx.cookie))
+        proposals = tuple(spec.to_proposal(i + 1) for i, spec in enumerate(cfg.proposals))
+        payloads.append(SaPayload(proposals=proposals))
+        payloads.append(KePayload(group=ctx.ke.group, data=ctx.ke.public_bytes()))
+        payloads.append(NoncePayload(data=ctx.nonce_i))
+        source = self._nat_hash(b"\x00" * 8, self.local)
+        if cfg.force_nat:
+            source = hashlib.sha1(b"vpndoctor: force NAT-T" + self.spi_i).digest()
+        payloads.append(NotifyPayload(type=NotifyType.NAT_DETECTION_SOURCE_IP, data=source))
+        payloads.append(
+            NotifyPayload(
+                type=NotifyType.NAT_DETECTION_DESTINATION_IP, data=self._nat_hash(b"\x00" * 8, self.remote)
+            )
+        )
+        if cfg.fragmentation:
+            payloads.append(NotifyPayload(type=NotifyType.IKEV2_FRAGMENTATION_SUPPORTED))
+        if cfg.signature_hash_algorithms:
+            hashes = (
+                HashAlgorithm.SHA2_256,
+                HashAlgorithm.SHA2_384,
+                HashAlgorithm.SHA2_512,
+                HashAlgorithm.SHA1,
+            )
+            payloads.append(
+                NotifyPayload(
+                    type=NotifyType.SIGNATURE_HASH_ALGORITHMS,
+                    data=b"".join(struct.pack("!H", h) for h in hashes),
+                )
+            )
+        return payloads
+
+    def _send_sa_init(self, now: float) -> None:
+        assert self._ctx is not None
+        header = Header(
+            spi_i=self.spi_i,
+            spi_r=b"\x00" * 8,
+            next_payload=0,
+            exchange=ExchangeType.IKE_SA_INIT,
+            flags=FLAG_INITIATOR,
+            message_id=0,
+        )
+        request = Message(header=header, payloads=tuple(self._sa_init_payloads())).encode()
+        self._ctx.request = request
+        if self.state is not State.SA_INIT_SENT:
+            self._set_state(State.SA_INIT_SENT)
+        self._next_message_id = 0
+        self._request(ExchangeType.IKE_SA_INIT, [request], now)
+
+    def _receive_ike(self, raw: bytes, wire_size: int, addr: Address, now: float) -> None:
+        msg = decode_message(raw)
+        h = msg.header
+        out = self._outstanding
+        if h.spi_i != self.spi_i:
+            self._log("in", addr, wire_size, now, f"{summary(msg)} - not our SPI, ignored")
+            return
+        if not h.flags & FLAG_RESPONSE:
+            # A request from the responder (e.g. a DPD or its own Delete): nothing we need to answer.
+            self._log("in", addr, wire_size, now, f"{summary(msg)} - request from responder, ignored")
+            return
+        if out is None or h.message_id != out.message_id or h.exchange != out.exchange:
+            self._log("in", addr, wire_size, now, f"{summary(msg)} - unexpected, ignored")
+            return
+        if h.exchange == ExchangeType.IKE_SA_INIT:
+            self._log("in", addr, wire_size, now, summary(msg))
+            self._on_sa_init_response(msg, raw, addr, now)
+        else:
+            self._on_encrypted_response(msg, raw, wire_size, addr, now)
+
+    def _on_sa_init_response(self, msg: Message, raw: bytes, addr: Address, now: float) -> None:
+        assert self._ctx is not None
+        ctx = self._ctx
+        notifies = [p for p in msg.payloads if isinstance(p, NotifyPayload)]
+        types = [n.type for n in notifies]
+        cookie = next((n for n in notifies if n.type == NotifyType.COOKIE), None)
+        if cookie is not None and not any(isinstance(p, SaPayload) for p in msg.payloads):
+            self._events.append(CookieRequested(cookie.data))
+            if ctx.cookie_rounds >= MAX_COOKIE_ROUNDS:
+                self._peer_error("responder keeps demanding a new COOKIE")
+                return
+            ctx.cookie, ctx.cookie_rounds = cookie.data, ctx.cookie_rounds + 1
+            self._send_sa_init(now)
+            return
+        invalid_ke = next((n for n in notifies if n.type == NotifyType.INVALID_KE_PAYLOAD), None)
+        if invalid_ke is not None:
+            group = struct.unpack("!H", invalid_ke.data[:2])[0] if len(invalid_ke.data) >= 2 else 0
+            self._events.append(KeGroupRequested(group, ctx.ke.group))
+            if ctx.ke_retried or not any(group in p.dh for p in self.config.proposals):
+                self._events.append(
+                    ErrorNotify(ExchangeType.IKE_SA_INIT, NotifyType.INVALID_KE_PAYLOAD, invalid_ke.data)
+                )
+                self._finish()
+                return
+            ctx.ke_retried = True
+            ctx.ke = new_key_exchange(group, self._rng)
+            self._send_sa_init(now)
+            return
+        errors = [n for n in notifies if n.type < 16384]
+        if errors:
+            self._events.append(ErrorNotify(ExchangeType.IKE_SA_INIT, errors[0].type, errors[0].data))
+            self._finish()
+            return
+        sa = next((p for p in msg.payloads if isinstance(p, SaPayload)), None)
+        ke = next((p for p in msg.payloads if isinstance(p, KePayload)), None)
+        nonce = next((p for p in msg.payloads if isinstance(p, NoncePayload)), None)
+        if sa is None or ke is None or nonce is None:
+            self._peer_error("IKE_SA_INIT response lacks SA, KE or Nonce")
+            return
+        if len(sa.proposals) != 1 or not offered(self.config.proposals, sa.proposals[0]):
+            self._peer_error("responder chose a proposal we did not offer")
+            return
+        try:
+            suite = suite_from_proposal(sa.proposals[0])
+        except (MalformedMessage, ValueError) as exc:
+            self._peer_error(f"unusable proposal: {exc}")
+            return
+        if ke.group != ctx.ke.group or suite.dh != ctx.ke.group:
+            self._peer_error(f"responder's KE group {ke.group} is not the one we sent ({ctx.ke.group})")
+            return
+        if not 16 <= len(nonce.data) <= 256:
+            self._peer_error(f"responder nonce of {len(nonce.data)} bytes (RFC 7296: 16-256)")
+            return
+        try:
+            shared = ctx.ke.shared_secret(ke.data)
+        except MalformedMessage as exc:
+            self._peer_error(f"invalid KE public value: {exc}")
+            return
+        self.spi_r = msg.header.spi_r
+        if self.spi_r == b"\x00" * 8:
+            self._peer_error("responder SPI is zero")
+            return
+        try:
+            self._keys = derive_ike_keys(suite, shared, ctx.nonce_i, nonce.data, self.spi_i, self.spi_r)
+        except ValueError as exc:
+            self._peer_error(f"cannot derive keys: {exc}")
+            return
+        self._suite = suite
+        ctx.response = raw
+        nat_s = [n.data for n in notifies if n.type == NotifyType.NAT_DETECTION_SOURCE_IP]
+        nat_d = [n.data for n in notifies if n.type == NotifyType.NAT_DETECTION_DESTINATION_IP]
+        nat_remote = bool(nat_s) and self._nat_hash(self.spi_r, addr) not in nat_s
+        nat_local = bool(nat_d) and self._nat_hash(self.spi_r, self.local) not in nat_d
+        self._peer_fragmentation = NotifyType.IKEV2_FRAGMENTATION_SUPPORTED in types
+        sig_hashes: tuple[int, ...] = ()
+        for n in notifies:
+            if n.type == NotifyType.SIGNATURE_HASH_ALGORITHMS:
+                sig_hashes = tuple(struct.unpack(f"!{len(n.data) // 2}H", n.data[: len(n.data) // 2 * 2]))
+        self.reached = "IKE_SA_INIT"
+        self._events.append(
+            SaInitDone(
+                suite=suite,
+                notifies=tuple(types),
+                vendor_ids=tuple(p.data for p in msg.payloads if isinstance(p, VendorIdPayload)),
+                nat_local=nat_local,
+                nat_remote=nat_remote,
+                fragmentation_supported=self._peer_fragmentation,
+                signature_hash_algorithms=sig_hashes,
+                certreq_received=any(isinstance(p, CertReqPayload) for p in msg.payloads),
+                cookie_rounds=ctx.cookie_rounds,
+                ke_group=ctx.ke.group,
+            )
+        )
+        if self.config.force_nat or (self.config.float_to_natt and (nat_local or nat_remote)):
+            self._natt = True
+        self._outstanding = None
+        self._send_ike_auth(now)
+
+    # -- encrypted exchanges -------------------------------------------------------------------------
+
+    def _header(self, exchange: int, message_id: int, next_payload: int) -> Header:
+        return Header(
+            spi_i=self.spi_i,
+            spi_r=self.spi_r,
+            next_payload=next_payload,
+            exchange=exchange,
+            flags=FLAG_INITIATOR,
+            message_id=message_id,
+        )
+
+    def _protect(self, exchange: int, payloads: list[Payload]) -> list[bytes]:
+        assert self._keys is not None and self._suite is not None
+        message_id = self._next_message_id
+        first, plain = encode_payload_chain(tuple(payloads))
+        header = self._header(exchange, message_id, PayloadType.SK)
+        whole = sk.protect(header, first, plain, self._keys.initiator(), self._suite, self._rng)
+        overhead = 8 + (4 if self._natt else 0) + (40 if ":" in self.remote[0] else 20)
+        if (
+            self._peer_fragmentation
+            and self.config.fragmentation
+            and len(whole) + overhead > self.config.fragment_size_bytes
+        ):
+            frags = build_fragments(
+                self._header(exchange, message_id, PayloadType.SKF),
+                first,
+                plain,
+                self._keys.initiator(),
+                self._suite,
+                self._rng,
+                self.config.fragment_size_bytes,
+                ip_version=6 if ":" in self.remote[0] else 4,
+                natt=self._natt,
+            )
+            self._request_fragments = len(frags)
+            return frags
+        self._request_fragments = 0
+        return [whole]
+
+    def _child_sa(self) -> SaPayload:
+        esp_spi = self._rng(4)
+        suites = (
+            (EncrId.AES_CBC, 256, IntegId.HMAC_SHA2_256_128),
+            (EncrId.AES_GCM_16, 256, None),
+            (EncrId.AES_CBC, 128, IntegId.HMAC_SHA1_96),
+            (EncrId.DES3, None, IntegId.HMAC_SHA1_96),
+        )
+        proposals = []
+        for i, (encr, bits, integ) in enumerate(suites):
+            transforms = [Transform(TransformType.ENCR, encr, bits)]
+            if integ is not None:
+                transforms.append(Transform(TransformType.INTEG, integ))
+            transforms.append(Transform(TransformType.ESN, 0))
+            proposals.append(
+                Proposal(number=i + 1, protocol=ProtocolId.ESP, spi=esp_spi, transforms=tuple(transforms))
+            )
+        return SaPayload(proposals=tuple(proposals))
+
+    def _send_ike_auth(self, now: float) -> None:
+        self._set_state(State.AUTH_SENT)
+        self._next_message_id = 1
+        all4 = TrafficSelector(TsType.IPV4_ADDR_RANGE, 0, 0, 65535, b"\x00" * 4, b"\xff" * 4)
+        all6 = TrafficSelector(TsType.IPV6_ADDR_RANGE, 0, 0, 65535, b"\x00" * 16, b"\xff" * 16)
+        payloads: list[Payload] = [
+            IdPayload(
+                id_type=IdType.RFC822_ADDR if "@" in self.config.identity else IdType.FQDN,
+                data=self.config.identity.encode(),
+                responder=False,
+            ),
+            CertReqPayload(
+                encoding=CertEncoding.X509_SIGNATURE, data=b"".join(self.config.trust_anchor_hashes)
+            ),
+            CpPayload(
+                cfg_type=CfgType.REQUEST,
+                attributes=(
+                    (CfgAttr.INTERNAL_IP4_ADDRESS, b""),
+                    (CfgAttr.INTERNAL_IP4_DNS, b""),
+                    (CfgAttr.INTERNAL_IP6_ADDRESS, b""),
+                    (CfgAttr.INTERNAL_IP6_DNS, b""),
+                ),
+            ),
+            self._child_sa(),
+            TsPayload(selectors=(all4, all6), responder=False),
+            TsPayload(selectors=(all4, all6), responder=True),
+        ]
+        self._reassembler = None
+        self._request(
+            ExchangeType.IKE_AUTH,
+            self._protect(ExchangeType.IKE_AUTH, payloads),
+            now,
+            text=self._text(ExchangeType.IKE_AUTH, 1, payloads),
+        )
+
+    def _text(self, exchange: int, message_id: int, payloads: list[Payload]) -> str:
+        header = self._header(exchange, message_id, PayloadType.SK)
+        return summary(Message(header=header, payloads=tuple(payloads)))
+
+    def _on_encrypted_response(
+        self, msg: Message, raw: bytes, wire_size: int, addr: Address, now: float
+    ) -> None:
+        assert self._keys is not None and self._suite is not None
+        if self._reassembler is None:
+            self._reassembler = FragmentReassembler(timeout_s=30.0)
+        enc = msg.payloads[-1] if msg.payloads else None
+        fragment_note = ""
+        if isinstance(enc, EncryptedFragmentPayload):
+            note = f"{summary(msg)} fragment {enc.fragment_number}/{enc.total_fragments}"
+            try:
+                first, part = sk.unprotect(raw, self._keys.responder(), self._suite)
+            except MalformedMessage as exc:
+                self._log("in", addr, wire_size, now, f"{note} failed protection check ({exc})")
+                return
+            try:
+                done = self._reassembler.add(enc.fragment_number, enc.total_fragments, first, part, now)
+            except MalformedMessage as exc:
+                self._log("in", addr, wire_size, now, note)
+                self._peer_error(f"fragment reassembly: {exc}")
+                return
+            if done is None:
+                self._log("in", addr, wire_size, now, note)
+                return
+            first, plain = done
+            fragments = enc.total_fragments
+            fragment_note = f"fragment {enc.fragment_number}/{enc.total_fragments}, reassembled: "
+        elif isinstance(enc, EncryptedPayload):
+            try:
+                first, plain = sk.unprotect(raw, self._keys.responder(), self._suite)
+            except MalformedMessage as exc:
+                self._log("in", addr, wire_size, now, f"{summary(msg)} failed protection check ({exc})")
+                return
+            fragments = 0
+        else:
+            self._log("in", addr, wire_size, now, f"{summary(msg)} - unprotected response, ignored")
+            return
+        try:
+            inner = decode_payload_chain(first, plain)
+        except MalformedMessage as exc:
+            self._log("in", addr, wire_size, now, fragment_note + "undecodable")
+            self._peer_error(f"decrypted payloads are malformed: {exc}")
+            return
+        self._log(
+            "in", addr, wire_size, now, fragment_note + summary(Message(header=msg.header, payloads=inner))
+        )
+        self._outstanding = None
+        exchange = msg.header.exchange
+        if exchange == ExchangeType.IKE_AUTH and self.state is State.AUTH_SENT:
+            self._on_auth_response(inner, fragments, now)
+        elif exchange == ExchangeType.IKE_AUTH and self.state is State.EAP_SENT:
+            self._on_eap_response(inner, now)
+        elif exchange == ExchangeType.INFORMATIONAL and self.state is State.DELETE_SENT:
+            self._finish()
+
+    def _on_auth_response(self, inner: tuple[Payload, ...], fragments: int, now: float) -> None:
+        assert self._ctx is not None and self._keys is not None and self._suite is not None
+        notifies = tuple(p.type for p in inner if isinstance(p, NotifyPayload))
+        errors = [p for p in inner if isinstance(p, NotifyPayload) and p.type < 16384]
+        idr = next((p for p in inner if isinstance(p, IdPayload)), None)
+        certs = tuple(
+            p.data for p in inner if isinstance(p, CertPayload) and p.encoding == CertEncoding.X509_SIGNATURE
+        )
+        auth = next((p for p in inner if isinstance(p, AuthPayload)), None)
+        eap = next((p for p in inner if isinstance(p, EapPayload)), None)
+        verified: bool | None = None
+        reason: str | None = None
+        if auth is not None and idr is not None:
+            if not certs:
+                verified, reason = False, "no certificate to verify the AUTH payload with"
+            else:
+                signed = ike_auth.responder_signed_octets(
+                    self._ctx.response,
+                    self._ctx.nonce_i,
+                    self._keys.sk_pr,
+                    idr.encode_body(),
+                    self._suite.prf,
+                )
+                result = ike_auth.verify_responder_auth(auth.method, auth.data, certs[0], signed)
+                verified, reason = result.verified, result.reason
+        elif auth is not None:
+            verified, reason = False, "AUTH payload without IDr"
+        self._auth = AuthDone(
+            idr_type=idr.id_type if idr else None,
+            idr=idr.data if idr else None,
+            certificates=certs,
+            auth_method=auth.method if auth else None,
+            auth_verified=verified,
+            auth_reason=reason,
+            eap_code=eap.code if eap else None,
+            eap_type=eap.eap_type if eap else None,
+            notifies=notifies,
+            response_fragments=fragments,
+            request_fragments=self._request_fragments,
+        )
+        self._events.append(self._auth)
+        if errors:
+            self._events.append(ErrorNotify(ExchangeType.IKE_AUTH, errors[0].type, errors[0].data))
+            self._finish()  # the responder has already dropped the SA
+            return
+        self.reached = "IKE_AUTH"
+        if (
+            eap is not None
+            and eap.code == EapCode.REQUEST
+            and eap.eap_type == EapType.IDENTITY
+            and self.config.ask_eap_method
+        ):
+            self._set_state(State.EAP_SENT)
+            self._next_message_id = 2
+            answer = EapPayload(
+                code=EapCode.RESPONSE,
+                identifier=eap.identifier,
+                eap_type=EapType.IDENTITY,
+                data=self.config.eap_identity.encode(),
+            )
+            self._request(
+                ExchangeType.IKE_AUTH,
+                self._protect(ExchangeType.IKE_AUTH, [answer]),
+                now,
+                text=self._text(ExchangeType.IKE_AUTH, 2, [answer]),
+            )
+            return
+        if eap is not None:
+            self._events.append(EapMethodRequested(eap.eap_type, eap.code))
+        self._send_delete(now)
+
+    def _on_eap_response(self, inner: tuple[Payload, ...], now: float) -> None:
+        eap = next((p for p in inner if isinstance(p, EapPayload)), None)
+        errors = [p for p in inner if isinstance(p, NotifyPayload) and p.type < 16384]
+        if eap is not None:
+            self._events.append(EapMethodRequested(eap.eap_type, eap.code))
+        if errors:
+            self._events.append(ErrorNotify(ExchangeType.IKE_AUTH, errors[0].type, errors[0].data))
+            self._finish()
+            return
+        self._send_delete(now)
+
+    def _send_delete(self, now: float) -> None:
+        if not self.config.send_delete:
+            self._finish()
+            return
+        self._set_state(State.DELETE_SENT)
+        self._next_message_id += 1
+        delete = DeletePayload(protocol=ProtocolId.IKE, spi_size=0, spis=())
+        self._request(
+            ExchangeType.INFORMATIONAL,
+            self._protect(ExchangeType.INFORMATIONAL, [delete]),
+            now,
+            text=self._text(ExchangeType.INFORMATIONAL, self._next_message_id, [delete]),
+        )
+        # One try is polite enough: the probe's answer does not depend on it.
+        if self._outstanding is not None:
+            self._outstanding.attempts = self.config.retransmit_tries
+
+    def _peer_error(self, reason: str) -> None:
+        self._events.append(PeerMisbehaved(reason))
+        self._outstanding = None
+        if self.state not in (State.DONE, State.FAILED):
+            self._set_state(State.DONE)
+        self._events.append(Finished(self.reached))
+
+
+_UNUSED = (AuthMethod, field)  # re-exported names used by callers' type hints

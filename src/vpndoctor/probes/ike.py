@@ -1,0 +1,418 @@
+"""`vpndoctor ike`: run the IKEv2 initiator against a server and return what was observed.
+
+The observation (`IkeObservation`) is a pydantic model: its JSON is the command's `--json` output and its
+schema is kept in `schema/ike.json`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from cryptography.x509.oid import ExtendedKeyUsageOID
+from pydantic import BaseModel, ConfigDict
+
+from vpndoctor import __version__
+from vpndoctor.errors import UsageError
+from vpndoctor.ike import initiator as ini
+from vpndoctor.ike.constants import (
+    AuthMethod,
+    DhGroup,
+    EapType,
+    EncrId,
+    ExchangeType,
+    IntegId,
+    NotifyType,
+    PrfId,
+    name_of,
+)
+from vpndoctor.ike.proposals import DEFAULT_PROPOSALS, ProposalSyntaxError, parse_proposal
+from vpndoctor.ike.vendor_ids import describe as describe_vendor_id
+from vpndoctor.net.resolve import resolve_one
+from vpndoctor.net.udp import drive, open_endpoints
+
+_EKU_NAMES = {
+    ExtendedKeyUsageOID.SERVER_AUTH.dotted_string: "serverAuth",
+    ExtendedKeyUsageOID.CLIENT_AUTH.dotted_string: "clientAuth",
+    "1.3.6.1.5.5.8.2.2": "ipsecIKEIntermediate",
+    "1.3.6.1.5.5.7.3.17": "ipsecIKE",
+}
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ProposalInfo(_Model):
+    encryption: str
+    key_bits: int | None
+    prf: str
+    integrity: str | None
+    dh_group: str
+    text: str  # strongSwan-style, e.g. "aes256-sha256-modp2048"
+
+
+class CertificateInfo(_Model):
+    subject: str
+    issuer: str
+    san_dns: list[str]
+    san_ip: list[str]
+    not_before: str
+    not_after: str
+    eku: list[str]
+    key: str
+    sha256: str
+    trusted: bool | None  # against --ca, None when no CA was given
+    chain_length: int
+
+
+class DatagramInfo(_Model):
+    t: float  # seconds since the probe started
+    dir: Literal["out", "in"]
+    port: int  # the server's port (500 or the NAT-T port)
+    size: int  # UDP payload bytes, non-ESP marker included
+    summary: str
+
+
+class IkeObservation(_Model):
+    tool: dict[str, str]
+    target: str
+    address: str
+    port: int
+    natt_port: int
+    started_at: str
+    duration_s: float
+    reached: Literal["none", "IKE_SA_INIT", "IKE_AUTH"]
+    proposal: ProposalInfo | None
+    ke_group_requested: str | None  # INVALID_KE_PAYLOAD: the group the server asked for
+    cookie_rounds: int
+    notifies: list[str]
+    fragmentation_supported: bool
+    signature_hash_algorithms: list[str]
+    nat_detected: bool
+    nat_local: bool
+    nat_remote: bool
+    natt_used: bool
+    vendor_ids: list[str]
+    idr: str | None
+    certificate: CertificateInfo | None
+    auth_method: str | None
+    auth_verified: bool
+    auth_reason: str | None
+    eap_type: str | None
+    error_notify: str | None
+    timeout_exchange: str | None
+    peer_error: str | None
+    request_fragments: int
+    response_fragments: int
+    round_trips: int
+    datagrams: list[DatagramInfo]
+    icmp_errors: list[str]
+
+
+def _proposal_text(encr: int, bits: int | None, prf: int, integ: int | None, dh: int) -> str:
+    encr_names: dict[int, str] = {
+        EncrId.AES_CBC: f"aes{bits}",
+        EncrId.DES3: "3des",
+        EncrId.AES_GCM_16: f"aes{bits}gcm16",
+    }
+    encr_name = encr_names.get(encr, name_of(EncrId, encr).lower())
+    integ_name: dict[int, str] = {
+        IntegId.HMAC_SHA1_96: "sha1",
+        IntegId.HMAC_SHA2_256_128: "sha256",
+        IntegId.HMAC_SHA2_384_192: "sha384",
+        IntegId.HMAC_SHA2_512_256: "sha512",
+    }
+    prf_name: dict[int, str] = {
+        PrfId.HMAC_SHA1: "prfsha1",
+        PrfId.HMAC_SHA2_256: "prfsha256",
+        PrfId.HMAC_SHA2_384: "prfsha384",
+        PrfId.HMAC_SHA2_512: "prfsha512",
+    }
+    dh_name: dict[int, str] = {
+        DhGroup.MODP_1024: "modp1024",
+        DhGroup.MODP_1536: "modp1536",
+        DhGroup.MODP_2048: "modp2048",
+        DhGroup.MODP_3072: "modp3072",
+        DhGroup.MODP_4096: "modp4096",
+        DhGroup.ECP_256: "ecp256",
+        DhGroup.ECP_384: "ecp384",
+        DhGroup.ECP_521: "ecp521",
+        DhGroup.CURVE25519: "x25519",
+    }
+    parts = [encr_name]
+    paired: dict[int, int] = {
+        IntegId.HMAC_SHA1_96: PrfId.HMAC_SHA1,
+        IntegId.HMAC_SHA2_256_128: PrfId.HMAC_SHA2_256,
+        IntegId.HMAC_SHA2_384_192: PrfId.HMAC_SHA2_384,
+        IntegId.HMAC_SHA2_512_256: PrfId.HMAC_SHA2_512,
+    }
+    if integ is not None:
+        parts.append(integ_name.get(integ, name_of(IntegId, integ).lower()))
+    if integ is None or paired.get(integ) != prf:  # strongSwan's "sha256" already implies prfsha256
+        parts.append(prf_name.get(prf, name_of(PrfId, prf).lower()))
+    parts.append(dh_name.get(dh, name_of(DhGroup, dh).lower()))
+    return "-".join(parts)
+
+
+def load_trust_anchors(paths: list[str]) -> list[x509.Certificate]:
+    anchors: list[x509.Certificate] = []
+    for path in paths:
+        try:
+            data = Path(path).read_bytes()
+        except OSError as exc:
+            raise UsageError(f"cannot read CA file {path}: {exc.strerror}") from None
+        try:
+            certs = (
+                x509.load_pem_x509_certificates(data)
+                if b"-----BEGIN" in data
+                else [x509.load_der_x509_certificate(data)]
+            )
+        except ValueError:
+            raise UsageError(f"{path}: not a PEM or DER certificate") from None
+        anchors.extend(certs)
+    return anchors
+
+
+def _spki_sha1(cert: x509.Certificate) -> bytes:
+    return hashlib.sha1(
+        cert.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    ).digest()
+
+
+def describe_certificate(chain: tuple[bytes, ...], anchors: list[x509.Certificate]) -> CertificateInfo | None:
+    if not chain:
+        return None
+    try:
+        cert = x509.load_der_x509_certificate(chain[0])
+    except ValueError:
+        return None
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        dns = [str(n) for n in san.get_values_for_type(x509.DNSName)]
+        ips = [str(n) for n in san.get_values_for_type(x509.IPAddress)]
+    except (x509.ExtensionNotFound, ValueError):
+        dns, ips = [], []
+    try:
+        ekus = [
+            _EKU_NAMES.get(o.dotted_string, o.dotted_string)
+            for o in cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+        ]
+    except (x509.ExtensionNotFound, ValueError):
+        ekus = []
+    key = cert.public_key()
+    key_text = (
+        f"{type(key).__name__.replace('PublicKey', '').replace('_', '')} {getattr(key, 'key_size', '')}"
+    )
+    trusted: bool | None = None
+    if anchors:
+        trusted = _issued_by_anchor(cert, chain[1:], anchors)
+    return CertificateInfo(
+        subject=cert.subject.rfc4514_string(),
+        issuer=cert.issuer.rfc4514_string(),
+        san_dns=dns,
+        san_ip=ips,
+        not_before=cert.not_valid_before_utc.isoformat(),
+        not_after=cert.not_valid_after_utc.isoformat(),
+        eku=ekus,
+        key=key_text.strip(),
+        sha256=cert.fingerprint(hashes.SHA256()).hex(),
+        trusted=trusted,
+        chain_length=len(chain),
+    )
+
+
+def _issued_by_anchor(
+    cert: x509.Certificate, intermediates: tuple[bytes, ...], anchors: list[x509.Certificate]
+) -> bool:
+    """Signature chain up to one of the anchors (names and signatures; validity is reported separately)."""
+    pool = list(anchors)
+    for der in intermediates:
+        try:
+            pool.append(x509.load_der_x509_certificate(der))
+        except ValueError:
+            continue
+    current = cert
+    for _ in range(8):
+        for issuer in pool:
+            if issuer.subject != current.issuer:
+                continue
+            try:
+                current.verify_directly_issued_by(issuer)
+            except (ValueError, TypeError, InvalidSignature):
+                continue
+            if issuer in anchors:
+                return True
+            current = issuer
+            break
+        else:
+            return False
+    return False
+
+
+async def run_ike_probe(
+    target: str,
+    *,
+    port: int = 500,
+    natt_port: int = 4500,
+    proposals: list[str] | None = None,
+    group: int | None = None,
+    force_nat: bool = False,
+    fragmentation: bool = True,
+    identity: str = "anonymous@vpndoctor.invalid",
+    ca_files: list[str] | None = None,
+    timeout_s: float = 10.0,
+    retransmit_timeout_s: float = 0.5,
+    retransmit_tries: int = 4,
+    fragment_size_bytes: int = 1280,
+) -> IkeObservation:
+    try:
+        specs = tuple(parse_proposal(p) for p in (proposals or list(DEFAULT_PROPOSALS)))
+    except ProposalSyntaxError as exc:
+        raise UsageError(str(exc)) from None
+    if group is not None and not any(group in s.dh for s in specs):
+        raise UsageError(f"--group {group} is not in any offered proposal")
+    anchors = load_trust_anchors(ca_files or [])
+    address = await resolve_one(target, timeout_s=min(timeout_s, 5.0))
+    started = datetime.now(UTC)
+    t0 = time.monotonic()
+    endpoints = await open_endpoints(address, (port, natt_port))
+    try:
+        config = ini.InitiatorConfig(
+            proposals=specs,
+            ke_group=group,
+            identity=identity,
+            fragmentation=fragmentation,
+            force_nat=force_nat,
+            natt_port=natt_port,
+            trust_anchor_hashes=tuple(_spki_sha1(a) for a in anchors),
+            retransmit_timeout_s=retransmit_timeout_s,
+            retransmit_tries=retransmit_tries,
+            fragment_size_bytes=fragment_size_bytes,
+        )
+        machine = ini.Initiator(
+            config, rng=os.urandom, local=endpoints.local_address(port), remote=(address, port)
+        )
+        machine.start(time.monotonic())
+        if not await drive(machine, endpoints, deadline_s=timeout_s):
+            machine.deadline_reached(time.monotonic())
+        icmp = endpoints.icmp_errors
+    finally:
+        endpoints.close()
+    return _observe(machine, target, address, port, natt_port, started, t0, anchors, icmp)
+
+
+def _observe(
+    machine: ini.Initiator,
+    target: str,
+    address: str,
+    port: int,
+    natt_port: int,
+    started: datetime,
+    t0: float,
+    anchors: list[x509.Certificate],
+    icmp: list[str],
+) -> IkeObservation:
+    sa: ini.SaInitDone | None = None
+    error: str | None = None
+    timeout: str | None = None
+    peer_error: str | None = None
+    ke_requested: str | None = None
+    eap_type: int | None = None
+    cookie_rounds = 0
+    while (event := machine.next_event()) is not None:
+        if isinstance(event, ini.SaInitDone):
+            sa = event
+        elif isinstance(event, ini.ErrorNotify) and error is None:
+            error = name_of(NotifyType, event.notify)
+        elif isinstance(event, ini.Timeout):
+            timeout = name_of(ExchangeType, event.exchange)
+        elif isinstance(event, ini.PeerMisbehaved):
+            peer_error = event.reason
+        elif isinstance(event, ini.KeGroupRequested):
+            ke_requested = name_of(DhGroup, event.requested_group)
+        elif isinstance(event, ini.CookieRequested):
+            cookie_rounds += 1
+        elif isinstance(event, ini.EapMethodRequested) and event.eap_type is not None:
+            eap_type = event.eap_type
+    auth = machine.auth
+    if eap_type is None and auth is not None:
+        eap_type = auth.eap_type
+    proposal = None
+    if sa is not None:
+        s = sa.suite
+        proposal = ProposalInfo(
+            encryption=name_of(EncrId, s.encr),
+            key_bits=s.encr_key_bits,
+            prf=name_of(PrfId, s.prf),
+            integrity=name_of(IntegId, s.integ) if s.integ is not None else None,
+            dh_group=name_of(DhGroup, s.dh),
+            text=_proposal_text(s.encr, s.encr_key_bits, s.prf, s.integ, s.dh),
+        )
+    datagrams = [
+        DatagramInfo(
+            t=round(d.t - t0, 6),
+            dir="out" if d.direction == "out" else "in",
+            port=d.remote[1],
+            size=d.size,
+            summary=d.summary,
+        )
+        for d in machine.transcript
+    ]
+    return IkeObservation(
+        tool={"name": "vpndoctor", "version": __version__},
+        target=target,
+        address=address,
+        port=port,
+        natt_port=natt_port,
+        started_at=started.isoformat(),
+        duration_s=round(time.monotonic() - t0, 3),
+        reached=machine.reached,  # type: ignore[arg-type]
+        proposal=proposal,
+        ke_group_requested=ke_requested,
+        cookie_rounds=cookie_rounds,
+        notifies=[name_of(NotifyType, n) for n in sa.notifies] if sa else [],
+        fragmentation_supported=bool(sa and sa.fragmentation_supported),
+        signature_hash_algorithms=[str(h) for h in sa.signature_hash_algorithms] if sa else [],
+        nat_detected=bool(sa and (sa.nat_local or sa.nat_remote)),
+        nat_local=bool(sa and sa.nat_local),
+        nat_remote=bool(sa and sa.nat_remote),
+        natt_used=any(d.port == natt_port for d in datagrams),
+        vendor_ids=[describe_vendor_id(v) or v.hex() for v in sa.vendor_ids] if sa else [],
+        idr=auth.idr.decode("utf-8", "replace") if auth and auth.idr is not None else None,
+        certificate=describe_certificate(auth.certificates, anchors) if auth else None,
+        auth_method=name_of(AuthMethod, auth.auth_method) if auth and auth.auth_method is not None else None,
+        auth_verified=bool(auth and auth.auth_verified),
+        auth_reason=auth.auth_reason if auth else None,
+        eap_type=name_of(EapType, eap_type) if eap_type is not None else None,
+        error_notify=error,
+        timeout_exchange=timeout,
+        peer_error=peer_error,
+        request_fragments=auth.request_fragments if auth else 0,
+        response_fragments=auth.response_fragments if auth else 0,
+        round_trips=machine.round_trips,
+        datagrams=datagrams,
+        icmp_errors=icmp,
+    )
+
+
+def exit_code(obs: IkeObservation) -> int:
+    """0: IKE_AUTH answered; 1: the server answered with an error; 3: no answer."""
+    if obs.reached == "IKE_AUTH" and obs.error_notify is None:
+        return 0
+    if obs.error_notify is not None or obs.peer_error is not None or obs.reached != "none":
+        return 1
+    return 3
+
+
+def probe(target: str, **kwargs: object) -> IkeObservation:
+    return asyncio.run(run_ike_probe(target, **kwargs))  # type: ignore[arg-type]

@@ -1,0 +1,1 @@
+"""Renderers: they turn observations and findings into text; they never decide."""

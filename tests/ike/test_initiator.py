@@ -1,0 +1,189 @@
+"""The initiator state machine on a fake clock, against the scripted responder in memory: no sockets,
+no sleeping, deterministic randomness."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+
+import pytest
+
+from tests.ike.responder import ScriptedResponder
+from vpndoctor.ike import initiator as ini
+from vpndoctor.ike.constants import ExchangeType, NotifyType
+from vpndoctor.ike.proposals import parse_proposal
+
+LOCAL = ("198.51.100.10", 40000)
+REMOTE = ("203.0.113.10", 500)
+
+
+def rng_from(seed: int) -> ini.Rng:
+    r = random.Random(seed)
+    return lambda n: bytes(r.getrandbits(8) for _ in range(n))
+
+
+def machine(*proposals: str, **kw: object) -> ini.Initiator:
+    cfg = ini.InitiatorConfig(
+        proposals=tuple(
+            parse_proposal(p) for p in (proposals or ("aes256-sha256-modp2048", "aes128-sha256-ecp256"))
+        ),
+        **kw,
+    )  # type: ignore[arg-type]
+    return ini.Initiator(cfg, rng=rng_from(1), local=LOCAL, remote=REMOTE)
+
+
+def run(
+    m: ini.Initiator,
+    responder: ScriptedResponder | None,
+    *,
+    drop: set[int] | None = None,
+    max_steps: int = 200,
+) -> tuple[list[object], float]:
+    """Pump datagrams between the machine and the responder on a fake clock."""
+    now = 0.0
+    m.start(now)
+    sent = 0
+    for _ in range(max_steps):
+        out = m.datagrams_to_send(now)
+        for data, addr in out:
+            sent += 1
+            if responder is None or (drop and sent in drop):
+                continue
+            for reply in responder.handle(data, natt=addr[1] == 4500):
+                wire = b"\x00\x00\x00\x00" + reply if addr[1] == 4500 else reply
+                m.receive_datagram(wire, (REMOTE[0], addr[1]), now)
+        if out:
+            continue
+        if m.finished:
+            break
+        timer = m.get_timer()
+        assert timer is not None, "an unfinished machine always has a timer"
+        now = max(now, timer)
+        m.handle_timer(now)
+    events = []
+    while (e := m.next_event()) is not None:
+        events.append(e)
+    return events, now
+
+
+def of(events: list[object], cls: type) -> list:
+    return [e for e in events if isinstance(e, cls)]
+
+
+def test_full_exchange_in_memory() -> None:
+    m = machine()
+    events, _ = run(m, ScriptedResponder())
+    assert m.reached == "IKE_AUTH"
+    auth = of(events, ini.AuthDone)[0]
+    assert auth.auth_verified is True, auth.auth_reason
+    assert auth.idr == b"hostile.test"
+    assert of(events, ini.EapMethodRequested)[0].eap_type == 26
+    assert of(events, ini.Finished)[0].reached == "IKE_AUTH"
+    assert m.round_trips == 4  # SA_INIT, IKE_AUTH, EAP identity, Delete
+
+
+def test_no_answer_retransmits_with_backoff_then_times_out() -> None:
+    m = machine(retransmit_timeout_s=0.5, retransmit_backoff=2.0, retransmit_tries=4)
+    events, now = run(m, None)
+    outs = [e for e in of(events, ini.DatagramEvent) if e.direction == "out"]
+    assert [e.t for e in outs] == [0.0, 0.5, 1.5, 3.5]
+    assert all(e.summary.startswith("retransmit") for e in outs[1:])
+    timeout = of(events, ini.Timeout)[0]
+    assert (timeout.exchange, timeout.attempts) == (ExchangeType.IKE_SA_INIT, 4)
+    assert now == 7.5 and m.reached == "none"
+
+
+def test_lost_response_is_recovered_by_retransmission() -> None:
+    m = machine()
+    events, _ = run(m, ScriptedResponder(), drop={1})
+    assert m.reached == "IKE_AUTH"
+
+
+def test_cookie_is_echoed() -> None:
+    m = machine()
+    events, _ = run(m, ScriptedResponder(behaviour="cookie"))
+    assert of(events, ini.CookieRequested)
+    assert m.reached == "IKE_AUTH"
+
+
+def test_invalid_ke_retried_once_with_requested_group() -> None:
+    m = machine()
+    events, _ = run(m, ScriptedResponder(behaviour="invalid-ke"))
+    req = of(events, ini.KeGroupRequested)[0]
+    assert (req.requested_group, req.offered_group) == (19, 14)
+    assert of(events, ini.SaInitDone)[0].ke_group == 19
+    assert m.reached == "IKE_AUTH"
+
+
+def test_invalid_ke_for_a_group_not_offered_is_an_error() -> None:
+    m = machine("aes256-sha256-modp2048")
+    events, _ = run(m, ScriptedResponder(behaviour="invalid-ke"))
+    err = of(events, ini.ErrorNotify)[0]
+    assert err.notify == NotifyType.INVALID_KE_PAYLOAD
+    assert m.reached == "none"
+
+
+def test_no_proposal_chosen() -> None:
+    m = machine()
+    events, _ = run(m, ScriptedResponder(behaviour="no-proposal"))
+    assert of(events, ini.ErrorNotify)[0].notify == NotifyType.NO_PROPOSAL_CHOSEN
+    assert m.finished and m.reached == "none"
+
+
+def test_authentication_failed() -> None:
+    m = machine()
+    events, _ = run(m, ScriptedResponder(behaviour="auth-failed"))
+    assert of(events, ini.ErrorNotify)[0].notify == NotifyType.AUTHENTICATION_FAILED
+    assert m.reached == "IKE_SA_INIT"
+
+
+def test_fragmented_response_out_of_order_is_reassembled() -> None:
+    m = machine()
+    events, _ = run(m, ScriptedResponder(behaviour="fragmented"))
+    auth = of(events, ini.AuthDone)[0]
+    assert auth.response_fragments >= 3 and auth.auth_verified is True
+
+
+@pytest.mark.parametrize(
+    "behaviour",
+    ["truncated", "bad-lengths", "wrong-spi", "garbage", "oversized", "silent-auth", "endless-fragments"],
+)
+def test_hostile_responses_end_in_a_typed_outcome(behaviour: str) -> None:
+    m = machine()
+    events, now = run(m, ScriptedResponder(behaviour=behaviour), max_steps=5000)
+    assert m.finished
+    assert of(events, ini.Timeout) or of(events, ini.PeerMisbehaved), events[-5:]
+    assert now <= 7.5 + 7.5  # bounded by the retransmission schedule of at most two exchanges
+    assert len(m.transcript) <= ini.MAX_TRANSCRIPT
+
+
+def test_forged_nat_detection_floats_to_4500() -> None:
+    m = machine(force_nat=True)
+    events, _ = run(m, ScriptedResponder())
+    ports = {e.remote[1] for e in of(events, ini.DatagramEvent) if e.direction == "out"}
+    assert ports == {500, 4500}
+    assert m.reached == "IKE_AUTH"
+
+
+def test_nat_detection_hash_is_rfc7296() -> None:
+    m = machine()
+    m.start(0.0)
+    data, _ = m.datagrams_to_send(0.0)[0]
+    from vpndoctor.ike.message import decode_message
+
+    msg = decode_message(data)
+    nat_d = [p for p in msg.payloads if getattr(p, "type", None) == NotifyType.NAT_DETECTION_DESTINATION_IP][
+        0
+    ]
+    expected = hashlib.sha1(m.spi_i + b"\x00" * 8 + bytes([203, 0, 113, 10]) + (500).to_bytes(2, "big"))
+    assert nat_d.data == expected.digest()
+
+
+def test_misuse_is_a_local_error_and_sticky() -> None:
+    m = machine()
+    m.start(0.0)
+    with pytest.raises(ini.LocalProtocolError):
+        m.start(0.0)
+    assert m.state is ini.State.FAILED
+    with pytest.raises(ini.LocalProtocolError):
+        machine("aes256-sha256-modp2048", ke_group=19).start(0.0)
