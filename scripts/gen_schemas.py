@@ -6,12 +6,15 @@ import json
 import sys
 from pathlib import Path
 
+from pydantic import BaseModel
+
+from vpndoctor.checks.model import DiagnoseReport
 from vpndoctor.probes.ike import IkeObservation
 
-SCHEMAS = {"ike.json": IkeObservation}
+SCHEMAS: dict[str, type[BaseModel]] = {"ike.json": IkeObservation, "diagnose.json": DiagnoseReport}
 
 
-def render(model: type[IkeObservation]) -> str:
+def render(model: type[BaseModel]) -> str:
     schema = model.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     return json.dumps(schema, indent=2, sort_keys=True) + "\n"

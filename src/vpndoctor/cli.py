@@ -48,6 +48,101 @@ def _root(
     """vpndoctor: find why remote-access VPN clients cannot connect (error 809 and friends), and fix it."""
 
 
+@app.command("diagnose")
+def diagnose(
+    name: Annotated[str, typer.Argument(help="The VPN server name clients dial (e.g. vpn.example.com).")],
+    address: Annotated[
+        str | None, typer.Option(help="Probe this address instead of what DNS answers.")
+    ] = None,
+    resolver: Annotated[
+        list[str] | None, typer.Option("--resolver", help="Also ask this DNS server.")
+    ] = None,
+    expect_ip: Annotated[
+        list[str] | None, typer.Option("--expect-ip", help="An address the name must resolve to.")
+    ] = None,
+    ca: Annotated[list[str] | None, typer.Option("--ca", help="Trust anchor (PEM/DER), repeatable.")] = None,
+    profile: Annotated[
+        str | None, typer.Option("--profile", help="Always On VPN ProfileXML to check the crypto policy of.")
+    ] = None,
+    protocols: Annotated[str, typer.Option(help="Comma-separated: ikev2, sstp.")] = "ikev2,sstp",
+    timeout_s: Annotated[float, typer.Option("--timeout-s", help="Deadline per exchange, seconds.")] = 5.0,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON object on stdout (schema/diagnose.json).")
+    ] = False,
+    html: Annotated[
+        str | None, typer.Option("--html", help="Also write an HTML report to this file.")
+    ] = None,
+) -> None:
+    """Why do Always On VPN clients fail with 809 (or 13801/13806/13868)? Every check, a verdict, the fix.
+
+    Exit 0 when nothing fails, 1 when problems are found, 2 on a usage or local error.
+    """
+    import asyncio
+    import ipaddress
+
+    from vpndoctor.checks.diagnose import judge
+    from vpndoctor.probes.diagnose import DiagnoseRequest, run_diagnose
+    from vpndoctor.report.diagnose import render_diagnose
+
+    protos = tuple(p.strip().lower() for p in protocols.split(",") if p.strip())
+    unknown = [p for p in protos if p not in ("ikev2", "sstp")]
+    if unknown or not protos:
+        raise UsageError(
+            f"--protocols: unknown protocol(s) {', '.join(unknown) or '(none)'}; expected ikev2, sstp"
+        )
+    if timeout_s <= 0:
+        raise UsageError("--timeout-s must be positive")
+    for label, values in (
+        ("--address", [address] if address else []),
+        ("--resolver", resolver or []),
+        ("--expect-ip", expect_ip or []),
+    ):
+        for v in values:
+            try:
+                ipaddress.ip_address(v)
+            except ValueError:
+                raise UsageError(f"{label} {v}: not an IP address") from None
+    profile_proposal = None
+    if profile:
+        from vpndoctor.checks.profile import load_profile
+
+        suite = load_profile(profile).cryptography_suite
+        if suite is None:
+            raise UsageError(
+                f"{profile}: no <CryptographySuite> in the profile (Windows then uses its defaults)"
+            )
+        profile_proposal = suite.ike_proposal()
+    request = DiagnoseRequest(
+        name=name,
+        address=address,
+        resolvers=resolver or [],
+        expect_ips=expect_ip or [],
+        ca_files=ca or [],
+        protocols=protos,
+        profile_proposal=profile_proposal,
+        timeout_s=timeout_s,
+    )
+    if as_json:
+        observations = asyncio.run(run_diagnose(request))
+    else:
+        with err.status(f"diagnosing {name}...") as status:
+            observations = asyncio.run(run_diagnose(request, lambda msg: status.update(msg)))
+    report = judge(observations)
+    if html:
+        from vpndoctor.report.html import render_html
+
+        try:
+            with open(html, "w", encoding="utf-8") as fh:
+                fh.write(render_html(report))
+        except OSError as exc:
+            raise UsageError(f"cannot write {html}: {exc.strerror}") from None
+    if as_json:
+        print(report.model_dump_json())
+    else:
+        render_diagnose(report, out)
+    raise typer.Exit(0 if report.verdict.status == "healthy" else 1)
+
+
 @app.command("ike")
 def ike(
     target: Annotated[str, typer.Argument(help="Server name or address.")],

@@ -84,6 +84,7 @@ Rng = Callable[[int], bytes]
 FLAG_INITIATOR = 0x08
 FLAG_RESPONSE = 0x20
 NON_ESP_MARKER = b"\x00\x00\x00\x00"
+PADDING_VENDOR_ID = b"vpndoctor path-fragment probe"
 MAX_TRANSCRIPT = 2000
 MAX_COOKIE_ROUNDS = 2
 
@@ -230,6 +231,10 @@ class InitiatorConfig:
     fragment_size_bytes: int = 1280  # our own IKE_AUTH is sent as SKF when larger (and the peer agrees)
     ask_eap_method: bool = True
     send_delete: bool = True
+    send_certreq: bool = True  # without a CERTREQ a send_cert=ifasked server keeps its certificate
+    sa_init_padding_bytes: int = 0  # a Vendor ID of this size makes IKE_SA_INIT IP-fragment on purpose
+    start_on_natt: bool = False  # send IKE_SA_INIT to the NAT-T port (non-ESP marker) from the start
+    stop_after: str = "eap"  # "sa-init" | "auth" | "eap": how far to go before the Delete
 
     def first_group(self) -> int:
         if self.ke_group is not None:
@@ -299,6 +304,7 @@ class Initiator:
         if not any(group in p.dh for p in self.config.proposals):
             self._fail_local(f"KE group {group} is not in any offered proposal")
         self._ctx = _SaInitContext(nonce_i=self._rng(32), ke=new_key_exchange(group, self._rng))
+        self._natt = self.config.start_on_natt
         self._send_sa_init(now)
 
     def receive_datagram(self, data: bytes, addr: Address, now: float) -> None:
@@ -450,6 +456,8 @@ class Initiator:
         )
         if cfg.fragmentation:
             payloads.append(NotifyPayload(type=NotifyType.IKEV2_FRAGMENTATION_SUPPORTED))
+        if cfg.sa_init_padding_bytes > 0:
+            payloads.append(VendorIdPayload(data=PADDING_VENDOR_ID + b"\x00" * cfg.sa_init_padding_bytes))
         if cfg.signature_hash_algorithms:
             hashes = (
                 HashAlgorithm.SHA2_256,
@@ -598,6 +606,9 @@ class Initiator:
         if self.config.force_nat or (self.config.float_to_natt and (nat_local or nat_remote)):
             self._natt = True
         self._outstanding = None
+        if self.config.stop_after == "sa-init":
+            self._finish()  # the half-open SA times out on the server; nothing can delete it yet
+            return
         self._send_ike_auth(now)
 
     # -- encrypted exchanges -------------------------------------------------------------------------
@@ -670,8 +681,14 @@ class Initiator:
                 data=self.config.identity.encode(),
                 responder=False,
             ),
-            CertReqPayload(
-                encoding=CertEncoding.X509_SIGNATURE, data=b"".join(self.config.trust_anchor_hashes)
+            *(
+                [
+                    CertReqPayload(
+                        encoding=CertEncoding.X509_SIGNATURE, data=b"".join(self.config.trust_anchor_hashes)
+                    )
+                ]
+                if self.config.send_certreq
+                else []
             ),
             CpPayload(
                 cfg_type=CfgType.REQUEST,
@@ -804,6 +821,7 @@ class Initiator:
             and eap.code == EapCode.REQUEST
             and eap.eap_type == EapType.IDENTITY
             and self.config.ask_eap_method
+            and self.config.stop_after == "eap"
         ):
             self._set_state(State.EAP_SENT)
             self._next_message_id = 2

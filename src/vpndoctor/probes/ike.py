@@ -7,6 +7,7 @@ schema is kept in `schema/ike.json`.
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import os
 import time
@@ -15,13 +16,13 @@ from pathlib import Path
 from typing import Literal
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509.oid import ExtendedKeyUsageOID
 from pydantic import BaseModel, ConfigDict
 
 from vpndoctor import __version__
+from vpndoctor.certs import issued_by_anchor
 from vpndoctor.errors import UsageError
 from vpndoctor.ike import initiator as ini
 from vpndoctor.ike.constants import (
@@ -117,6 +118,7 @@ class IkeObservation(_Model):
     round_trips: int
     datagrams: list[DatagramInfo]
     icmp_errors: list[str]
+    certificate_chain_pem: list[str]  # what the server sent in CERT payloads, end entity first
 
 
 def _proposal_text(encr: int, bits: int | None, prf: int, integ: int | None, dh: int) -> str:
@@ -183,6 +185,16 @@ def load_trust_anchors(paths: list[str]) -> list[x509.Certificate]:
     return anchors
 
 
+def _load_ders(ders: tuple[bytes, ...]) -> list[x509.Certificate]:
+    certs = []
+    for der in ders:
+        try:
+            certs.append(x509.load_der_x509_certificate(der))
+        except ValueError:
+            continue
+    return certs
+
+
 def _spki_sha1(cert: x509.Certificate) -> bytes:
     return hashlib.sha1(
         cert.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
@@ -215,7 +227,7 @@ def describe_certificate(chain: tuple[bytes, ...], anchors: list[x509.Certificat
     )
     trusted: bool | None = None
     if anchors:
-        trusted = _issued_by_anchor(cert, chain[1:], anchors)
+        trusted = issued_by_anchor(cert, _load_ders(chain[1:]), anchors)
     return CertificateInfo(
         subject=cert.subject.rfc4514_string(),
         issuer=cert.issuer.rfc4514_string(),
@@ -229,34 +241,6 @@ def describe_certificate(chain: tuple[bytes, ...], anchors: list[x509.Certificat
         trusted=trusted,
         chain_length=len(chain),
     )
-
-
-def _issued_by_anchor(
-    cert: x509.Certificate, intermediates: tuple[bytes, ...], anchors: list[x509.Certificate]
-) -> bool:
-    """Signature chain up to one of the anchors (names and signatures; validity is reported separately)."""
-    pool = list(anchors)
-    for der in intermediates:
-        try:
-            pool.append(x509.load_der_x509_certificate(der))
-        except ValueError:
-            continue
-    current = cert
-    for _ in range(8):
-        for issuer in pool:
-            if issuer.subject != current.issuer:
-                continue
-            try:
-                current.verify_directly_issued_by(issuer)
-            except (ValueError, TypeError, InvalidSignature):
-                continue
-            if issuer in anchors:
-                return True
-            current = issuer
-            break
-        else:
-            return False
-    return False
 
 
 async def run_ike_probe(
@@ -274,6 +258,11 @@ async def run_ike_probe(
     retransmit_timeout_s: float = 0.5,
     retransmit_tries: int = 4,
     fragment_size_bytes: int = 1280,
+    send_certreq: bool = True,
+    sa_init_padding_bytes: int = 0,
+    start_on_natt: bool = False,
+    stop_after: str = "eap",
+    address: str | None = None,
 ) -> IkeObservation:
     try:
         specs = tuple(parse_proposal(p) for p in (proposals or list(DEFAULT_PROPOSALS)))
@@ -282,7 +271,8 @@ async def run_ike_probe(
     if group is not None and not any(group in s.dh for s in specs):
         raise UsageError(f"--group {group} is not in any offered proposal")
     anchors = load_trust_anchors(ca_files or [])
-    address = await resolve_one(target, timeout_s=min(timeout_s, 5.0))
+    if address is None:
+        address = await resolve_one(target, timeout_s=min(timeout_s, 5.0))
     started = datetime.now(UTC)
     t0 = time.monotonic()
     endpoints = await open_endpoints(address, (port, natt_port))
@@ -298,6 +288,10 @@ async def run_ike_probe(
             retransmit_timeout_s=retransmit_timeout_s,
             retransmit_tries=retransmit_tries,
             fragment_size_bytes=fragment_size_bytes,
+            send_certreq=send_certreq,
+            sa_init_padding_bytes=sa_init_padding_bytes,
+            start_on_natt=start_on_natt,
+            stop_after=stop_after,
         )
         machine = ini.Initiator(
             config, rng=os.urandom, local=endpoints.local_address(port), remote=(address, port)
@@ -399,10 +393,17 @@ def _observe(
         peer_error=peer_error,
         request_fragments=auth.request_fragments if auth else 0,
         response_fragments=auth.response_fragments if auth else 0,
+        certificate_chain_pem=[_pem(der) for der in auth.certificates] if auth else [],
         round_trips=machine.round_trips,
         datagrams=datagrams,
         icmp_errors=icmp,
     )
+
+
+def _pem(der: bytes) -> str:
+    body = base64.encodebytes(der).decode().replace("\n", "")
+    lines = [body[i : i + 64] for i in range(0, len(body), 64)]
+    return "-----BEGIN CERTIFICATE-----\n" + "\n".join(lines) + "\n-----END CERTIFICATE-----\n"
 
 
 def exit_code(obs: IkeObservation) -> int:

@@ -1,0 +1,1 @@
+"""Checks are pure: observations in, findings out. They never open a socket."""

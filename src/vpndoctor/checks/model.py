@@ -1,0 +1,47 @@
+"""Findings and the diagnose report: the JSON contract of `vpndoctor diagnose --json` (schema/diagnose.json).
+
+Finding ids are the constants in `vpndoctor.checks.ids`, used alike by the CLI, JSON, docs and tests.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Status = Literal["pass", "warn", "fail", "skip", "error"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Finding(_Model):
+    id: str
+    status: Status
+    title: str
+    detail: str
+    evidence: dict[str, Any] = Field(default_factory=dict)
+    remedy: str = ""
+    error_codes: list[int] = Field(default_factory=list)  # what a Windows client would show
+
+
+class Verdict(_Model):
+    status: Literal["healthy", "problems"]
+    root_causes: list[str]  # failing finding ids that explain the symptom, most likely first
+    summary: str  # the verdict paragraph, in words
+
+
+class Target(_Model):
+    name: str
+    addresses: list[str]
+
+
+class DiagnoseReport(_Model):
+    tool: dict[str, str]
+    target: Target
+    started_at: str
+    duration_s: float
+    round_trips: int  # sequential round trips on the critical path
+    verdict: Verdict
+    findings: list[Finding]
