@@ -114,9 +114,7 @@ def main() -> int:
             rows.append((label, ours_s, charon_s, scan_s))
     finally:
         lab_down(PREFIX)
-    print(
-        f"{'group':10} {'ours ms':>9} {'charon ms':>10} {'ike-scan ms':>12}   (CPU/handshake, {RUNS} runs)"
-    )
+    print(f"{'group':10} {'ours ms':>9} {'charon ms':>10} {'ike-scan ms':>12}   (CPU/handshake, {RUNS} runs)")
     for label, ours_s, charon_s, scan_s in rows:
         print(f"{label:10} {ours_s * 1e3:9.1f} {charon_s * 1e3:10.1f} {scan_s * 1e3:12.1f}")
     for label, ours_s, charon_s, scan_s in rows:

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-BENCHES = ("wan.py", "ike.py")
+BENCHES = ("wan.py", "ike.py", "diagnose.py")
 
 
 def main() -> int:

@@ -111,7 +111,10 @@ def diagnose(
             raise UsageError(
                 f"{profile}: no <CryptographySuite> in the profile (Windows then uses its defaults)"
             )
-        profile_proposal = suite.ike_proposal()
+        try:
+            profile_proposal = suite.ike_proposal()
+        except UsageError as exc:
+            raise UsageError(f"{profile}: {exc}") from None
     request = DiagnoseRequest(
         name=name,
         address=address,

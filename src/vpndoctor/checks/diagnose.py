@@ -722,13 +722,16 @@ def judge(obs: DiagnoseObservations, *, now: datetime | None = None) -> Diagnose
 
 def _summary(obs: DiagnoseObservations, findings: list[Finding], failing: list[str]) -> str:
     name = obs.request.name
+    warns = [f for f in findings if f.status == "warn"]
+    notes = "".join(
+        f" Worth a look - {f.id}: {f.detail}" + (f" {f.remedy.splitlines()[0]}" if f.remedy else "")
+        for f in warns
+    )
     if not failing:
-        warns = [f.id for f in findings if f.status == "warn"]
-        extra = f" Worth a look: {', '.join(warns)}." if warns else ""
-        return f"{name}: no problem found that would stop an Always On VPN client from connecting.{extra}"
+        return f"{name}: no problem found that would stop an Always On VPN client from connecting.{notes}"
     codes = sorted({c for f in findings if f.status == "fail" for c in f.error_codes})
     causes = "; ".join(CAUSE_TEXT[fid] for fid in failing)
     first = next(f for f in findings if f.id == failing[0])
     fix = first.remedy.splitlines()[0] if first.remedy else ""
     code_text = f" Clients would report error {', '.join(str(c) for c in codes)}." if codes else ""
-    return f"{name}: {causes}.{code_text} First fix: {fix}"
+    return f"{name}: {causes}.{code_text} First fix: {fix}{notes}"

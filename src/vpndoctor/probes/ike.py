@@ -90,6 +90,8 @@ class IkeObservation(_Model):
     address: str
     port: int
     natt_port: int
+    spi_i: str  # hex, our IKE SPI
+    spi_r: str  # hex, the responder's (zeros when it never answered)
     started_at: str
     duration_s: float
     reached: Literal["none", "IKE_SA_INIT", "IKE_AUTH"]
@@ -263,7 +265,9 @@ async def run_ike_probe(
     start_on_natt: bool = False,
     stop_after: str = "eap",
     address: str | None = None,
+    deadline_at: float | None = None,
 ) -> IkeObservation:
+    """One exchange. `deadline_at` (time.monotonic()) bounds it absolutely, whatever delays its start."""
     try:
         specs = tuple(parse_proposal(p) for p in (proposals or list(DEFAULT_PROPOSALS)))
     except ProposalSyntaxError as exc:
@@ -297,7 +301,8 @@ async def run_ike_probe(
             config, rng=os.urandom, local=endpoints.local_address(port), remote=(address, port)
         )
         machine.start(time.monotonic())
-        if not await drive(machine, endpoints, deadline_s=timeout_s):
+        budget = timeout_s if deadline_at is None else max(0.0, deadline_at - time.monotonic())
+        if not await drive(machine, endpoints, deadline_s=budget):
             machine.deadline_reached(time.monotonic())
         icmp = endpoints.icmp_errors
     finally:
@@ -368,6 +373,8 @@ def _observe(
         address=address,
         port=port,
         natt_port=natt_port,
+        spi_i=machine.spi_i.hex(),
+        spi_r=machine.spi_r.hex(),
         started_at=started.isoformat(),
         duration_s=round(time.monotonic() - t0, 3),
         reached=machine.reached,  # type: ignore[arg-type]

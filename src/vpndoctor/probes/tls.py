@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import ssl
 import time
 from dataclasses import dataclass
@@ -23,9 +24,10 @@ class TlsObservation:
     error: str | None = None
     connect_s: float | None = None
     round_trips: int = 0
+    duration_s: float = 0.0
 
 
-async def tls_handshake(
+async def _handshake(
     address: str, port: int = 443, *, server_name: str | None = None, timeout_s: float = 5.0
 ) -> TlsObservation:
     ctx = ssl.create_default_context()
@@ -80,3 +82,24 @@ async def tls_handshake(
         connect_s=connect_s,
         round_trips=1 + (1 if version == "TLSv1.3" else 2),
     )
+
+
+async def tls_handshake(
+    address: str,
+    port: int = 443,
+    *,
+    server_name: str | None = None,
+    timeout_s: float = 5.0,
+    deadline_at: float | None = None,
+) -> TlsObservation:
+    t0 = time.monotonic()
+    budget = timeout_s if deadline_at is None else max(0.1, deadline_at - t0)
+    try:
+        obs = await asyncio.wait_for(
+            _handshake(address, port, server_name=server_name, timeout_s=budget), budget
+        )
+    except TimeoutError:
+        obs = TlsObservation(
+            address, port, connected=False, handshake=False, error="timed out", round_trips=1
+        )
+    return dataclasses.replace(obs, duration_s=time.monotonic() - t0)
