@@ -732,6 +732,6 @@ def _summary(obs: DiagnoseObservations, findings: list[Finding], failing: list[s
     codes = sorted({c for f in findings if f.status == "fail" for c in f.error_codes})
     causes = "; ".join(CAUSE_TEXT[fid] for fid in failing)
     first = next(f for f in findings if f.id == failing[0])
-    fix = first.remedy.splitlines()[0] if first.remedy else ""
+    fix = " ".join(line.strip() for line in first.remedy.splitlines()) if first.remedy else ""
     code_text = f" Clients would report error {', '.join(str(c) for c in codes)}." if codes else ""
     return f"{name}: {causes}.{code_text} First fix: {fix}{notes}"

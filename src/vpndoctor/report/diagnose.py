@@ -22,7 +22,8 @@ def render_diagnose(report: DiagnoseReport, console: Console) -> None:
         table.add_row(f.id, f"[{STYLE[f.status]}]{f.status}[/]", f.detail)
     console.print(table)
     healthy = report.verdict.status == "healthy"
-    body = report.verdict.summary
+    # The JSON summary carries the first fix inline; here every root cause gets its remedy below instead.
+    body = report.verdict.summary.split(" First fix: ")[0]
     if not healthy:
         for fid in report.verdict.root_causes:
             finding = next(x for x in report.findings if x.id == fid)

@@ -1,0 +1,158 @@
+"""The diagnose checks are pure: synthetic observations in, findings out (no sockets, no lab)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vpndoctor.checks import ids
+from vpndoctor.checks.diagnose import judge
+from vpndoctor.probes.diagnose import PROPOSAL_CATALOGUE, DiagnoseObservations, DiagnoseRequest
+from vpndoctor.probes.dns import DnsObservation, ResolverAnswer
+from vpndoctor.probes.ike import DatagramInfo, IkeObservation
+from vpndoctor.probes.tls import TlsObservation
+
+
+def ike(reached: str = "IKE_AUTH", **kw: Any) -> IkeObservation:
+    base: dict[str, Any] = {
+        "tool": {"name": "vpndoctor", "version": "t"},
+        "target": "vpn.test",
+        "address": "203.0.113.10",
+        "port": 500,
+        "natt_port": 4500,
+        "spi_i": "00" * 8,
+        "spi_r": "11" * 8,
+        "started_at": "now",
+        "duration_s": 0.1,
+        "reached": reached,
+        "proposal": None,
+        "ke_group_requested": None,
+        "cookie_rounds": 0,
+        "notifies": [],
+        "fragmentation_supported": True,
+        "signature_hash_algorithms": [],
+        "nat_detected": False,
+        "nat_local": False,
+        "nat_remote": False,
+        "natt_used": True,
+        "vendor_ids": [],
+        "idr": None,
+        "certificate": None,
+        "auth_method": None,
+        "auth_verified": False,
+        "auth_reason": None,
+        "eap_type": None,
+        "error_notify": None,
+        "timeout_exchange": None if reached == "IKE_AUTH" else "IKE_AUTH",
+        "peer_error": None,
+        "request_fragments": 0,
+        "response_fragments": 0,
+        "round_trips": 3,
+        "datagrams": [DatagramInfo(t=0.0, dir="out", port=500, size=700, summary="IKE_SA_INIT request 0")],
+        "icmp_errors": [],
+        "certificate_chain_pem": [],
+    }
+    base.update(kw)
+    return IkeObservation(**base)
+
+
+def observations(**kw: Any) -> DiagnoseObservations:
+    obs = DiagnoseObservations(request=DiagnoseRequest(name="vpn.test"), started_at="now")
+    obs.dns = DnsObservation("vpn.test", (ResolverAnswer("system", ("203.0.113.10",)),))
+    obs.address = "203.0.113.10"
+    obs.tls = TlsObservation("203.0.113.10", 443, connected=True, handshake=True, version="TLSv1.3")
+    obs.ike_main = ike()
+    obs.ike_nofrag = ike(datagrams=[DatagramInfo(t=0, dir="in", port=4500, size=1700, summary="big")])
+    obs.ike_padded = ike("IKE_SA_INIT")
+    obs.ike_natt = [ike("IKE_SA_INIT") for _ in range(2)]
+    obs.ike_affinity = [ike() for _ in range(12)]
+    obs.proposals = {label: ike("IKE_SA_INIT") for label, _, s in PROPOSAL_CATALOGUE if s == "strong"}
+    obs.proposals.update(
+        {
+            label: ike("none", error_notify="NO_PROPOSAL_CHOSEN")
+            for label, _, s in PROPOSAL_CATALOGUE
+            if s == "weak"
+        }
+    )
+    for key, value in kw.items():
+        setattr(obs, key, value)
+    return obs
+
+
+def statuses(obs: DiagnoseObservations) -> dict[str, str]:
+    return {f.id: f.status for f in judge(obs).findings}
+
+
+def test_every_id_once_in_order() -> None:
+    report = judge(observations())
+    assert [f.id for f in report.findings] == list(ids.ALL)
+
+
+def test_fragments_dropped_without_server_fragmentation() -> None:
+    obs = observations(
+        ike_main=ike("IKE_SA_INIT", fragmentation_supported=False),
+        ike_padded=ike("none", timeout_exchange="IKE_SA_INIT"),
+        ike_nofrag=ike("IKE_SA_INIT", fragmentation_supported=False),
+    )
+    s = statuses(obs)
+    assert s[ids.PATH_IP_FRAGMENTS] == "fail" and s[ids.IKE_FRAGMENTATION_SUPPORTED] == "fail"
+    report = judge(obs)
+    assert report.verdict.root_causes[0] == ids.PATH_IP_FRAGMENTS
+    assert "IP fragments are dropped between client and server" in report.verdict.summary
+    assert "EnableServerFragmentation" in report.verdict.summary
+
+
+def test_fragments_dropped_but_mitigated_is_a_warning() -> None:
+    obs = observations(ike_padded=ike("none", timeout_exchange="IKE_SA_INIT"), ike_nofrag=ike("IKE_SA_INIT"))
+    s = statuses(obs)
+    assert s[ids.PATH_IP_FRAGMENTS] == "warn" and s[ids.IKE_FRAGMENTATION_SUPPORTED] == "pass"
+    assert judge(obs).verdict.status == "healthy"
+
+
+def test_no_fragmentation_but_path_fine_is_a_warning() -> None:
+    s = statuses(observations(ike_main=ike(fragmentation_supported=False)))
+    assert s[ids.IKE_FRAGMENTATION_SUPPORTED] == "warn" and s[ids.PATH_IP_FRAGMENTS] == "pass"
+
+
+def test_split_affinity_fails_and_4500_still_passes() -> None:
+    obs = observations(ike_affinity=[ike() for _ in range(6)] + [ike("IKE_SA_INIT") for _ in range(6)])
+    s = statuses(obs)
+    assert s[ids.LB_PORT_AFFINITY] == "fail" and s[ids.IKE_UDP4500_REACHABLE] == "pass"
+
+
+def test_4500_blocked_is_not_mistaken_for_affinity() -> None:
+    obs = observations(
+        ike_affinity=[ike("IKE_SA_INIT") for _ in range(12)],
+        ike_natt=[ike("none", timeout_exchange="IKE_SA_INIT") for _ in range(2)],
+    )
+    s = statuses(obs)
+    assert s[ids.IKE_UDP4500_REACHABLE] == "fail" and s[ids.LB_PORT_AFFINITY] == "skip"
+
+
+def test_nxdomain_skips_everything_else() -> None:
+    obs = observations()
+    obs.dns = DnsObservation("vpn.test", (ResolverAnswer("system", error="NXDOMAIN"),))
+    obs.address = None
+    s = statuses(obs)
+    assert s[ids.DNS_RESOLUTION] == "fail"
+    assert {v for k, v in s.items() if k != ids.DNS_RESOLUTION} == {"skip"}
+
+
+def test_resolvers_that_disagree_fail() -> None:
+    obs = observations()
+    obs.dns = DnsObservation(
+        "vpn.test",
+        (ResolverAnswer("system", ("203.0.113.10",)), ResolverAnswer("192.0.2.53", ("203.0.113.99",))),
+    )
+    assert statuses(obs)[ids.DNS_RESOLUTION] == "fail"
+
+
+def test_only_weak_proposals_fail() -> None:
+    proposals = {label: ike("IKE_SA_INIT" if s == "weak" else "none") for label, _, s in PROPOSAL_CATALOGUE}
+    assert statuses(observations(proposals=proposals))[ids.IKE_PROPOSALS_STRENGTH] == "fail"
+    proposals = {label: ike("IKE_SA_INIT") for label, _, _ in PROPOSAL_CATALOGUE}
+    assert statuses(observations(proposals=proposals))[ids.IKE_PROPOSALS_STRENGTH] == "warn"
+
+
+def test_no_certificate_skips_cert_checks() -> None:
+    s = statuses(observations())
+    assert all(s[fid] == "skip" for fid in (ids.CERT_NAME, ids.CERT_EKU, ids.CERT_VALIDITY, ids.CERT_TRUST))
