@@ -156,3 +156,18 @@ def test_only_weak_proposals_fail() -> None:
 def test_no_certificate_skips_cert_checks() -> None:
     s = statuses(observations())
     assert all(s[fid] == "skip" for fid in (ids.CERT_NAME, ids.CERT_EKU, ids.CERT_VALIDITY, ids.CERT_TRUST))
+
+
+def test_public_resolver_answering_a_private_address_warns() -> None:
+    obs = observations()
+    obs.dns = DnsObservation(
+        "vpn.test", (ResolverAnswer("system", ("10.1.2.3",)), ResolverAnswer("9.9.9.9", ("10.1.2.3",)))
+    )
+    assert statuses(obs)[ids.DNS_RESOLUTION] == "warn"
+
+
+def test_expect_ip_missing_fails_first() -> None:
+    obs = observations()
+    obs.request.expect_ips = ["203.0.113.77"]
+    report = judge(obs)
+    assert report.verdict.root_causes[0] == ids.DNS_RESOLUTION
