@@ -9,9 +9,17 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from vpndoctor.checks.model import DiagnoseReport
+from vpndoctor.commands_address import AddressReport, IsatapReport
+from vpndoctor.events import EventsReport
 from vpndoctor.probes.ike import IkeObservation
 
-SCHEMAS: dict[str, type[BaseModel]] = {"ike.json": IkeObservation, "diagnose.json": DiagnoseReport}
+SCHEMAS: dict[str, type[BaseModel]] = {
+    "ike.json": IkeObservation,
+    "diagnose.json": DiagnoseReport,
+    "events.json": EventsReport,
+    "address.json": AddressReport,
+    "isatap.json": IsatapReport,
+}
 
 
 def render(model: type[BaseModel]) -> str:

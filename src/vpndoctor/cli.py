@@ -320,6 +320,20 @@ def lab_connect(
         raise typer.Exit(1)
 
 
+def _register_tools() -> None:
+    from vpndoctor.commands_address import address_cmd, isatap_app
+    from vpndoctor.commands_events import events_cmd, explain_cmd
+
+    app.command("address")(address_cmd)
+    app.add_typer(isatap_app, name="isatap")
+    # A negative HRESULT such as -2146885613 must not be taken for an option.
+    app.command("explain", context_settings={"ignore_unknown_options": True})(explain_cmd)
+    app.command("events")(events_cmd)
+
+
+_register_tools()
+
+
 def main() -> None:
     try:
         app()
