@@ -149,8 +149,8 @@ def diagnose(
 @app.command("ike")
 def ike(
     target: Annotated[str, typer.Argument(help="Server name or address.")],
-    port: Annotated[int, typer.Option(help="IKE port.")] = 500,
-    natt_port: Annotated[int, typer.Option("--natt-port", help="NAT-T port.")] = 4500,
+    port: Annotated[int, typer.Option(help="IKE port.", min=1, max=65535)] = 500,
+    natt_port: Annotated[int, typer.Option("--natt-port", help="NAT-T port.", min=1, max=65535)] = 4500,
     proposal: Annotated[
         list[str] | None,
         typer.Option(
