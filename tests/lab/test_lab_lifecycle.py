@@ -78,6 +78,9 @@ def test_up_status_exec_down_leaves_nothing(clean: object) -> None:
     assert ex.returncode == 0 and "198.51.100.10/24" in ex.stdout
     assert cli("lab", "exec", "--prefix", PREFIX, "--", "false").returncode == 1, "exit status passes through"
 
+    connect = cli("lab", "connect", "--prefix", PREFIX, "--timeout-s", "10")
+    assert connect.returncode == 0 and "IKE SA established" in connect.stdout, connect.stdout + connect.stderr
+
     again = cli("lab", "up", "--prefix", PREFIX)
     assert again.returncode == 2 and "already exists" in again.stderr
 
