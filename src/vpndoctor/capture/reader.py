@@ -1,0 +1,412 @@
+"""Streaming pcap / pcapng reader: bytes of a capture file in, `Frame` tuples out, one pass, bounded memory.
+
+Hand-written rather than scapy/dpkt for speed and safety: it streams (never loads a file), builds one small
+tuple per packet instead of a tree of layer objects, caps every length it trusts (a 256 KiB packet, a 16 MiB
+block), and a damaged file raises only `CaptureError` (fatal, with the byte offset) or, for a truncated
+final packet, yields what is there and records a warning on the reader.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import struct
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO, NamedTuple
+
+from vpndoctor.errors import UsageError
+
+__all__ = ["MAX_PACKET_BYTES", "CaptureError", "CaptureReader", "Frame", "iter_frames", "open_capture"]
+
+MAX_PACKET_BYTES = 256 * 1024
+# Non-packet blocks (section headers, interface descriptions with long comments) may be larger than a
+# packet, but a block claiming more than this is a damaged length, not data worth buffering.
+MAX_BLOCK_BYTES = 16 * 1024 * 1024
+_CHUNK_BYTES = 1 << 20
+
+_PCAP_USEC = 0xA1B2C3D4
+_PCAP_NSEC = 0xA1B23C4D
+_PCAPNG_SHB = 0x0A0D0D0A
+_PCAPNG_BOM = 0x1A2B3C4D
+_GZIP_MAGIC = b"\x1f\x8b"
+
+_BT_IDB = 1
+_BT_OPB = 2
+_BT_SPB = 3
+_BT_EPB = 6
+_OPT_END = 0
+_OPT_IF_TSRESOL = 9
+_OPT_IF_TSOFFSET = 14
+
+
+class CaptureError(UsageError):
+    """The capture file cannot be read: bad magic, a truncated header or a length that lies."""
+
+    def __init__(self, offset: int, message: str) -> None:
+        super().__init__(f"capture file damaged at byte {offset}: {message}")
+        self.offset = offset
+        self.reason = message
+
+
+class Frame(NamedTuple):
+    """One captured packet. `data` may be shorter than `original_length` (snaplen, truncation)."""
+
+    timestamp: float
+    link_type: int
+    data: bytes
+    original_length: int
+
+
+class _Source:
+    """Chunked buffer over a binary stream: one read() per megabyte, not per field."""
+
+    __slots__ = ("_buf", "_pos", "_stream", "consumed")
+
+    def __init__(self, stream: BinaryIO, prefix: bytes = b"") -> None:
+        self._stream = stream
+        self._buf = prefix
+        self._pos = 0
+        self.consumed = 0  # absolute offset of the next byte take() returns
+
+    def take(self, n: int) -> bytes:
+        """Exactly `n` bytes, or fewer only at end of stream."""
+        pos = self._pos
+        end = pos + n
+        if end <= len(self._buf):
+            self._pos = end
+            self.consumed += n
+            return self._buf[pos:end]
+        parts = [self._buf[pos:]]
+        have = len(parts[0])
+        while have < n:
+            chunk = self._stream.read(max(_CHUNK_BYTES, n - have))
+            if not chunk:
+                break
+            parts.append(chunk)
+            have += len(chunk)
+        buf = b"".join(parts)
+        out = buf[:n]
+        self._buf = buf
+        self._pos = len(out)
+        self.consumed += len(out)
+        return out
+
+    def skip(self, n: int) -> int:
+        """Discard `n` bytes without buffering them all; returns how many were there."""
+        done = 0
+        while done < n:
+            got = len(self.take(min(n - done, _CHUNK_BYTES)))
+            if got == 0:
+                break
+            done += got
+        return done
+
+
+class _Interface(NamedTuple):
+    link_type: int
+    snaplen: int
+    ts_scale: float  # seconds per timestamp unit
+    ts_offset: int
+
+
+class CaptureReader:
+    """Reads one capture stream. Iterate `.frames()` once; afterwards `.warnings` lists recoverable damage
+    (a truncated final packet) and `.format` is "pcap" or "pcapng"."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._stream = stream
+        self.warnings: list[str] = []
+        self.format = ""
+
+    def frames(self) -> Iterator[Frame]:
+        magic = _read_exact_or_fail(self._stream, 4)
+        if magic[:2] == _GZIP_MAGIC:
+            guard = _GzipGuard(gzip.GzipFile(fileobj=_Prefixed(magic, self._stream), mode="rb"))
+            magic = guard.read(4)
+            if len(magic) < 4:
+                raise CaptureError(len(magic), "compressed capture shorter than a file header")
+            src = _Source(guard, magic)  # type: ignore[arg-type]
+        else:
+            src = _Source(self._stream, magic)
+        word_le = struct.unpack("<I", magic)[0]
+        if word_le == _PCAPNG_SHB:
+            self.format = "pcapng"
+            yield from self._pcapng(src)
+        elif word_le in (_PCAP_USEC, _PCAP_NSEC) or struct.unpack(">I", magic)[0] in (_PCAP_USEC, _PCAP_NSEC):
+            self.format = "pcap"
+            yield from self._pcap(src)
+        else:
+            raise CaptureError(0, f"not a pcap or pcapng file (magic {magic.hex()})")
+
+    # -- classic pcap -------------------------------------------------------------------------------------
+
+    def _pcap(self, src: _Source) -> Iterator[Frame]:
+        header = src.take(24)
+        if len(header) < 24:
+            raise CaptureError(src.consumed, f"pcap file header is {len(header)} of 24 bytes")
+        order = "<" if struct.unpack("<I", header[:4])[0] in (_PCAP_USEC, _PCAP_NSEC) else ">"
+        magic, _major, _minor, _zone, _sigfigs, snaplen, fcs_link = struct.unpack(order + "IHHiIII", header)
+        scale = 1e-9 if magic == _PCAP_NSEC else 1e-6
+        # The top bits of the link-type word carry FCS information (pcap-linktype(7)); only 28 bits name it.
+        link_type = fcs_link & 0x0FFFFFFF
+        # Like libpcap, a packet longer than the header's snaplen is tolerated (some writers set snaplen
+        # wrong) with a warning; only the hard cap is fatal.
+        limit = MAX_PACKET_BYTES
+        snap = snaplen or MAX_PACKET_BYTES
+        warned = False
+        record = struct.Struct(order + "IIII")
+        unpack = record.unpack
+        take = src.take
+        while True:
+            at = src.consumed
+            head = take(16)
+            if len(head) < 16:
+                if head:
+                    self.warnings.append(f"truncated packet header at byte {at} ({len(head)} of 16 bytes)")
+                return
+            sec, frac, caplen, origlen = unpack(head)
+            if caplen > limit:
+                raise CaptureError(at, f"packet claims {caplen} captured bytes (limit {limit})")
+            if caplen > snap and not warned:
+                warned = True
+                self.warnings.append(f"packet at byte {at} has {caplen} captured bytes, above snaplen {snap}")
+            data = take(caplen)
+            if len(data) < caplen:
+                self.warnings.append(
+                    f"truncated final packet at byte {at}: {len(data)} of {caplen} captured bytes present"
+                )
+                yield Frame(sec + frac * scale, link_type, data, max(origlen, len(data)))
+                return
+            yield Frame(sec + frac * scale, link_type, data, origlen)
+
+    # -- pcapng -------------------------------------------------------------------------------------------
+
+    def _pcapng(self, src: _Source) -> Iterator[Frame]:
+        order = "<"
+        interfaces: list[_Interface] = []
+        u32 = struct.Struct("<I")
+        while True:
+            at = src.consumed
+            head = src.take(8)
+            if not head:
+                return
+            if len(head) < 8:
+                self.warnings.append(f"truncated block header at byte {at} ({len(head)} of 8 bytes)")
+                return
+            if head[:4] == b"\x0a\x0d\x0d\x0a":
+                bom = src.take(4)
+                if len(bom) < 4:
+                    self._truncated(at, "section header")
+                    return
+                if struct.unpack("<I", bom)[0] == _PCAPNG_BOM:
+                    order = "<"
+                elif struct.unpack(">I", bom)[0] == _PCAPNG_BOM:
+                    order = ">"
+                else:
+                    raise CaptureError(at + 8, f"section header byte-order magic {bom.hex()} is invalid")
+                u32 = struct.Struct(order + "I")
+                block_type = _PCAPNG_SHB
+                total = u32.unpack(head[4:])[0]
+                _check_block_length(at, total, 28)
+                body_len = total - 16  # after type, length, BOM; before trailing length
+                interfaces = []
+            else:
+                block_type, total = struct.unpack(order + "II", head)
+                _check_block_length(at, total, 12)
+                body_len = total - 12
+            if block_type in (_BT_EPB, _BT_SPB, _BT_OPB) and body_len > MAX_PACKET_BYTES + 65536:
+                # Bounded by the packet cap plus room for options, so a lying length is caught before it is
+                # buffered.
+                raise CaptureError(at, f"packet block length {total} exceeds the packet limit")
+            if block_type not in (_BT_EPB, _BT_SPB, _BT_OPB, _BT_IDB, _PCAPNG_SHB):
+                got = src.skip(body_len)
+                if got < body_len:
+                    self._truncated(at, f"block of type {block_type:#x}")
+                    return
+                if not self._trailer(src, u32, at, total):
+                    return
+                continue
+            body = src.take(body_len)
+            if len(body) < body_len:
+                frame = self._partial_packet(block_type, body, order, interfaces, at)
+                if frame is not None:
+                    yield frame
+                self._truncated(at, f"block of type {block_type:#x}")
+                return
+            if not self._trailer(src, u32, at, total):
+                return
+            if block_type == _PCAPNG_SHB:
+                continue
+            if block_type == _BT_IDB:
+                interfaces.append(_parse_idb(body, order, at))
+                continue
+            yield _packet_block(block_type, body, order, interfaces, at, complete=True)
+
+    def _trailer(self, src: _Source, u32: struct.Struct, at: int, total: int) -> bool:
+        tail = src.take(4)
+        if len(tail) < 4:
+            self._truncated(at, "block trailer")
+            return False
+        if u32.unpack(tail)[0] != total:
+            raise CaptureError(
+                at, f"block length {total} disagrees with trailing length {u32.unpack(tail)[0]}"
+            )
+        return True
+
+    def _partial_packet(
+        self, block_type: int, body: bytes, order: str, interfaces: list[_Interface], at: int
+    ) -> Frame | None:
+        if block_type == _BT_SPB and len(body) >= 4 or block_type in (_BT_EPB, _BT_OPB) and len(body) >= 20:
+            return _packet_block(block_type, body, order, interfaces, at, complete=False)
+        return None
+
+    def _truncated(self, at: int, what: str) -> None:
+        self.warnings.append(f"truncated final {what} at byte {at}")
+
+
+def _check_block_length(at: int, total: int, minimum: int) -> None:
+    if total < minimum:
+        raise CaptureError(at, f"block length {total} is less than the minimum {minimum}")
+    if total % 4:
+        raise CaptureError(at, f"block length {total} is not a multiple of 4")
+    if total > MAX_BLOCK_BYTES:
+        raise CaptureError(at, f"block length {total} exceeds {MAX_BLOCK_BYTES}")
+
+
+def _options(body: bytes, start: int, order: str, at: int) -> Iterator[tuple[int, bytes]]:
+    """(code, value) pairs of a pcapng option list; a list that runs off the block ends quietly, because
+    options never change how packets are read except the two we look for."""
+    pos = start
+    n = len(body)
+    fmt = order + "HH"
+    while pos + 4 <= n:
+        code, length = struct.unpack_from(fmt, body, pos)
+        if code == _OPT_END:
+            return
+        pos += 4
+        if pos + length > n:
+            return
+        yield code, body[pos : pos + length]
+        pos += (length + 3) & ~3
+
+
+def _parse_idb(body: bytes, order: str, at: int) -> _Interface:
+    if len(body) < 8:
+        raise CaptureError(at, f"interface description block body is {len(body)} bytes, need 8")
+    link_type, _reserved, snaplen = struct.unpack_from(order + "HHI", body, 0)
+    scale = 1e-6
+    offset = 0
+    for code, value in _options(body, 8, order, at):
+        if code == _OPT_IF_TSRESOL and len(value) >= 1:
+            v = value[0]
+            exp = v & 0x7F
+            if exp > 64:
+                raise CaptureError(at, f"if_tsresol {v:#x} is out of range")
+            scale = 2.0**-exp if v & 0x80 else 10.0**-exp
+        elif code == _OPT_IF_TSOFFSET and len(value) >= 8:
+            offset = struct.unpack(order + "q", value[:8])[0]
+    return _Interface(link_type, snaplen, scale, offset)
+
+
+def _interface(interfaces: list[_Interface], index: int, at: int) -> _Interface:
+    if index >= len(interfaces):
+        raise CaptureError(at, f"packet refers to interface {index}, but {len(interfaces)} are described")
+    return interfaces[index]
+
+
+def _packet_block(
+    block_type: int, body: bytes, order: str, interfaces: list[_Interface], at: int, *, complete: bool
+) -> Frame:
+    if block_type == _BT_SPB:
+        if len(body) < 4:
+            raise CaptureError(at, "simple packet block shorter than its fixed fields")
+        iface = _interface(interfaces, 0, at)
+        origlen = struct.unpack_from(order + "I", body, 0)[0]
+        caplen = min(origlen, len(body) - 4)
+        if iface.snaplen:
+            caplen = min(caplen, iface.snaplen)
+        return Frame(0.0, iface.link_type, body[4 : 4 + caplen], origlen)
+    if len(body) < 20:
+        raise CaptureError(at, f"packet block body is {len(body)} bytes, need 20")
+    if block_type == _BT_EPB:
+        index, ts_hi, ts_lo, caplen, origlen = struct.unpack_from(order + "IIIII", body, 0)
+    else:  # obsolete Packet Block: 16-bit interface id and drop count
+        index, _drops, ts_hi, ts_lo, caplen, origlen = struct.unpack_from(order + "HHIIII", body, 0)
+    iface = _interface(interfaces, index, at)
+    if caplen > MAX_PACKET_BYTES:
+        raise CaptureError(at, f"packet claims {caplen} captured bytes (limit {MAX_PACKET_BYTES})")
+    if complete and caplen > len(body) - 20:
+        raise CaptureError(at, f"packet claims {caplen} captured bytes, its block holds {len(body) - 20}")
+    data = body[20 : 20 + caplen]
+    ts = ((ts_hi << 32) | ts_lo) * iface.ts_scale + iface.ts_offset
+    return Frame(ts, iface.link_type, data, max(origlen, len(data)))
+
+
+# -- stream plumbing ----------------------------------------------------------------------------------------
+
+
+def _read_exact_or_fail(stream: BinaryIO, n: int) -> bytes:
+    out = b""
+    while len(out) < n:
+        chunk = stream.read(n - len(out))
+        if not chunk:
+            break
+        out += chunk
+    if len(out) < n:
+        raise CaptureError(len(out), "file is shorter than any capture file header")
+    return out
+
+
+class _Prefixed(io.RawIOBase):
+    """A stream with bytes already read from it pushed back in front (stdin cannot seek)."""
+
+    def __init__(self, prefix: bytes, stream: BinaryIO) -> None:
+        self._prefix = prefix
+        self._stream = stream
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        if self._prefix:
+            n = min(len(buffer), len(self._prefix))
+            buffer[:n] = self._prefix[:n]
+            self._prefix = self._prefix[n:]
+            return n
+        data = self._stream.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+class _GzipGuard:
+    """Turns a damaged gzip stream into the end of data plus CaptureError, never zlib/EOF errors."""
+
+    def __init__(self, inner: gzip.GzipFile) -> None:
+        self._inner = inner
+        self._pos = 0
+
+    def read(self, n: int = -1) -> bytes:
+        try:
+            data = self._inner.read(n)
+        except Exception as exc:  # zlib.error, EOFError, BadGzipFile: all mean the same to the user
+            raise CaptureError(self._pos, f"compressed capture is damaged: {exc}") from exc
+        self._pos += len(data)
+        return data
+
+
+def iter_frames(stream: BinaryIO) -> Iterator[Frame]:
+    """Frames of a pcap or pcapng stream (gzip-compressed or not); warnings are dropped, use
+    `CaptureReader` to see them."""
+    return CaptureReader(stream).frames()
+
+
+def open_capture(path: str | Path) -> BinaryIO:
+    """A binary stream for `path`, or standard input for "-". Raises CaptureError if it cannot be opened."""
+    if str(path) == "-":
+        return sys.stdin.buffer
+    try:
+        return open(path, "rb")  # noqa: SIM115 - the caller owns the stream
+    except OSError as exc:
+        raise CaptureError(0, f"cannot open {path}: {exc.strerror or exc}") from exc
