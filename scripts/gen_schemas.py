@@ -8,6 +8,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from vpndoctor.capture.model import CaptureReport
 from vpndoctor.checks.model import DiagnoseReport
 from vpndoctor.commands_address import AddressReport, IsatapReport
 from vpndoctor.events import EventsReport
@@ -19,6 +20,7 @@ SCHEMAS: dict[str, type[BaseModel]] = {
     "events.json": EventsReport,
     "address.json": AddressReport,
     "isatap.json": IsatapReport,
+    "capture.json": CaptureReport,
 }
 
 

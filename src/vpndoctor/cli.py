@@ -48,6 +48,27 @@ def _root(
     """vpndoctor: find why remote-access VPN clients cannot connect (error 809 and friends), and fix it."""
 
 
+@app.command("capture")
+def capture(
+    file: Annotated[str, typer.Argument(help="pcap or pcapng file (gzip too); - reads stdin.")],
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON object on stdout (schema/capture.json).")
+    ] = False,
+) -> None:
+    """What happened on the wire, and why it failed: IKE conversations, retransmissions, lost fragments.
+
+    Exit 0 when the capture was read (whatever it found), 2 when it cannot be read.
+    """
+    from vpndoctor.capture.analysis import analyse
+    from vpndoctor.report.capture import render_capture
+
+    report = analyse(file, name=file)
+    if as_json:
+        print(report.model_dump_json())
+    else:
+        render_capture(report, out)
+
+
 @app.command("diagnose")
 def diagnose(
     name: Annotated[str, typer.Argument(help="The VPN server name clients dial (e.g. vpn.example.com).")],
