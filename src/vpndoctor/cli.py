@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from dataclasses import asdict
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -123,6 +125,10 @@ def diagnose(
                 ipaddress.ip_address(v)
             except ValueError:
                 raise UsageError(f"{label} {v}: not an IP address") from None
+    if html:
+        parent = Path(html).resolve().parent
+        if not parent.is_dir() or not os.access(parent, os.W_OK):
+            raise UsageError(f"--html {html}: cannot write in {parent}")
     profile_proposal = None
     if profile:
         from vpndoctor.checks.profile import load_profile
@@ -202,6 +208,8 @@ def ike(
 
     if timeout_s <= 0:
         raise UsageError("--timeout-s must be positive")
+    if not target.strip():
+        raise UsageError("give a server name or address to probe")
     obs = probe(
         target,
         port=port,

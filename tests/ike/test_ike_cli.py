@@ -13,9 +13,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from scripts.gen_schemas import render
 from tests.ike.responder import UdpResponderThread
-from vpndoctor.probes.ike import IkeObservation
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schema" / "ike.json"
 CLI = [sys.executable, "-m", "vpndoctor", "ike"]
@@ -37,10 +35,6 @@ def probe(server: UdpResponderThread, *extra: str) -> tuple[int, dict[str, objec
     obs = json.loads(proc.stdout)
     jsonschema.validate(obs, json.loads(SCHEMA_PATH.read_text()))
     return proc.returncode, obs, elapsed
-
-
-def test_schema_in_repo_matches_the_model() -> None:
-    assert SCHEMA_PATH.read_text() == render(IkeObservation), "run scripts/gen_schemas.py"
 
 
 def test_normal_server_exit_0_and_schema_valid() -> None:

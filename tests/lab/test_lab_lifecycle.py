@@ -124,6 +124,7 @@ def test_interrupted_up_leaves_nothing(clean: object) -> None:
     while not namespaces() and deadline:
         subprocess.run(["sleep", "0.02"])
         deadline -= 1
+    assert namespaces(), "lab up never got as far as creating namespaces"
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode != 0

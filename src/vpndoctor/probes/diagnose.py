@@ -7,7 +7,9 @@ number per target), so the critical path is DNS plus the longest single exchange
 from __future__ import annotations
 
 import asyncio
+import re
 import time
+import warnings
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -180,8 +182,23 @@ def _anchors(ca_files: list[str]) -> tuple[list[x509.Certificate], str]:
         return load_trust_anchors(ca_files), "--ca"
     for path in SYSTEM_BUNDLES:
         if Path(path).exists():
-            try:
-                return load_trust_anchors([path]), f"the system store ({path})"
-            except Exception:  # noqa: BLE001 - an unreadable system bundle means "no anchors", reported
-                break
+            return _system_bundle(Path(path)), f"the system store ({path})"
     return [], "the system store (none found)"
+
+
+def _system_bundle(path: Path) -> list[x509.Certificate]:
+    """One certificate at a time: a system store holds a few that `cryptography` warns about today (negative
+    serial numbers) and will refuse tomorrow; one bad entry must not cost every anchor."""
+    try:
+        text = path.read_bytes()
+    except OSError:
+        return []
+    anchors = []
+    for block in re.findall(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", text, re.S):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                anchors.append(x509.load_pem_x509_certificate(block))
+            except ValueError:
+                continue
+    return anchors
