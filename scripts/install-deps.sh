@@ -9,6 +9,8 @@ APT_PACKAGES=(
   libstrongswan-standard-plugins
   nftables iproute2 iputils-ping conntrack dnsmasq-base ppp ike-scan dnsutils openssl tshark tcpdump
   procps util-linux mount python3 python3-venv python3-pip
+  # TLS/SSTP/IP-HTTPS lab (ADC stand-ins, oracles, SSTP client) and the capture report's browser test
+  nginx-light libnginx-mod-stream haproxy keepalived sslscan testssl.sh sstp-client chromium fonts-dejavu-core
 )
 
 missing=()
@@ -23,7 +25,14 @@ if ((${#missing[@]})); then
   echo "install-deps: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q
+  # The lab runs nginx, HAProxy and keepalived in its own namespaces: keep the packages' init scripts from
+  # starting system-wide copies while they install.
+  guard=
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && guard=1
+  fi
   apt-get install -y -q --no-install-recommends "${missing[@]}"
+  [ -z "$guard" ] || rm -f /usr/sbin/policy-rc.d
 fi
 
 PY=${PYTHON:-python3}
