@@ -30,6 +30,7 @@ if ((${#missing[@]})); then
   guard=
   if [ ! -e /usr/sbin/policy-rc.d ]; then
     printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && guard=1
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
   fi
   apt-get install -y -q --no-install-recommends "${missing[@]}"
   [ -z "$guard" ] || rm -f /usr/sbin/policy-rc.d
