@@ -18,9 +18,12 @@ from vpndoctor.lab.pki import (
     CERTIFICATE_DEFECTS,
     IKE_INTERMEDIATE_OID,
     CertificateDefect,
+    DirectAccessPki,
+    DirectAccessPkiFiles,
     LabPki,
     LabPkiFiles,
     make_client_cert,
+    make_directaccess_pki,
     make_lab_pki,
 )
 
@@ -307,3 +310,85 @@ def test_client_cert_verifies_against_lab_ca(tmp_path: Path) -> None:
     assert _verify(files.ca_cert, client, "-purpose", "sslserver").returncode != 0
     eku = _openssl("x509", "-in", client, "-noout", "-ext", "extendedKeyUsage")
     assert "TLS Web Client Authentication" in eku.stdout
+
+
+# --- the DirectAccess ADC's certificates -------------------------------------------------------------------
+
+DA_NAME = "da.lab.test"
+DA_IP = "203.0.113.20"
+
+
+def _da(tmp_path: Path, defect: str = "valid") -> tuple[DirectAccessPki, DirectAccessPkiFiles, LabPkiFiles]:
+    lab = _pki(defect)
+    lab_files = lab.write(tmp_path)
+    da = make_directaccess_pki(lab, DA_NAME, now=_now(), ip_addresses=[DA_IP, "2001:db8:113::20"])
+    return da, da.write(tmp_path), lab_files
+
+
+def test_directaccess_files_and_modes(tmp_path: Path) -> None:
+    da, files, _ = _da(tmp_path)
+    assert files == DirectAccessPkiFiles.at(tmp_path)
+    secret = (files.server_key, files.server_haproxy, files.client_key, files.wrong_client_key)
+    public = (files.da_ca_cert, files.server_cert, files.server_chain, files.client_cert, files.wrong_ca_cert)
+    for path in secret:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    for path in (*public, files.wrong_client_cert):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644, path
+    assert files.server_haproxy.read_bytes() == da.server_cert_pem + da.lab_ca_cert_pem + da.server_key_pem
+    assert [p.name for p in public] == [
+        "da-ca.pem",
+        "da-server.pem",
+        "da-server-chain.pem",
+        "da-client.pem",
+        "da-wrong-ca.pem",
+    ]
+
+
+def test_directaccess_certificate_shapes(tmp_path: Path) -> None:
+    da, _, _ = _da(tmp_path)
+    da_ca = x509.load_pem_x509_certificate(da.da_ca_cert_pem)
+    wrong = x509.load_pem_x509_certificate(da.wrong_ca_cert_pem)
+    assert da_ca.subject.rfc4514_string() == "CN=vpndoctor DirectAccess CA"
+    assert wrong.subject.rfc4514_string() == "CN=vpndoctor wrong client CA"
+    assert da_ca.public_key() != wrong.public_key()
+    for pem in (da.client_cert_pem, da.wrong_client_cert_pem):
+        cert = x509.load_pem_x509_certificate(pem)
+        assert cert.subject.rfc4514_string() == "CN=client1.lab.test"
+        eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+        assert list(eku) == [ExtendedKeyUsageOID.CLIENT_AUTH]
+    x509.load_pem_x509_certificate(da.client_cert_pem).verify_directly_issued_by(da_ca)
+    x509.load_pem_x509_certificate(da.wrong_client_cert_pem).verify_directly_issued_by(wrong)
+    server = x509.load_pem_x509_certificate(da.server_cert_pem)
+    san = server.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert san.get_values_for_type(x509.DNSName) == [DA_NAME]
+    assert [str(ip) for ip in san.get_values_for_type(x509.IPAddress)] == [DA_IP, "2001:db8:113::20"]
+    with pytest.raises(ValueError, match="server_name"):
+        make_directaccess_pki(_pki("valid"), "", now=_now())
+
+
+@needs_openssl
+def test_directaccess_chains_with_openssl(tmp_path: Path) -> None:
+    _, files, lab_files = _da(tmp_path)
+    # client certificates: each verifies only against its own CA, and only as a client
+    assert _verify(files.da_ca_cert, files.client_cert, "-purpose", "sslclient").returncode == 0
+    assert _verify(files.da_ca_cert, files.client_cert, "-purpose", "sslserver").returncode != 0
+    assert _verify(lab_files.ca_cert, files.client_cert).returncode != 0
+    assert _verify(files.da_ca_cert, files.wrong_client_cert).returncode != 0
+    assert _verify(files.wrong_ca_cert, files.wrong_client_cert, "-purpose", "sslclient").returncode == 0
+    # the IP-HTTPS server certificate chains to the lab CA, names da.lab.test and the VIP
+    proc = _verify(lab_files.ca_cert, files.server_cert, "-x509_strict", "-purpose", "sslserver")
+    assert proc.returncode == 0, _out(proc)
+    check = _openssl("x509", "-in", files.server_cert, "-noout", "-checkhost", DA_NAME, "-checkip", DA_IP)
+    assert f"Hostname {DA_NAME} does match" in check.stdout and f"IP {DA_IP} does match" in check.stdout
+    # the HAProxy bundle's key belongs to its certificate
+    key_pub = _openssl("pkey", "-in", files.server_haproxy, "-pubout")
+    cert_pub = _openssl("x509", "-in", files.server_haproxy, "-noout", "-pubkey")
+    assert key_pub.returncode == 0 and key_pub.stdout == cert_pub.stdout
+
+
+@needs_openssl
+def test_directaccess_server_cert_stays_valid_whatever_the_lab_defect(tmp_path: Path) -> None:
+    # The lab's `certificate` knob breaks vpn.lab.test's certificate, not the ADC's.
+    _, files, lab_files = _da(tmp_path, "untrusted-ca")
+    proc = _verify(lab_files.ca_cert, files.server_cert, "-purpose", "sslserver")
+    assert proc.returncode == 0, _out(proc)

@@ -57,6 +57,15 @@ class Lab:
     def dns_log(self) -> str:
         return self._read(self.workdir / "dnsmasq-queries.log")
 
+    def log(self, name: str) -> str:
+        """A daemon's log by process name (`adc-nginx`, `adc-haproxy`, `da-vpn1`, `lb-nginx`, ...); the nginx
+        ADC also writes `adc-access.log` (one line per connection, with the client-certificate verdict)."""
+        return self._read(self.workdir / (name if name.endswith(".log") else f"{name}.log"))
+
+    def da_file(self, name: str) -> Path:
+        """A file of the ADC's PKI by its well-known name, e.g. `da-client.pem` (see lab/pki.py)."""
+        return self.workdir / "pki" / name
+
     @staticmethod
     def _read(path: Path) -> str:
         try:

@@ -63,11 +63,14 @@ def _selector(s: Scenario, family: str) -> str:
     return f"numgen random mod {n}"
 
 
-def lb_ruleset(s: Scenario) -> str:
+def lb_ruleset(s: Scenario, *, udp_dnat: bool = True) -> str:
+    """`udp_dnat=False` leaves UDP 500/4500 on the VIP to a local daemon (an nginx stream UDP LB override)."""
     backends = t.BACKENDS[: s.backends]
     prerouting = []
     for family, vip, addrs in (("ip", t.VIP4, t.BACKEND4), ("ip6", t.VIP6, t.BACKEND6)):
         for proto, port in LB_SERVICES:
+            if proto == "udp" and not udp_dnat:
+                continue
             match = f"{family} daddr {vip} {proto} dport {port}"
             if len(backends) == 1:
                 target = addrs[backends[0]]

@@ -22,10 +22,13 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
 __all__ = [
     "CERTIFICATE_DEFECTS",
     "CertificateDefect",
+    "DirectAccessPki",
+    "DirectAccessPkiFiles",
     "IKE_INTERMEDIATE_OID",
     "LabPki",
     "LabPkiFiles",
     "make_client_cert",
+    "make_directaccess_pki",
     "make_lab_pki",
 ]
 
@@ -48,12 +51,17 @@ IKE_INTERMEDIATE_OID = ObjectIdentifier("1.3.6.1.5.5.8.2.2")
 CA_COMMON_NAME = "vpndoctor lab CA"
 ROGUE_CA_COMMON_NAME = "vpndoctor rogue CA"
 WRONG_NAME_PREFIX = "wrong-"
+# The ADC scenarios: client certificates (DirectAccess computer certificates) come from their own CA, which
+# the ADC names in its CertificateRequest; a second, untrusted CA issues the certificate that must be refused.
+DA_CA_COMMON_NAME = "vpndoctor DirectAccess CA"
+WRONG_CLIENT_CA_COMMON_NAME = "vpndoctor wrong client CA"
+DA_CLIENT_NAME = "client1.lab.test"
 
 _CA_LIFETIME = timedelta(days=3650)
 _LEAF_LIFETIME = timedelta(days=365)
 _BACKDATE = timedelta(days=1)
 
-_KeyRole = Literal["ca", "rogue-ca", "server", "client"]
+_KeyRole = Literal["ca", "rogue-ca", "server", "client", "da-ca", "wrong-client-ca"]
 
 # RSA key generation dominates the cost of building a PKI (tens to hundreds of milliseconds per 2048-bit
 # key, seconds for 4096). A test run or a lab bring-up builds one PKI per scenario/defect, so keys are
@@ -338,3 +346,140 @@ def make_client_cert(pki: LabPki, common_name: str, *, now: datetime) -> tuple[b
         san=san,
     )
     return _cert_pem(cert), _key_pem(client_key)
+
+
+def _issue_client(
+    ca_cert: x509.Certificate, ca_key: rsa.RSAPrivateKey, common_name: str, moment: datetime
+) -> tuple[bytes, bytes]:
+    client_key = _cached_key(ca_key.key_size, "client")
+    san: list[x509.GeneralName] = [x509.RFC822Name(common_name)] if "@" in common_name else []
+    if "@" not in common_name and "." in common_name:
+        san = [x509.DNSName(common_name)]
+    cert = _make_leaf(
+        subject_cn=common_name,
+        public_key=client_key.public_key(),
+        issuer_cert=ca_cert,
+        issuer_key=ca_key,
+        not_before=moment - _BACKDATE,
+        not_after=moment + _LEAF_LIFETIME,
+        ekus=[ExtendedKeyUsageOID.CLIENT_AUTH],
+        san=san,
+    )
+    return _cert_pem(cert), _key_pem(client_key)
+
+
+@dataclass(frozen=True)
+class DirectAccessPkiFiles:
+    """Paths written by :meth:`DirectAccessPki.write` (well-known names: override configs rely on them)."""
+
+    directory: Path
+    da_ca_cert: Path  # da-ca.pem: the CA the ADC demands client certificates from
+    server_cert: Path  # da-server.pem: the IP-HTTPS name, issued by the lab CA
+    server_key: Path  # da-server.key (0600)
+    server_chain: Path  # da-server-chain.pem: certificate + lab CA
+    server_haproxy: Path  # da-server-haproxy.pem: chain + key in one file, as HAProxy's `crt` wants (0600)
+    client_cert: Path  # da-client.pem: issued by the DirectAccess CA
+    client_key: Path  # da-client.key (0600)
+    wrong_ca_cert: Path  # da-wrong-ca.pem
+    wrong_client_cert: Path  # da-client-wrong.pem: issued by the wrong CA
+    wrong_client_key: Path  # da-client-wrong.key (0600)
+
+    @classmethod
+    def at(cls, directory: Path) -> DirectAccessPkiFiles:
+        """The well-known file names in ``directory`` (a lab's `pki/`)."""
+        return cls(
+            directory=directory,
+            da_ca_cert=directory / "da-ca.pem",
+            server_cert=directory / "da-server.pem",
+            server_key=directory / "da-server.key",
+            server_chain=directory / "da-server-chain.pem",
+            server_haproxy=directory / "da-server-haproxy.pem",
+            client_cert=directory / "da-client.pem",
+            client_key=directory / "da-client.key",
+            wrong_ca_cert=directory / "da-wrong-ca.pem",
+            wrong_client_cert=directory / "da-client-wrong.pem",
+            wrong_client_key=directory / "da-client-wrong.key",
+        )
+
+
+@dataclass(frozen=True)
+class DirectAccessPki:
+    """The ADC's certificates: the IP-HTTPS server certificate (from the lab CA), the DirectAccess client CA
+    and a client certificate from it, and a client certificate from a CA the ADC does not trust."""
+
+    lab_ca_cert_pem: bytes
+    da_ca_cert_pem: bytes
+    server_cert_pem: bytes
+    server_key_pem: bytes
+    client_cert_pem: bytes
+    client_key_pem: bytes
+    wrong_ca_cert_pem: bytes
+    wrong_client_cert_pem: bytes
+    wrong_client_key_pem: bytes
+
+    def write(self, directory: Path) -> DirectAccessPkiFiles:
+        directory.mkdir(parents=True, exist_ok=True)
+        files = DirectAccessPkiFiles.at(directory)
+        chain = self.server_cert_pem + self.lab_ca_cert_pem
+        _write_file(files.da_ca_cert, self.da_ca_cert_pem, 0o644)
+        _write_file(files.server_cert, self.server_cert_pem, 0o644)
+        _write_file(files.server_key, self.server_key_pem, 0o600)
+        _write_file(files.server_chain, chain, 0o644)
+        _write_file(files.server_haproxy, chain + self.server_key_pem, 0o600)
+        _write_file(files.client_cert, self.client_cert_pem, 0o644)
+        _write_file(files.client_key, self.client_key_pem, 0o600)
+        _write_file(files.wrong_ca_cert, self.wrong_ca_cert_pem, 0o644)
+        _write_file(files.wrong_client_cert, self.wrong_client_cert_pem, 0o644)
+        _write_file(files.wrong_client_key, self.wrong_client_key_pem, 0o600)
+        return files
+
+
+def make_directaccess_pki(
+    pki: LabPki,
+    server_name: str,
+    *,
+    now: datetime,
+    ip_addresses: Sequence[str] = (),
+    client_name: str = DA_CLIENT_NAME,
+) -> DirectAccessPki:
+    """The ADC scenarios' certificates. The server certificate is always valid and issued by the lab CA
+    (``pki``'s trust anchor, whatever defect ``pki`` carries); the two client CAs are new, with key sizes
+    following the lab CA's."""
+    if not server_name:
+        raise ValueError("server_name must not be empty")
+    moment = _utc(now)
+    lab_ca = x509.load_pem_x509_certificate(pki.ca_cert_pem)
+    lab_key = serialization.load_pem_private_key(pki.ca_key_pem, password=None)
+    if not isinstance(lab_key, rsa.RSAPrivateKey):
+        raise TypeError(f"expected an RSA lab CA key, got {type(lab_key).__name__}")
+    bits = lab_key.key_size
+    server_key = _cached_key(bits, "server")
+    san: list[x509.GeneralName] = [x509.DNSName(server_name)]
+    san.extend(x509.IPAddress(ipaddress.ip_address(a)) for a in ip_addresses)
+    server = _make_leaf(
+        subject_cn=server_name,
+        public_key=server_key.public_key(),
+        issuer_cert=lab_ca,
+        issuer_key=lab_key,
+        not_before=moment - _BACKDATE,
+        not_after=moment + _LEAF_LIFETIME,
+        ekus=[ExtendedKeyUsageOID.SERVER_AUTH],
+        san=san,
+    )
+    da_key = _cached_key(bits, "da-ca")
+    da_ca = _make_ca(DA_CA_COMMON_NAME, da_key, moment)
+    wrong_key = _cached_key(bits, "wrong-client-ca")
+    wrong_ca = _make_ca(WRONG_CLIENT_CA_COMMON_NAME, wrong_key, moment)
+    client_cert, client_key = _issue_client(da_ca, da_key, client_name, moment)
+    wrong_cert, wrong_client_key = _issue_client(wrong_ca, wrong_key, client_name, moment)
+    return DirectAccessPki(
+        lab_ca_cert_pem=pki.ca_cert_pem,
+        da_ca_cert_pem=_cert_pem(da_ca),
+        server_cert_pem=_cert_pem(server),
+        server_key_pem=_key_pem(server_key),
+        client_cert_pem=client_cert,
+        client_key_pem=client_key,
+        wrong_ca_cert_pem=_cert_pem(wrong_ca),
+        wrong_client_cert_pem=wrong_cert,
+        wrong_client_key_pem=wrong_client_key,
+    )

@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from vpndoctor.errors import LabError, LocalEnvironmentError, UsageError
-from vpndoctor.lab import nftables, strongswan
+from vpndoctor.lab import adc, nftables, strongswan
 from vpndoctor.lab import topology as t
-from vpndoctor.lab.pki import make_lab_pki
+from vpndoctor.lab.pki import make_directaccess_pki, make_lab_pki
 from vpndoctor.lab.scenario import Scenario
 
 STATE_ROOT = Path(os.environ.get("VPNDOCTOR_LAB_STATE", "/var/lib/vpndoctor/lab"))
@@ -89,15 +89,41 @@ def sstpd_path() -> str | None:
     return shutil.which("sstpd")
 
 
-def preflight() -> None:
-    """Fail with one clear line when this machine cannot run the lab."""
+# What the ADC scenarios and the override hook need on top.
+ADC_BINARIES = {adc.HAPROXY: "haproxy"}
+NGINX_BINARIES = {adc.NGINX: "nginx-light"}
+NGINX_FILES = {adc.NGINX_STREAM_MODULE: "libnginx-mod-stream"}
+
+
+def adc_enabled(scenario: Scenario, overrides: dict[str, Any] | None) -> bool:
+    """Whether the lab runs the DirectAccess ADC parts (its PKI, VIP, backends and front end)."""
+    names = set(overrides or ())
+    return scenario.adc is not None or bool(names & {"adc-nginx", "adc-haproxy"})
+
+
+def _needs_nginx(scenario: Scenario, overrides: dict[str, Any] | None) -> bool:
+    names = set(overrides or ())
+    if names & {"adc-nginx", "lb-nginx"}:
+        return True
+    return "adc-haproxy" not in names and scenario.adc is not None and scenario.adc.implementation == "nginx"
+
+
+def preflight(scenario: Scenario | None = None, overrides: dict[str, Any] | None = None) -> None:
+    """Fail with one clear line when this machine cannot run the lab (or this scenario's extra daemons)."""
     if os.geteuid() != 0:
         raise LocalEnvironmentError("the lab needs root (network namespaces, nftables): run it as root")
+    binaries = dict(REQUIRED_BINARIES)
+    files = dict(REQUIRED_FILES)
+    if scenario is not None and adc_enabled(scenario, overrides):
+        binaries.update(ADC_BINARIES)
+    if scenario is not None and _needs_nginx(scenario, overrides):
+        binaries.update(NGINX_BINARIES)
+        files.update(NGINX_FILES)
     missing = []
-    for binary, package in REQUIRED_BINARIES.items():
+    for binary, package in binaries.items():
         if not (Path(binary).exists() if binary.startswith("/") else shutil.which(binary)):
             missing.append(package)
-    for path, package in REQUIRED_FILES.items():
+    for path, package in files.items():
         if not Path(path).exists():
             missing.append(package)
     if missing:
@@ -134,6 +160,7 @@ class LabState:
     namespaces: list[str] = field(default_factory=list)
     processes: list[ProcessRecord] = field(default_factory=list)
     ready: bool = False
+    overrides: dict[str, str] = field(default_factory=dict)  # override name -> file (see lab/adc.py)
 
     def save(self) -> None:
         path = Path(self.workdir) / "state.json"
@@ -230,18 +257,25 @@ class LabInfo:
     ca_file: str
     client_namespace: str
     workdir: str
+    # The DirectAccess IP-HTTPS ADC, when the scenario (or an override) has one.
+    da_name: str | None = None
+    da_addresses: tuple[str, str] | None = None
+    da_pki_dir: str | None = None
 
 
 class _Builder:
-    def __init__(self, scenario: Scenario, prefix: str) -> None:
+    def __init__(self, scenario: Scenario, prefix: str, overrides: dict[str, Path] | None = None) -> None:
         self.s = scenario
         self.prefix = prefix
         self.workdir = STATE_ROOT / prefix
+        self.overrides = dict(overrides or {})
+        self.adc = adc_enabled(scenario, self.overrides)
         self.state = LabState(
             prefix=prefix,
             scenario=scenario.model_dump(mode="json"),
             workdir=str(self.workdir),
             started_at=datetime.now(UTC).isoformat(),
+            overrides={k: str(v) for k, v in self.overrides.items()},
         )
 
     def ns(self, role: str) -> str:
@@ -290,6 +324,12 @@ class _Builder:
         for backend in t.BACKENDS[: self.s.backends]:
             self.charon(backend)
             self.sstpd(backend)
+        if self.adc:
+            for backend in t.BACKENDS[: self.s.backends]:
+                self.da_server(backend)
+            self.adc_front()
+        if "lb-nginx" in self.overrides:
+            self.start_nginx("lb-nginx", "lb", self.overrides["lb-nginx"])
         self.state.ready = True
         self.state.save()
         return info_from_state(self.state)
@@ -304,6 +344,12 @@ class _Builder:
             key_bits=self.s.server_key_bits,
         )
         self.files = pki.write(self.workdir / "pki")
+        if self.adc:
+            da_ips = [t.DA_VIP4, t.DA_VIP6, *t.BACKEND4.values(), *t.BACKEND6.values()]
+            da = make_directaccess_pki(pki, t.DA_NAME, now=datetime.now(UTC), ip_addresses=da_ips)
+            self.adc_files = adc.AdcFiles(
+                lab_ca=self.files.ca_cert, pki=da.write(self.workdir / "pki"), workdir=self.workdir
+            )
 
     def network(self) -> None:
         for role in t.ROLES:
@@ -349,6 +395,8 @@ class _Builder:
         loopback = dict(t.LOOPBACK_ADDRS)
         if self.s.edge_dnat:
             loopback["edge"] = (f"{t.PUBLIC_VIP4}/32", f"{t.PUBLIC_VIP6}/128")
+        if self.adc:
+            loopback["lb"] = (*loopback["lb"], f"{t.DA_VIP4}/32", f"{t.DA_VIP6}/128")
         for role, addrs in loopback.items():
             for addr in addrs:
                 _run(["ip", "-n", self.ns(role), "addr", "add", addr, "dev", "lo"])
@@ -359,10 +407,24 @@ class _Builder:
             _run(["ip", "-n", self.ns(role), fam, "route", "add", dest, "via", gw])
 
     def firewall(self) -> None:
-        for role, text in (("edge", nftables.edge_ruleset(self.s)), ("lb", nftables.lb_ruleset(self.s))):
+        lb = nftables.lb_ruleset(self.s, udp_dnat="lb-nginx" not in self.overrides)
+        for role, text in (("edge", nftables.edge_ruleset(self.s)), ("lb", lb)):
+            supplied = self.overrides.get(f"{role}-nft")
+            if supplied is not None:
+                self.check_supplied(f"{role}-nft", role, ["nft", "-c", "-f", str(supplied)])
+                self.nsrun(role, "nft", "-f", str(supplied))
+                continue
             path = self.workdir / f"{role}.nft"
             path.write_text(text)
             self.nsrun(role, "nft", "-f", str(path))
+
+    def check_supplied(self, name: str, role: str, argv: list[str]) -> None:
+        """Let the daemon itself judge a supplied configuration before the lab runs it."""
+        proc = _run(["ip", "netns", "exec", self.ns(role), *argv], check=False, timeout_s=30)
+        if proc.returncode != 0:
+            lines = (proc.stderr.strip() or proc.stdout.strip() or f"exit {proc.returncode}").splitlines()
+            detail = next((ln for ln in lines if "rror" in ln or "emerg" in ln), lines[-1]).strip()
+            raise LabError(f"override {name} ({self.overrides[name]}) rejected by {argv[0]}: {detail}")
 
     def dns(self) -> None:
         etc = NETNS_ETC / self.ns("client")
@@ -397,6 +459,8 @@ class _Builder:
         ]
         if records:
             argv.append(f"--host-record={t.SERVER_NAME},{','.join(records)}")
+        if self.adc:
+            argv.append(f"--host-record={t.DA_NAME},{t.DA_VIP4},{t.DA_VIP6}")
         pid = self.spawn("dnsmasq", "dns", argv)
         self.wait_for("dnsmasq", lambda: self._listening("dns", "-uln", 53), pid)
 
@@ -483,6 +547,56 @@ class _Builder:
         pid = self.spawn(f"sstpd-{backend}", backend, argv)
         self.wait_for(f"sstpd on {backend}", lambda: self._listening(backend, "-tln", 443), pid)
 
+    # -- the DirectAccess ADC (lab/adc.py) -------------------------------------------------------------
+    def da_server(self, backend: str) -> None:
+        cfg = self.workdir / backend / "da-haproxy.cfg"
+        cfg.parent.mkdir(parents=True, exist_ok=True)
+        cfg.write_text(adc.haproxy_backend_cfg(backend, self.adc_files))
+        self.start_haproxy(f"da-{backend}", backend, cfg)
+
+    def adc_front(self) -> None:
+        for name in ("adc-nginx", "adc-haproxy"):
+            if name in self.overrides:
+                supplied = self.overrides[name]
+                if name == "adc-nginx":
+                    self.start_nginx(name, "lb", supplied)
+                else:
+                    self.start_haproxy(name, "lb", supplied, supplied=True)
+                return
+        knobs = self.s.adc
+        assert knobs is not None  # adc_enabled without an override means the scenario has an `adc` section
+        if knobs.implementation == "nginx":
+            conf = self.workdir / "adc-nginx.conf"
+            conf.write_text(adc.nginx_adc_conf(knobs, self.adc_files, self.s.backends))
+            self.start_nginx("adc-nginx", "lb", conf, supplied=False)
+        else:
+            cfg = self.workdir / "adc-haproxy.cfg"
+            cfg.write_text(adc.haproxy_adc_cfg(knobs, self.adc_files, self.s.backends))
+            self.start_haproxy("adc-haproxy", "lb", cfg)
+        self.wait_for("the ADC front end", lambda: self._listening("lb", "-tln", t.DA_PORT))
+
+    def start_nginx(self, name: str, role: str, conf: Path, *, supplied: bool = True) -> None:
+        try:
+            text = conf.read_text(errors="replace")
+        except OSError as exc:
+            raise LabError(f"cannot read {conf}: {exc.strerror}") from None
+        if supplied:
+            self.check_supplied(name, role, adc.nginx_argv(conf, text, name, self.workdir, test=True))
+        argv = ["ip", "netns", "exec", self.ns(role), *adc.nginx_argv(conf, text, name, self.workdir)]
+        pid = self.spawn(name, role, argv)
+        self.wait_for(name, lambda: self._owns_socket(role, pid), pid)
+
+    def start_haproxy(self, name: str, role: str, cfg: Path, *, supplied: bool = False) -> None:
+        if supplied:
+            self.check_supplied(name, role, adc.haproxy_argv(cfg, test=True))
+        pid = self.spawn(name, role, ["ip", "netns", "exec", self.ns(role), *adc.haproxy_argv(cfg)])
+        self.wait_for(name, lambda: self._owns_socket(role, pid), pid)
+
+    def _owns_socket(self, role: str, pid: int) -> bool:
+        """Ready = the daemon has opened its listening sockets (TCP or UDP)."""
+        proc = _run(["ip", "netns", "exec", self.ns(role), "ss", "-Hlntup"], check=False, timeout_s=5)
+        return f"pid={pid}," in proc.stdout
+
     def _listening(self, role: str, flags: str, port: int) -> bool:
         proc = _run(
             ["ip", "netns", "exec", self.ns(role), "ss", "-H", flags, f"sport = :{port}"],
@@ -494,6 +608,7 @@ class _Builder:
 
 def info_from_state(state: LabState) -> LabInfo:
     s = Scenario.model_validate(state.scenario)
+    da = adc_enabled(s, state.overrides)
     return LabInfo(
         prefix=state.prefix,
         scenario=s.name,
@@ -503,25 +618,37 @@ def info_from_state(state: LabState) -> LabInfo:
         ca_file=str(Path(state.workdir) / "pki" / "ca.pem"),
         client_namespace=t.namespace(state.prefix, "client"),
         workdir=state.workdir,
+        da_name=t.DA_NAME if da else None,
+        da_addresses=(t.DA_VIP4, t.DA_VIP6) if da else None,
+        da_pki_dir=str(Path(state.workdir) / "pki") if da else None,
     )
 
 
-def lab_up(scenario: Scenario, prefix: str = DEFAULT_PREFIX) -> LabInfo:
-    """Build the lab; on any failure remove what was built and raise."""
+def lab_up(
+    scenario: Scenario, prefix: str = DEFAULT_PREFIX, overrides: dict[str, str | Path] | None = None
+) -> LabInfo:
+    """Build the lab; on any failure remove what was built and raise.
+
+    ``overrides`` maps names of `adc.OVERRIDES` (`adc-nginx`, `adc-haproxy`, `lb-nginx`, `edge-nft`, `lb-nft`)
+    to configuration files run in place of the lab's generated ones (each checked by its daemon first).
+    """
     check_prefix(prefix)
-    preflight()
+    checked = adc.check_overrides({k: Path(v) for k, v in (overrides or {}).items()})
+    preflight(scenario, checked)
     if existing_namespaces(prefix) or (STATE_ROOT / prefix).exists():
         raise LabError(
             f"a lab with prefix '{prefix}' already exists: run `vpndoctor lab down --prefix {prefix}`"
         )
-    builder = _Builder(scenario, prefix)
+    builder = _Builder(scenario, prefix, checked)
     try:
         return builder.build()
     except BaseException:
         keep = builder.workdir.with_name(f"{prefix}.failed")
         shutil.rmtree(keep, ignore_errors=True)
         if builder.workdir.exists():
-            shutil.copytree(builder.workdir, keep, ignore=shutil.ignore_patterns("*.vici", "*.key"))
+            shutil.copytree(
+                builder.workdir, keep, ignore=shutil.ignore_patterns("*.vici", "*.key", "*-haproxy.pem")
+            )
         lab_down(prefix)
         raise
 
@@ -536,6 +663,7 @@ def lab_status(prefix: str = DEFAULT_PREFIX) -> dict[str, Any]:
         return status
     status["scenario"] = state.scenario.get("name")
     status["started_at"] = state.started_at
+    status["overrides"] = dict(state.overrides)
     status["processes"] = [
         {"name": p.name, "pid": p.pid, "alive": _alive(p.pid), "log": p.log} for p in state.processes
     ]

@@ -31,6 +31,32 @@ DEFAULT_PROPOSALS = (
 _PROPOSAL_RE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*(,[a-z0-9]+(-[a-z0-9]+)*)*$")
 
 
+class AdcKnobs(BaseModel):
+    """The DirectAccess IP-HTTPS ADC, configured as the NetScaler field guide configures one: a TLS front
+    end on its own VIP (`da.lab.test`) demanding a client certificate from the lab's DirectAccess CA,
+    re-encrypting to DirectAccess server stand-ins that accept only NULL cipher suites."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    implementation: Literal["nginx", "haproxy"] = "nginx"
+    client_auth: Literal["required", "optional", "off"] = "required"
+    # Front end: ECDHE-RSA-AES128-SHA plus NULL-SHA (Windows 8+ clients negotiate NULL); "missing" drops NULL.
+    null_cipher: Literal["present", "missing"] = "present"
+    # TLS 1.0 (and 1.1) next to TLS 1.2 on the front end (only while Windows 7 clients remain).
+    tls10: bool = False
+    sslv3: bool = False
+
+    @field_validator("sslv3")
+    @classmethod
+    def _no_sslv3(cls, value: bool) -> bool:
+        if value:
+            raise ValueError(
+                "SSLv3 cannot be switched on: Debian's OpenSSL 3 (used by nginx and HAProxy here) has no "
+                "SSLv3 at all; a server offering it cannot be built in this lab"
+            )
+        return value
+
+
 class Scenario(BaseModel):
     """One lab network: every field is a fault knob, defaulting to the healthy value."""
 
@@ -56,6 +82,7 @@ class Scenario(BaseModel):
     edge_dnat: bool = False
     rtt_ms: float = Field(0.0, ge=0.0, le=5000.0)
     loss_pct: float = Field(0.0, ge=0.0, le=100.0)
+    adc: AdcKnobs | None = None  # no ADC unless the scenario asks for one
 
     @field_validator("proposals")
     @classmethod

@@ -33,6 +33,14 @@ BACKEND6 = {"vpn1": "2001:db8:11::2", "vpn2": "2001:db8:12::2"}
 EDGE_LB4 = "192.0.2.1"  # what the backends see as the client's source when the edge masquerades
 EDGE_LB6 = "2001:db8:2::1"
 
+# The DirectAccess IP-HTTPS ADC (scenarios with an `adc` section): its own VIP on the load balancer, a TLS
+# front end there, re-encrypting to a DirectAccess server stand-in on each backend (clear of sstpd's 443).
+DA_NAME = "da.lab.test"
+DA_VIP4 = "203.0.113.20"
+DA_VIP6 = "2001:db8:113::20"
+DA_PORT = 443
+DA_BACKEND_PORT = 8443
+
 # EAP-MSCHAPv2 user the backends accept (the Windows user-tunnel shape).
 EAP_USER = "alice"
 EAP_PASSWORD = "lab-Passw0rd"
