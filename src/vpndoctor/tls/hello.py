@@ -477,6 +477,10 @@ def parse_server_flight(data: bytes) -> ServerFlight:
         if isinstance(ev, Record):
             if ev.content_type == ContentType.ALERT:
                 alert = parse_alert(ev.fragment, ev.offset + 5)
+                if not alert.is_fatal and alert.description != 0:
+                    # A warning such as unrecognized_name (some Java and Apache servers send it for an SNI
+                    # they do not know) does not end the handshake: the ServerHello follows.
+                    continue
                 return ServerFlight(FlightStatus.ALERT, hello, certs, request, ske, alert, tuple(types))
             raise TlsDecodeError(ev.offset, "a handshake or alert record", f"found {ev.content_type.name}")
         types.append(ev.msg_type)
