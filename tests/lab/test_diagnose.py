@@ -21,7 +21,9 @@ pytestmark = pytest.mark.lab
 SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "schema" / "diagnose.json").read_text())
 
 
-def diagnose(lab: Lab, *args: str, name: str = t.SERVER_NAME) -> tuple[int, dict[str, Any]]:
+def diagnose(
+    lab: Lab, *args: str, name: str = t.SERVER_NAME, order: tuple[str, ...] = ids.ALL
+) -> tuple[int, dict[str, Any]]:
     proc = lab.run(
         "client",
         sys.executable,
@@ -40,7 +42,7 @@ def diagnose(lab: Lab, *args: str, name: str = t.SERVER_NAME) -> tuple[int, dict
     assert "Traceback" not in proc.stderr, proc.stderr
     report = json.loads(proc.stdout)
     jsonschema.validate(report, SCHEMA)
-    assert [f["id"] for f in report["findings"]] == list(ids.ALL), "every id exactly once, in order"
+    assert [f["id"] for f in report["findings"]] == list(order), "every id exactly once, in order"
     return proc.returncode, report
 
 
@@ -57,7 +59,7 @@ MATRIX = {
     "dns-nxdomain": {ids.DNS_RESOLUTION},
     "block-udp-500": {ids.IKE_UDP500_REACHABLE},
     "block-udp-4500": {ids.IKE_UDP4500_REACHABLE},
-    "block-tcp-443": {ids.TCP443_REACHABLE},
+    "block-tcp-443": {ids.TCP443_REACHABLE, ids.SSTP_HANDSHAKE},
     "error-809-fragments": {ids.PATH_IP_FRAGMENTS, ids.IKE_FRAGMENTATION_SUPPORTED},
     "fragments-drop": set(),
     "lb-per-service": {ids.LB_PORT_AFFINITY},
@@ -95,9 +97,45 @@ def test_scenario_matrix(lab: Lab) -> None:
 @scenarios("healthy")
 def test_healthy_round_trips_and_speed(lab: Lab) -> None:
     code, report = diagnose(lab)
-    assert code == 0
+    assert code == 0, [(f["id"], f["detail"]) for f in report["findings"] if f["status"] == "fail"]
     assert report["round_trips"] <= 8
     assert report["target"]["addresses"] == sorted([t.VIP4, t.VIP6])
+
+
+@scenarios("healthy")
+def test_sstp_handshake_through_edge_and_lb(lab: Lab) -> None:
+    """sstpd behind the lb answers a real SSTP client: HTTP 200 and CALL_CONNECT_ACK (not just TLS)."""
+    _, report = diagnose(lab)
+    finding = next(f for f in report["findings"] if f["id"] == ids.SSTP_HANDSHAKE)
+    assert finding["status"] == "pass", finding
+    assert finding["evidence"]["http_status"] == 200
+    assert finding["evidence"]["call_connect"] == "ack"
+    assert finding["evidence"]["server_header"].startswith("SSTP-Server/")
+    assert set(finding["evidence"]["crypto_binding_hashes"]) == {"SHA1", "SHA256"}
+
+
+@scenarios("block-tcp-443")
+def test_sstp_handshake_blocked_names_tcp443(lab: Lab) -> None:
+    code, report = diagnose(lab, "--protocols", "sstp", "--timeout-s", "3")
+    assert code == 1 and report["duration_s"] <= 5
+    finding = next(f for f in report["findings"] if f["id"] == ids.SSTP_HANDSHAKE)
+    assert finding["status"] == "fail" and 809 in finding["error_codes"]
+    assert "TCP connect" in finding["detail"] and "New-NetFirewallRule" in finding["remedy"]
+    assert report["verdict"]["root_causes"] == [ids.TCP443_REACHABLE, ids.SSTP_HANDSHAKE]
+
+
+@scenarios("healthy")
+def test_iphttps_protocol_adds_its_findings(lab: Lab) -> None:
+    """The lab's backends speak SSTP on 443, not IP-HTTPS: sstpd hangs up on POST /IPHTTPS, which is what
+    the IP-HTTPS findings must say (the ADC scenarios in test_sstp_lab.py have a real IP-HTTPS path)."""
+    code, report = diagnose(lab, "--protocols", "sstp,iphttps", order=ids.ALL + ids.IPHTTPS_ALL)
+    by_id = {f["id"]: f for f in report["findings"]}
+    assert by_id[ids.SSTP_HANDSHAKE]["status"] == "pass"
+    assert by_id[ids.IPHTTPS_TLS]["status"] == "pass"
+    assert by_id[ids.IPHTTPS_HTTP]["status"] == "fail"
+    assert "closed the connection" in by_id[ids.IPHTTPS_HTTP]["detail"]
+    assert by_id[ids.IPHTTPS_CLIENT_AUTH]["status"] == "warn"  # sstpd asks for no client certificate
+    assert code == 1 and ids.IPHTTPS_HTTP in report["verdict"]["root_causes"]
 
 
 @scenarios("healthy")
@@ -121,6 +159,7 @@ def test_unreachable_target_verdict_within_timeout(lab: Lab) -> None:
     code, report = diagnose(lab, "--protocols", "ikev2", "--timeout-s", "4")
     assert code == 1 and report["duration_s"] <= 6
     assert status(report, ids.TCP443_REACHABLE) == "skip"
+    assert status(report, ids.SSTP_HANDSHAKE) == "skip"
 
 
 @scenarios("healthy")

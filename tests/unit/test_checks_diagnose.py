@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tests.sstp.synthetic import attempt, iphttps_obs, refused, sstp_obs
 from vpndoctor.checks import ids
 from vpndoctor.checks.diagnose import judge
 from vpndoctor.probes.diagnose import PROPOSAL_CATALOGUE, DiagnoseObservations, DiagnoseRequest
@@ -60,6 +61,7 @@ def observations(**kw: Any) -> DiagnoseObservations:
     obs.dns = DnsObservation("vpn.test", (ResolverAnswer("system", ("203.0.113.10",)),))
     obs.address = "203.0.113.10"
     obs.tls = TlsObservation("203.0.113.10", 443, connected=True, handshake=True, version="TLSv1.3")
+    obs.sstp = sstp_obs()
     obs.ike_main = ike()
     obs.ike_nofrag = ike(datagrams=[DatagramInfo(t=0, dir="in", port=4500, size=1700, summary="big")])
     obs.ike_padded = ike("IKE_SA_INIT")
@@ -171,3 +173,40 @@ def test_expect_ip_missing_fails_first() -> None:
     obs.request.expect_ips = ["203.0.113.77"]
     report = judge(obs)
     assert report.verdict.root_causes[0] == ids.DNS_RESOLUTION
+
+
+def test_sstp_handshake_passes_and_fails() -> None:
+    assert statuses(observations())[ids.SSTP_HANDSHAKE] == "pass"
+    blocked = observations(
+        tls=TlsObservation(
+            "203.0.113.10", 443, connected=False, handshake=False, error="TCP connect timed out"
+        ),
+        sstp=sstp_obs("blocked"),
+    )
+    report = judge(blocked)
+    assert report.verdict.root_causes == [ids.TCP443_REACHABLE, ids.SSTP_HANDSHAKE]
+    assert "SSTP" in report.verdict.summary
+    s = statuses(observations(sstp=sstp_obs("http404")))
+    assert s[ids.SSTP_HANDSHAKE] == "fail" and s[ids.TCP443_REACHABLE] == "pass"
+
+
+def test_sstp_skipped_when_not_asked() -> None:
+    obs = observations(tls=None, sstp=None)
+    obs.request.protocols = ("ikev2",)
+    f = next(f for f in judge(obs).findings if f.id == ids.SSTP_HANDSHAKE)
+    assert f.status == "skip" and "not among --protocols" in f.detail
+
+
+def test_iphttps_findings_only_when_asked() -> None:
+    assert not [f for f in judge(observations()).findings if f.id.startswith("iphttps.")]
+    obs = observations(iphttps=iphttps_obs(refused(how="closed"), attempt("client-cert")))
+    obs.request.protocols = ("ikev2", "sstp", "iphttps")
+    report = judge(obs)
+    assert [f.id for f in report.findings] == list(ids.ALL) + list(ids.IPHTTPS_ALL)
+    assert {f.id: f.status for f in report.findings}[ids.IPHTTPS_CLIENT_AUTH] == "pass"
+    assert report.verdict.status == "healthy"
+    obs.dns = DnsObservation("vpn.test", (ResolverAnswer("system", error="NXDOMAIN"),))
+    obs.address = None
+    report = judge(obs)
+    assert [f.id for f in report.findings] == list(ids.ALL) + list(ids.IPHTTPS_ALL)
+    assert {f.status for f in report.findings[1:]} == {"skip"}

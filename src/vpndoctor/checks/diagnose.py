@@ -18,6 +18,8 @@ from vpndoctor import __version__
 from vpndoctor.certs import issued_by_anchor
 from vpndoctor.checks import ids
 from vpndoctor.checks.model import DiagnoseReport, Finding, Status, Target, Verdict
+from vpndoctor.checks.sstp import TITLES as SSTP_TITLES
+from vpndoctor.checks.sstp import check_sstp_handshake, iphttps_findings
 from vpndoctor.probes.diagnose import PROPOSAL_CATALOGUE, DiagnoseObservations
 from vpndoctor.probes.ike import IkeObservation
 
@@ -661,6 +663,11 @@ CAUSE_TEXT = {
     ids.IKE_UDP500_REACHABLE: "UDP 500 is blocked on the way to the server",
     ids.IKE_UDP4500_REACHABLE: "UDP 4500 is blocked on the way to the server",
     ids.TCP443_REACHABLE: "TCP 443 is blocked, so SSTP cannot connect",
+    ids.SSTP_HANDSHAKE: "the SSTP handshake does not complete, so SSTP clients cannot connect",
+    ids.IPHTTPS_TLS: "the IP-HTTPS endpoint does not complete a TLS handshake",
+    ids.IPHTTPS_HTTP: "the IP-HTTPS endpoint does not answer POST /IPHTTPS with 200",
+    ids.IPHTTPS_CLIENT_AUTH: "the IP-HTTPS client certificate is refused",
+    ids.IPHTTPS_NULL_ENCRYPTION: "the IP-HTTPS endpoint refuses NULL encryption",
     ids.PATH_IP_FRAGMENTS: "IP fragments are dropped between client and server, so the "
     "large IKE_AUTH message "
     "carrying the server certificate never arrives",
@@ -680,15 +687,30 @@ def judge(obs: DiagnoseObservations, *, now: datetime | None = None) -> Diagnose
     now = now or datetime.now(UTC)
     findings: dict[str, Finding] = {}
     findings[ids.DNS_RESOLUTION] = check_dns(obs)
+    iphttps = "iphttps" in obs.request.protocols
+    order = ids.ALL + (ids.IPHTTPS_ALL if iphttps else ())
     if obs.address is None:
-        for fid in ids.ALL:
+        for fid in order:
             if fid != ids.DNS_RESOLUTION:
-                findings[fid] = _skip(
-                    fid, "no address to probe: the name does not resolve and no --address given"
+                findings[fid] = Finding(
+                    id=fid,
+                    status="skip",
+                    title=TITLES.get(fid) or SSTP_TITLES[fid],
+                    detail="no address to probe: the name does not resolve and no --address given",
                 )
     else:
+        if iphttps:
+            found = iphttps_findings(obs.iphttps) if obs.iphttps is not None else []
+            for f in found:
+                findings[f.id] = f
+            for fid in ids.IPHTTPS_ALL:
+                if fid not in findings:
+                    findings[fid] = Finding(
+                        id=fid, status="skip", title=SSTP_TITLES[fid], detail="not probed"
+                    )
         for f in (
             check_tcp443(obs),
+            check_sstp_handshake(obs.sstp, asked="sstp" in obs.request.protocols),
             check_udp500(obs),
             check_udp4500(obs),
             check_fragmentation(obs),
@@ -699,7 +721,7 @@ def judge(obs: DiagnoseObservations, *, now: datetime | None = None) -> Diagnose
             *check_certificates(obs, now),
         ):
             findings[f.id] = f
-    ordered = [findings[fid] for fid in ids.ALL]
+    ordered = [findings[fid] for fid in order]
     failing = [f.id for f in ordered if f.status == "fail"]
     verdict = Verdict(
         status="problems" if failing else "healthy",

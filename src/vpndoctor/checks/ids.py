@@ -2,6 +2,7 @@
 
 DNS_RESOLUTION = "dns.resolution"
 TCP443_REACHABLE = "tcp443.reachable"
+SSTP_HANDSHAKE = "sstp.handshake"
 IKE_UDP500_REACHABLE = "ike.udp500.reachable"
 IKE_UDP4500_REACHABLE = "ike.udp4500.reachable"
 IKE_FRAGMENTATION_SUPPORTED = "ike.fragmentation.supported"
@@ -22,6 +23,7 @@ ALL = (
     IKE_UDP500_REACHABLE,
     IKE_UDP4500_REACHABLE,
     TCP443_REACHABLE,
+    SSTP_HANDSHAKE,
     PATH_IP_FRAGMENTS,
     IKE_FRAGMENTATION_SUPPORTED,
     LB_PORT_AFFINITY,
@@ -32,3 +34,18 @@ ALL = (
     IKE_PROPOSALS_CLIENT_MATCH,
     IKE_PROPOSALS_STRENGTH,
 )
+
+# IP-HTTPS ([MS-IPHTTPS]): in `vpndoctor iphttps`, and appended to a diagnose report with --protocols iphttps.
+IPHTTPS_TLS = "iphttps.tls"
+IPHTTPS_NULL_ENCRYPTION = "iphttps.null-encryption"
+IPHTTPS_CLIENT_AUTH = "iphttps.client-auth"
+IPHTTPS_HTTP = "iphttps.http"
+IPHTTPS_ALL = (IPHTTPS_TLS, IPHTTPS_HTTP, IPHTTPS_CLIENT_AUTH, IPHTTPS_NULL_ENCRYPTION)
+
+# `vpndoctor sstp`: the handshake step by step, then the certificate it presented.
+SSTP_TLS = "sstp.tls"
+SSTP_HTTP = "sstp.http"
+SSTP_CALL_CONNECT = "sstp.call-connect"
+SSTP_CRYPTO_BINDING = "sstp.crypto-binding"
+SSTP_CERTIFICATE = "sstp.certificate"
+SSTP_ALL = (SSTP_TLS, SSTP_HTTP, SSTP_CALL_CONNECT, SSTP_CRYPTO_BINDING, SSTP_CERTIFICATE)

@@ -20,6 +20,8 @@ from cryptography import x509
 
 from vpndoctor.probes.dns import DnsObservation, resolve_all
 from vpndoctor.probes.ike import IkeObservation, load_trust_anchors, run_ike_probe
+from vpndoctor.probes.iphttps import IphttpsObservation, run_iphttps_probe
+from vpndoctor.probes.sstp import SstpObservation, run_sstp_probe
 from vpndoctor.probes.tls import TlsObservation, tls_handshake
 
 SYSTEM_BUNDLES = (
@@ -64,6 +66,8 @@ class DiagnoseObservations:
     address: str | None = None
     address_source: str | None = None  # "argument" | "dns"
     tls: TlsObservation | None = None
+    sstp: SstpObservation | None = None
+    iphttps: IphttpsObservation | None = None
     ike_main: IkeObservation | None = None
     ike_nofrag: IkeObservation | None = None
     ike_padded: IkeObservation | None = None
@@ -84,7 +88,7 @@ async def run_diagnose(req: DiagnoseRequest, progress: Progress | None = None) -
     say = progress or (lambda _msg: None)
     t0 = time.monotonic()
     obs = DiagnoseObservations(request=req, started_at=datetime.now(UTC).isoformat())
-    obs.anchors, obs.anchor_source = _anchors(req.ca_files)
+    obs.anchors, obs.anchor_source = trust_anchors(req.ca_files)
     say("resolving " + req.name)
     obs.dns = await resolve_all(req.name, req.resolvers, timeout_s=min(3.0, req.timeout_s))
     dns_rts = 1
@@ -119,6 +123,32 @@ async def run_diagnose(req: DiagnoseRequest, progress: Progress | None = None) -
                 "tls",
                 tls_handshake(
                     address, 443, server_name=req.name, timeout_s=remaining, deadline_at=deadline_at
+                ),
+            )
+        )
+    if "sstp" in req.protocols:
+        jobs.append(
+            (
+                "sstp",
+                run_sstp_probe(
+                    req.name,
+                    address=address,
+                    anchors=obs.anchors,
+                    timeout_s=remaining,
+                    deadline_at=deadline_at,
+                ),
+            )
+        )
+    if "iphttps" in req.protocols:
+        jobs.append(
+            (
+                "iphttps",
+                run_iphttps_probe(
+                    f"https://{req.name}/IPHTTPS",
+                    address=address,
+                    anchors=obs.anchors,
+                    timeout_s=remaining,
+                    deadline_at=deadline_at,
                 ),
             )
         )
@@ -176,7 +206,7 @@ async def run_diagnose(req: DiagnoseRequest, progress: Progress | None = None) -
     return obs
 
 
-def _anchors(ca_files: list[str]) -> tuple[list[x509.Certificate], str]:
+def trust_anchors(ca_files: list[str]) -> tuple[list[x509.Certificate], str]:
     """--ca files (errors are the user's: UsageError), else the system's CA bundle when there is one."""
     if ca_files:
         return load_trust_anchors(ca_files), "--ca"
@@ -184,6 +214,9 @@ def _anchors(ca_files: list[str]) -> tuple[list[x509.Certificate], str]:
         if Path(path).exists():
             return _system_bundle(Path(path)), f"the system store ({path})"
     return [], "the system store (none found)"
+
+
+_anchors = trust_anchors  # the name it had before `vpndoctor sstp`/`iphttps` shared it
 
 
 def _system_bundle(path: Path) -> list[x509.Certificate]:

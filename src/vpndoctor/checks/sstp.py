@@ -1,0 +1,530 @@
+"""Judge SSTP and IP-HTTPS observations: pure functions from `probes.sstp` / `probes.iphttps` facts to
+findings (ids in `checks.ids`), the `sstp.handshake` finding of `diagnose`, and the JSON reports of
+`vpndoctor sstp --json` (schema/sstp.json) and `vpndoctor iphttps --json` (schema/iphttps.json).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Literal
+
+from vpndoctor.checks import ids
+from vpndoctor.checks.model import Finding, Status
+from vpndoctor.probes.ike import CertificateInfo
+from vpndoctor.probes.iphttps import IphttpsAttempt, IphttpsObservation
+from vpndoctor.probes.sstp import SstpObservation
+
+ClientAuth = Literal["required", "optional", "none", "unknown"]
+
+CERT_E_EXPIRED = 0x800B0101
+CERT_E_UNTRUSTEDROOT = 0x800B0109
+CERT_E_CN_NO_MATCH = 0x800B010F
+
+TITLES = {
+    ids.SSTP_HANDSHAKE: "An SSTP client gets through TLS, SSTP_DUPLEX_POST and Call Connect",
+    ids.SSTP_TLS: "TCP 443 accepts a TLS handshake",
+    ids.SSTP_HTTP: "SSTP_DUPLEX_POST is answered with HTTP 200",
+    ids.SSTP_CALL_CONNECT: "Call Connect Request (PPP) is acknowledged",
+    ids.SSTP_CRYPTO_BINDING: "The server asks for a SHA-256 crypto binding",
+    ids.SSTP_CERTIFICATE: "The TLS certificate is one Windows SSTP clients accept",
+    ids.IPHTTPS_TLS: "The IP-HTTPS endpoint accepts a Windows-like TLS handshake",
+    ids.IPHTTPS_HTTP: "POST /IPHTTPS is answered with HTTP 200",
+    ids.IPHTTPS_CLIENT_AUTH: "Client-certificate preauthentication is enforced",
+    ids.IPHTTPS_NULL_ENCRYPTION: "A NULL cipher suite is negotiated when offered first",
+}
+
+REMEDY_TCP443 = (
+    "Allow TCP 443 from clients to the VPN server through every firewall and load balancer on the path, "
+    "and on the server:\n"
+    "  New-NetFirewallRule -DisplayName 'SSTP (TCP 443)' -Direction Inbound -Protocol TCP -LocalPort 443 "
+    "-Action Allow"
+)
+REMEDY_SSTP_HTTP = (
+    "Whatever answers TCP 443 must pass SSTP_DUPLEX_POST /sra_{BA195980-CD49-458b-9E23-C84EE0ADCD75}/ "
+    "(Content-Length 18446744073709551615) untouched to the RRAS server: publish it as TCP/SSL bridge "
+    "(NetScaler SSL_BRIDGE or SSL with the URL allowed, F5 without an HTTP profile, HAProxy/nginx in TCP/"
+    "stream mode), and make sure RRAS has SSTP enabled and bound to the certificate:\n"
+    "  Set-RemoteAccess -SslCertificate $cert ; Restart-Service RemoteAccess"
+)
+REMEDY_SSTP_CERT = (
+    "Bind a certificate from a CA the clients trust, naming the VPN server in its SAN, with the Server "
+    "Authentication EKU, valid now:\n"
+    "  $cert = Get-ChildItem Cert:\\LocalMachine\\My | Where-Object Subject -Match '<vpn name>'\n"
+    "  Set-RemoteAccess -SslCertificate $cert ; Restart-Service RemoteAccess"
+)
+REMEDY_PREAUTH = (
+    "Enforce client-certificate preauthentication on the ADC in front of the DirectAccess server, against "
+    "the CA that issues the DirectAccess client (computer) certificates:\n"
+    "  NetScaler: set ssl vserver <vs> -clientAuth ENABLED -clientCert Mandatory ; "
+    "bind ssl vserver <vs> -certkeyName <DirectAccess CA> -CA\n"
+    "  HAProxy: bind :443 ssl crt server.pem ca-file directaccess-ca.pem verify required\n"
+    "  nginx (stream): ssl_client_certificate directaccess-ca.pem; ssl_verify_client on;"
+)
+REMEDY_NULL = (
+    "Offer the NULL suites for IP-HTTPS so Windows 8+ clients do not encrypt twice (IPsec inside TLS): "
+    "on the ADC front end add TLS_RSA_WITH_NULL_SHA/NULL_SHA256 (OpenSSL: NULL-SHA:NULL-SHA256 with "
+    "@SECLEVEL=0) ahead of the others; without an ADC the DirectAccess server offers them itself unless "
+    "IP-HTTPS uses a certificate the clients must authenticate with (HTTPS with OTP) or encryption is forced."
+)
+REMEDY_IPHTTPS_CERT = (
+    "Bind a certificate from a CA the DirectAccess clients trust (with a CRL they can reach), naming the "
+    "IP-HTTPS host in its SAN, with the Server Authentication EKU, valid now - on the ADC front end, or on "
+    "the DirectAccess server: Set-RemoteAccess -SslCertificate $cert"
+)
+REMEDY_IPHTTPS_HTTP = (
+    "Publish /IPHTTPS to the DirectAccess server in TCP/SSL-bridge mode: an HTTP-mode proxy refuses the "
+    "endless Content-Length (18446744073709551615) Windows sends (nginx's http module answers 400). Check "
+    "on the server: netsh interface httpstunnel show interfaces ; Get-RemoteAccess | fl IPHttps*"
+)
+
+
+def _f(
+    fid: str,
+    status: Status,
+    detail: str,
+    evidence: Mapping[str, object] | None = None,
+    remedy: str = "",
+    codes: Iterable[int] = (),
+) -> Finding:
+    return Finding(
+        id=fid,
+        status=status,
+        title=TITLES[fid],
+        detail=detail,
+        evidence=dict(evidence or {}),
+        remedy=remedy,
+        error_codes=list(codes),
+    )
+
+
+# ---- SSTP ---------------------------------------------------------------------------------------------
+
+
+def check_sstp_handshake(obs: SstpObservation | None, *, asked: bool = True) -> Finding:
+    """The one SSTP finding of `diagnose`."""
+    fid = ids.SSTP_HANDSHAKE
+    if not asked:
+        return _f(fid, "skip", "SSTP not among --protocols")
+    if obs is None:
+        return _f(fid, "skip", "not probed")
+    evidence = {
+        "reached": obs.reached,
+        "http_status": obs.http_status,
+        "server_header": obs.server_header,
+        "call_connect": obs.call_connect,
+        "crypto_binding_hashes": obs.crypto_binding_hashes,
+        "error": obs.error,
+    }
+    if obs.call_connect == "ack":
+        hashes = "+".join(obs.crypto_binding_hashes) or "no"
+        return _f(
+            fid,
+            "pass",
+            f"HTTP {obs.http_status} to SSTP_DUPLEX_POST (Server: {obs.server_header or '-'}), then "
+            f"CALL_CONNECT_ACK asking for a {hashes} crypto binding.",
+            evidence,
+        )
+    if obs.call_connect == "nak":
+        statuses = ", ".join(s.status for s in obs.nak_status) or "no status"
+        return _f(
+            fid,
+            "fail",
+            f"The server refused CALL_CONNECT_REQUEST (PPP) with CALL_CONNECT_NAK ({statuses}).",
+            evidence,
+            REMEDY_SSTP_HTTP,
+        )
+    if obs.error_stage in ("resolve", "connect", "handshake"):
+        return _f(fid, "fail", f"No SSTP session: {obs.error}.", evidence, REMEDY_TCP443, (809,))
+    return _f(fid, "fail", f"TLS works but SSTP does not: {obs.error}.", evidence, REMEDY_SSTP_HTTP, (809,))
+
+
+def sstp_findings(obs: SstpObservation, *, now: datetime | None = None) -> list[Finding]:
+    out = [_sstp_tls(obs), _sstp_http(obs), _sstp_call_connect(obs), _sstp_binding(obs)]
+    out.append(_sstp_certificate(obs, now or datetime.now(UTC)))
+    return out
+
+
+def _sstp_tls(obs: SstpObservation) -> Finding:
+    fid = ids.SSTP_TLS
+    if obs.tls is not None:
+        t = obs.tls
+        return _f(
+            fid,
+            "pass",
+            f"{t.version} with {t.cipher} (connect {t.connect_s * 1000:.0f} ms, "
+            f"handshake {t.handshake_s * 1000:.0f} ms).",
+            {"version": t.version, "cipher": t.cipher},
+        )
+    return _f(fid, "fail", f"{obs.error}.", {"error_stage": obs.error_stage}, REMEDY_TCP443, (809,))
+
+
+def _sstp_http(obs: SstpObservation) -> Finding:
+    fid = ids.SSTP_HTTP
+    ev = {"http_status": obs.http_status, "server_header": obs.server_header}
+    if obs.tls is None:
+        return _f(fid, "skip", "no TLS session")
+    if obs.http_status == 200:
+        return _f(fid, "pass", f"HTTP/1.1 200 (Server: {obs.server_header or '-'}).", ev)
+    detail = obs.error or "no HTTP answer"
+    return _f(fid, "fail", f"{detail}.", {**ev, "error": obs.error}, REMEDY_SSTP_HTTP, (809,))
+
+
+def _sstp_call_connect(obs: SstpObservation) -> Finding:
+    fid = ids.SSTP_CALL_CONNECT
+    if obs.http_status != 200:
+        return _f(fid, "skip", "SSTP_DUPLEX_POST was not answered with 200")
+    ev = {"call_connect": obs.call_connect, "teardown": obs.teardown, "ppp_frames": obs.ppp_frames_received}
+    if obs.call_connect == "ack":
+        return _f(fid, "pass", f"CALL_CONNECT_ACK; {obs.teardown or 'session ended'}.", ev)
+    if obs.call_connect == "nak":
+        statuses = ", ".join(s.status for s in obs.nak_status) or "no status"
+        return _f(
+            fid, "fail", f"CALL_CONNECT_NAK ({statuses}).", {**ev, "nak_status": statuses}, REMEDY_SSTP_HTTP
+        )
+    return _f(fid, "fail", f"{obs.error}.", {**ev, "error": obs.error}, REMEDY_SSTP_HTTP, (809,))
+
+
+def _sstp_binding(obs: SstpObservation) -> Finding:
+    fid = ids.SSTP_CRYPTO_BINDING
+    if obs.call_connect != "ack":
+        return _f(fid, "skip", "no CALL_CONNECT_ACK")
+    ev = {
+        "hash_bitmask": obs.crypto_binding_hash_bitmask,
+        "hashes": obs.crypto_binding_hashes,
+        "nonce_bytes": obs.nonce_bytes,
+    }
+    if obs.crypto_binding_hash_bitmask is None:
+        return _f(fid, "fail", "CALL_CONNECT_ACK carries no Crypto Binding Request attribute.", ev)
+    if "SHA256" in obs.crypto_binding_hashes:
+        return _f(
+            fid,
+            "pass",
+            f"Hash bitmask 0x{obs.crypto_binding_hash_bitmask:02x} "
+            f"({'+'.join(obs.crypto_binding_hashes)}), {obs.nonce_bytes}-byte nonce.",
+            ev,
+        )
+    if obs.crypto_binding_hashes == ["SHA1"]:
+        return _f(fid, "warn", "The server offers only a SHA-1 crypto binding.", ev)
+    return _f(
+        fid,
+        "fail",
+        f"Hash bitmask 0x{obs.crypto_binding_hash_bitmask:02x} names no hash a client supports.",
+        ev,
+    )
+
+
+def _sstp_certificate(obs: SstpObservation, now: datetime) -> Finding:
+    fid = ids.SSTP_CERTIFICATE
+    cert = obs.tls.certificate if obs.tls else None
+    if cert is None:
+        return _f(fid, "skip", "no certificate (no TLS session)")
+    ev = {"subject": cert.subject, "issuer": cert.issuer, "san_dns": cert.san_dns, "trusted": cert.trusted}
+    problems = certificate_problems(cert, obs.sni, now)
+    not_after = datetime.fromisoformat(cert.not_after)
+    if problems:
+        return _f(
+            fid,
+            "fail",
+            "The certificate " + "; ".join(p for p, _ in problems) + ".",
+            ev,
+            REMEDY_SSTP_CERT,
+            sorted({c for _, c in problems}),
+        )
+    trust = "chains to a trusted CA" if cert.trusted else "trust not checked (no --ca)"
+    return _f(fid, "pass", f"{cert.subject}: {trust}, valid until {not_after:%Y-%m-%d}.", ev)
+
+
+def certificate_problems(cert: CertificateInfo, name: str | None, now: datetime) -> list[tuple[str, int]]:
+    """What a Windows client would refuse the TLS certificate for, with the error it shows."""
+    problems: list[tuple[str, int]] = []
+    if cert.trusted is False:
+        problems.append((f"issued by {cert.issuer}, which is not a trusted CA", CERT_E_UNTRUSTEDROOT))
+    not_after = datetime.fromisoformat(cert.not_after)
+    not_before = datetime.fromisoformat(cert.not_before)
+    if now > not_after:
+        problems.append((f"expired on {not_after:%Y-%m-%d}", CERT_E_EXPIRED))
+    elif now < not_before:
+        problems.append((f"not valid before {not_before:%Y-%m-%d}", CERT_E_EXPIRED))
+    names = cert.san_dns or [cert.subject.removeprefix("CN=")]
+    if name and not any(_name_matches(n, name) for n in names):
+        problems.append((f"names {', '.join(names)}, not {name}", CERT_E_CN_NO_MATCH))
+    if cert.eku and "serverAuth" not in cert.eku:
+        problems.append(("lacks the Server Authentication EKU", CERT_E_UNTRUSTEDROOT))
+    return problems
+
+
+def _name_matches(pattern: str, name: str) -> bool:
+    p, n = pattern.lower().rstrip("."), name.lower().rstrip(".")
+    if p.startswith("*.") and "." in n:
+        return n.split(".", 1)[1] == p[2:]
+    return p == n
+
+
+# ---- IP-HTTPS ----------------------------------------------------------------------------------------
+
+
+def _attempt(obs: IphttpsObservation, label: str) -> IphttpsAttempt | None:
+    return next((a for a in obs.attempts if a.label == label), None)
+
+
+def client_auth(obs: IphttpsObservation) -> ClientAuth:
+    """required: without a certificate the server refuses (TLS alert, hang-up, or an HTTP refusal where a
+    certificate gets through); optional: asked, but 200 without one; none: never asked."""
+    bare, with_cert = _attempt(obs, "no-client-cert"), _attempt(obs, "client-cert")
+    if bare is None or bare.reached == "none":
+        return "unknown"
+    asked = bare.client_certificate_requested
+    if bare.reached == "tcp":  # the handshake failed without a certificate
+        if asked or (with_cert is not None and with_cert.reached in ("tls", "http")):
+            return "required"
+        return "unknown"
+    if bare.closed_without_answer and (asked or asked is None):
+        return "required"
+    if bare.http_status is not None:
+        if asked is False:
+            return "none"
+        if bare.http_status == 200:
+            return "optional" if asked else "none"
+        if (
+            with_cert is not None
+            and with_cert.http_status is not None
+            and with_cert.http_status != bare.http_status
+        ):
+            return "required"
+        if bare.http_status in (495, 496):
+            return "required"
+    return "none" if asked is False else "unknown"
+
+
+def _tls_attempt(obs: IphttpsObservation) -> IphttpsAttempt | None:
+    """The attempt whose TLS session tells the most: with the certificate when it got through."""
+    with_cert, bare = _attempt(obs, "client-cert"), _attempt(obs, "no-client-cert")
+    for a in (with_cert, bare):
+        if a is not None and a.tls is not None:
+            return a
+    return None
+
+
+def _http_attempt(obs: IphttpsObservation) -> IphttpsAttempt | None:
+    with_cert = _attempt(obs, "client-cert")
+    return with_cert if with_cert is not None else _attempt(obs, "no-client-cert")
+
+
+def iphttps_findings(obs: IphttpsObservation, *, now: datetime | None = None) -> list[Finding]:
+    auth = client_auth(obs)
+    tls_a = _tls_attempt(obs)
+    bare = _attempt(obs, "no-client-cert")
+    out: list[Finding] = []
+    # -- TLS
+    fid = ids.IPHTTPS_TLS
+    if obs.error:
+        out.append(_f(fid, "fail", f"{obs.error}.", {}, REMEDY_TCP443))
+    elif tls_a is not None and tls_a.tls is not None:
+        t = tls_a.tls
+        tls_ev: dict[str, object] = {"version": t.version, "cipher": t.cipher}
+        problems = (
+            certificate_problems(t.certificate, obs.sni, now or datetime.now(UTC)) if t.certificate else []
+        )
+        if problems:
+            out.append(
+                _f(
+                    fid,
+                    "fail",
+                    f"{t.version} with {t.cipher}, but the certificate "
+                    + "; ".join(p for p, _ in problems)
+                    + ".",
+                    {**tls_ev, "subject": t.certificate.subject if t.certificate else None},
+                    REMEDY_IPHTTPS_CERT,
+                    sorted({c for _, c in problems}),
+                )
+            )
+        else:
+            trust = "" if t.certificate is None or t.certificate.trusted is None else ", certificate trusted"
+            out.append(_f(fid, "pass", f"{t.version} with {t.cipher}{trust}.", tls_ev))
+    elif bare is not None and bare.reached == "tcp" and auth == "required":
+        out.append(
+            _f(
+                fid,
+                "pass",
+                "TLS is refused without a client certificate, as preauthentication wants (give "
+                "--client-cert to go further).",
+                {"error": bare.error},
+            )
+        )
+    else:
+        err = bare.error if bare else "no attempt"
+        out.append(_f(fid, "fail", f"{err}.", {"error": err}, REMEDY_TCP443))
+    # -- HTTP
+    fid = ids.IPHTTPS_HTTP
+    h = _http_attempt(obs)
+    if h is None or h.reached in ("none", "tcp") and not (h.label == "no-client-cert" and auth == "required"):
+        out.append(_f(fid, "skip", "no TLS session"))
+    elif h.http_status == 200:
+        out.append(
+            _f(
+                fid,
+                "pass",
+                f"HTTP 200 (Server: {h.server_header or '-'}) "
+                + (
+                    "with the client certificate."
+                    if h.label == "client-cert"
+                    else "without a client certificate."
+                ),
+                {"http_status": 200, "server_header": h.server_header, "attempt": h.label},
+            )
+        )
+    elif h.label == "no-client-cert" and auth == "required":
+        out.append(
+            _f(
+                fid,
+                "skip",
+                "the server requires a client certificate: give --client-cert/--client-key to test POST",
+            )
+        )
+    elif h.http_status is not None:
+        hint = ""
+        if h.http_status == 400 and (h.server_header or "").lower().startswith("nginx"):
+            hint = " nginx's http module refuses Windows' Content-Length of 18446744073709551615 with 400."
+        out.append(
+            _f(
+                fid,
+                "fail",
+                f"HTTP {h.http_status} {h.http_reason or ''}".rstrip()
+                + f" (Server: {h.server_header or '-'})."
+                + hint,
+                {"http_status": h.http_status, "server_header": h.server_header, "attempt": h.label},
+                REMEDY_IPHTTPS_HTTP,
+            )
+        )
+    else:
+        what = "with" if h.label == "client-cert" else "without"
+        out.append(
+            _f(
+                fid,
+                "fail",
+                f"{h.error} ({what} a client certificate).",
+                {"error": h.error, "attempt": h.label},
+                REMEDY_IPHTTPS_HTTP,
+            )
+        )
+    # -- client auth
+    fid = ids.IPHTTPS_CLIENT_AUTH
+    with_cert = _attempt(obs, "client-cert")
+    ev: dict[str, object] = {"client_auth": auth}
+    if auth == "required":
+        if with_cert is not None and with_cert.http_status != 200:
+            out.append(
+                _f(
+                    fid,
+                    "fail",
+                    "Preauthentication is enforced, but the given client certificate does not get "
+                    f"through either ({with_cert.error or f'HTTP {with_cert.http_status}'}).",
+                    ev,
+                    REMEDY_PREAUTH,
+                )
+            )
+        else:
+            how = bare.error if bare and bare.error else f"HTTP {bare.http_status if bare else '-'}"
+            out.append(_f(fid, "pass", f"Without a client certificate the server refuses: {how}.", ev))
+    elif auth == "optional":
+        out.append(
+            _f(
+                fid,
+                "warn",
+                "The server asks for a client certificate but answers 200 without one.",
+                ev,
+                REMEDY_PREAUTH,
+            )
+        )
+    elif auth == "none":
+        out.append(
+            _f(
+                fid,
+                "warn",
+                "No client certificate is requested: anyone can reach the IP-HTTPS tunnel.",
+                ev,
+                REMEDY_PREAUTH,
+            )
+        )
+    else:
+        out.append(_f(fid, "skip", "could not be judged (no TLS session, or an ambiguous refusal).", ev))
+    # -- NULL encryption
+    fid = ids.IPHTTPS_NULL_ENCRYPTION
+    if tls_a is None or tls_a.tls is None:
+        out.append(_f(fid, "skip", "no TLS session"))
+    elif is_null(tls_a.tls.cipher):
+        out.append(
+            _f(
+                fid,
+                "pass",
+                f"{tls_a.tls.cipher} negotiated: Windows 8+ clients avoid double encryption.",
+                {"cipher": tls_a.tls.cipher},
+            )
+        )
+    else:
+        out.append(
+            _f(
+                fid,
+                "warn",
+                f"The server chose {tls_a.tls.cipher} over the NULL suites offered first: every IPsec "
+                "packet is encrypted twice.",
+                {"cipher": tls_a.tls.cipher},
+                REMEDY_NULL,
+            )
+        )
+    return out
+
+
+def is_null(cipher: str | None) -> bool:
+    return bool(cipher) and (
+        "NULL" in (cipher or "").upper().split("-") or (cipher or "").upper().startswith("NULL")
+    )
+
+
+# ---- reports (the JSON contracts) ----------------------------------------------------------------------
+
+
+class SstpReport(SstpObservation):
+    """`vpndoctor sstp --json` (schema/sstp.json)."""
+
+    findings: list[Finding]
+
+
+class IphttpsReport(IphttpsObservation):
+    """`vpndoctor iphttps --json` (schema/iphttps.json)."""
+
+    http_status: int | None  # of the attempt with the client certificate when given, else without
+    server_header: str | None
+    tls_version: str | None
+    negotiated_cipher: str | None
+    null_encryption: bool  # a NULL suite was negotiated when offered first
+    client_auth: ClientAuth
+    findings: list[Finding]
+
+
+def sstp_report(obs: SstpObservation, *, now: datetime | None = None) -> SstpReport:
+    return SstpReport(**obs.model_dump(), findings=sstp_findings(obs, now=now))
+
+
+def iphttps_report(obs: IphttpsObservation) -> IphttpsReport:
+    h = _http_attempt(obs)
+    t = _tls_attempt(obs)
+    cipher = t.tls.cipher if t and t.tls else None
+    return IphttpsReport(
+        **obs.model_dump(),
+        http_status=h.http_status if h else None,
+        server_header=h.server_header if h else None,
+        tls_version=t.tls.version if t and t.tls else None,
+        negotiated_cipher=cipher,
+        null_encryption=is_null(cipher),
+        client_auth=client_auth(obs),
+        findings=iphttps_findings(obs),
+    )
+
+
+def exit_code(findings: list[Finding], unreachable: bool) -> int:
+    """As in diagnose: 0 nothing fails, 1 problems, 3 the endpoint could not be reached at all."""
+    if unreachable:
+        return 3
+    return 1 if any(f.status == "fail" for f in findings) else 0
