@@ -10,7 +10,10 @@ from pydantic import BaseModel
 
 from vpndoctor.capture.model import CaptureReport
 from vpndoctor.checks.model import DiagnoseReport
+from vpndoctor.checks.sstp import IphttpsReport, SstpReport
+from vpndoctor.checks.tls import TlsReport
 from vpndoctor.commands_address import AddressReport, IsatapReport
+from vpndoctor.configgen.model import Deployment
 from vpndoctor.events import EventsReport
 from vpndoctor.probes.ike import IkeObservation
 
@@ -21,6 +24,10 @@ SCHEMAS: dict[str, type[BaseModel]] = {
     "address.json": AddressReport,
     "isatap.json": IsatapReport,
     "capture.json": CaptureReport,
+    "tls.json": TlsReport,
+    "sstp.json": SstpReport,
+    "iphttps.json": IphttpsReport,
+    "config-input.json": Deployment,
 }
 
 

@@ -1,10 +1,7 @@
 """vpndoctor: diagnose Always On VPN, DirectAccess and IKEv2 gateways from the outside."""
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("vpndoctor")
-except PackageNotFoundError:  # running from a source tree without an install
-    __version__ = "0.0.0+src"
+# The single source of the version (pyproject.toml reads it): importlib.metadata would cost every command
+# ~0.1 s of start-up.
+__version__ = "0.1.0"
 
 __all__ = ["__version__"]

@@ -56,6 +56,18 @@ def capture(
     as_json: Annotated[
         bool, typer.Option("--json", help="One JSON object on stdout (schema/capture.json).")
     ] = False,
+    keys: Annotated[
+        str | None,
+        typer.Option(
+            "--keys",
+            help="IKEv2 keys to decrypt SK/SKF payloads: Wireshark ikev2_decryption_table lines or tcpdump "
+            "-E 'ikev2 I|R ...' lines.",
+        ),
+    ] = None,
+    html: Annotated[
+        str | None,
+        typer.Option("--html", help="Also write a self-contained HTML report (SVG ladder) to this file."),
+    ] = None,
 ) -> None:
     """What happened on the wire, and why it failed: IKE conversations, retransmissions, lost fragments.
 
@@ -64,7 +76,24 @@ def capture(
     from vpndoctor.capture.analysis import analyse
     from vpndoctor.report.capture import render_capture
 
-    report = analyse(file, name=file)
+    table = None
+    if keys is not None:
+        from vpndoctor.capture.decrypt import load_keys
+
+        table = load_keys(keys)
+    if html:
+        parent = Path(html).resolve().parent
+        if not parent.is_dir() or not os.access(parent, os.W_OK):
+            raise UsageError(f"--html {html}: cannot write in {parent}")
+    report = analyse(file, name=file, keys=table)
+    if html:
+        from vpndoctor.report.capture_html import render_capture_html
+
+        try:
+            with open(html, "w", encoding="utf-8") as fh:
+                fh.write(render_capture_html(report))
+        except OSError as exc:
+            raise UsageError(f"cannot write {html}: {exc.strerror}") from None
     if as_json:
         print(report.model_dump_json())
     else:
@@ -87,13 +116,20 @@ def diagnose(
     profile: Annotated[
         str | None, typer.Option("--profile", help="Always On VPN ProfileXML to check the crypto policy of.")
     ] = None,
-    protocols: Annotated[str, typer.Option(help="Comma-separated: ikev2, sstp.")] = "ikev2,sstp",
+    protocols: Annotated[str, typer.Option(help="Comma-separated: ikev2, sstp, iphttps.")] = "ikev2,sstp",
     timeout_s: Annotated[float, typer.Option("--timeout-s", help="Deadline per exchange, seconds.")] = 5.0,
     as_json: Annotated[
         bool, typer.Option("--json", help="One JSON object on stdout (schema/diagnose.json).")
     ] = False,
     html: Annotated[
         str | None, typer.Option("--html", help="Also write an HTML report to this file.")
+    ] = None,
+    fix: Annotated[
+        bool, typer.Option("--fix", help="Also print the configuration that fixes the failing findings.")
+    ] = False,
+    lb: Annotated[
+        str | None,
+        typer.Option("--lb", help="With --fix: your load balancer (netscaler|f5|kemp|haproxy|nginx)."),
     ] = None,
 ) -> None:
     """Why do Always On VPN clients fail with 809 (or 13801/13806/13868)? Every check, a verdict, the fix.
@@ -108,13 +144,20 @@ def diagnose(
     from vpndoctor.report.diagnose import render_diagnose
 
     protos = tuple(p.strip().lower() for p in protocols.split(",") if p.strip())
-    unknown = [p for p in protos if p not in ("ikev2", "sstp")]
+    unknown = [p for p in protos if p not in ("ikev2", "sstp", "iphttps")]
     if unknown or not protos:
         raise UsageError(
-            f"--protocols: unknown protocol(s) {', '.join(unknown) or '(none)'}; expected ikev2, sstp"
+            f"--protocols: unknown protocol(s) {', '.join(unknown) or '(none)'}; "
+            "expected ikev2, sstp, iphttps"
         )
     if timeout_s <= 0:
         raise UsageError("--timeout-s must be positive")
+    from vpndoctor.configgen.fix import LB_VENDORS
+
+    if lb is not None and (not fix or lb not in LB_VENDORS):
+        raise UsageError(f"--lb {lb}: expected one of {', '.join(LB_VENDORS)}, together with --fix")
+    if fix and as_json:
+        raise UsageError("--fix prints configuration text; it does not go with --json")
     for label, values in (
         ("--address", [address] if address else []),
         ("--resolver", resolver or []),
@@ -170,6 +213,10 @@ def diagnose(
         print(report.model_dump_json())
     else:
         render_diagnose(report, out)
+    if fix:
+        from vpndoctor.configgen.fix import fix_config
+
+        print(fix_config(report, lb), end="")
     raise typer.Exit(0 if report.verdict.status == "healthy" else 1)
 
 
@@ -247,14 +294,24 @@ def lab_up(
     ] = "healthy",
     prefix: PrefixOpt = "vd",
     as_json: Annotated[bool, typer.Option("--json", help="Print the lab's target as JSON.")] = False,
+    override: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--override",
+            help="NAME=FILE: run FILE in place of a generated config (adc-nginx, adc-haproxy, lb-nginx, "
+            "edge-nft, lb-nft); repeatable.",
+        ),
+    ] = None,
 ) -> None:
     """Build the lab for a scenario and start its daemons."""
+    from vpndoctor.lab.adc import parse_overrides
     from vpndoctor.lab.runner import lab_up as up
     from vpndoctor.lab.scenario import load_scenario
 
     s = load_scenario(scenario)
+    overrides = parse_overrides(override or [])
     with err.status(f"building lab '{prefix}' for scenario {s.name}..."):
-        info = up(s, prefix)
+        info = up(s, prefix, {k: str(v) for k, v in overrides.items()})
     if as_json:
         print(json.dumps(asdict(info)))
         return
@@ -265,6 +322,9 @@ def lab_up(
     out.print(f"  trust      {info.ca_file}")
     out.print(f"  client     ip netns exec {info.client_namespace} CMD   or   vpndoctor lab exec -- CMD")
     out.print(f"  e.g.       vpndoctor lab exec -- ike-scan --ikev2 --sport=0 {v4}")
+    if info.da_addresses:
+        da4, da6 = info.da_addresses
+        out.print(f"  ADC        {info.da_name}  ->  {da4}  {da6}  (TCP 443; certs in {info.da_pki_dir})")
     out.print(f"  logs       {info.workdir}")
     out.print(f"  stop       vpndoctor lab down{'' if prefix == 'vd' else ' --prefix ' + prefix}")
 
@@ -296,6 +356,8 @@ def lab_status(
         out.print(f"lab '{prefix}': {msg}")
     else:
         out.print(f"lab '{prefix}' up since {st['started_at']}, scenario [bold]{st['scenario']}[/]")
+        for name, path in st.get("overrides", {}).items():
+            out.print(f"  override {name} = {path}", highlight=False)
         table = Table("process", "pid", "alive", "log")
         for p in st["processes"]:
             table.add_row(p["name"], str(p["pid"]), "yes" if p["alive"] else "[red]no[/]", p["log"])
@@ -349,18 +411,65 @@ def lab_connect(
         raise typer.Exit(1)
 
 
-def _register_tools() -> None:
+def _register_address() -> None:
     from vpndoctor.commands_address import address_cmd, isatap_app
-    from vpndoctor.commands_events import events_cmd, explain_cmd
 
     app.command("address")(address_cmd)
     app.add_typer(isatap_app, name="isatap")
+
+
+def _register_events() -> None:
+    from vpndoctor.commands_events import events_cmd, explain_cmd
+
     # A negative HRESULT such as -2146885613 must not be taken for an option.
     app.command("explain", context_settings={"ignore_unknown_options": True})(explain_cmd)
     app.command("events")(events_cmd)
 
 
-_register_tools()
+def _register_tls() -> None:
+    from vpndoctor.commands_tls import tls_cmd
+
+    app.command("tls")(tls_cmd)
+
+
+def _register_sstp() -> None:
+    from vpndoctor.commands_sstp import iphttps_cmd, sstp_cmd
+
+    app.command("sstp")(sstp_cmd)
+    app.command("iphttps")(iphttps_cmd)
+
+
+def _register_config() -> None:
+    from vpndoctor.commands_config import config_app
+
+    app.add_typer(config_app, name="config")
+
+
+# Command name -> the registration that brings it in. Each tool module imports its own models (pydantic,
+# cryptography, YAML tables), ~0.4 s together: a run of one tool from the command line imports only its own.
+_TOOLS = {
+    "address": _register_address,
+    "isatap": _register_address,
+    "explain": _register_events,
+    "events": _register_events,
+    "tls": _register_tls,
+    "sstp": _register_sstp,
+    "iphttps": _register_sstp,
+    "config": _register_config,
+}
+
+
+def _register_tools(argv: list[str]) -> None:
+    launched_as_cli = Path(argv[0]).name in ("vpndoctor", "__main__.py") if argv else False
+    wanted = argv[1] if launched_as_cli and len(argv) > 1 else None
+    if wanted in _TOOLS:
+        _TOOLS[wanted]()
+        return
+    for register in dict.fromkeys(_TOOLS.values()):  # everything: help, the core commands, imports by tests
+        register()
+
+
+_register_tools(sys.argv)
 
 
 def main() -> None:

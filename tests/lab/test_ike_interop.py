@@ -216,6 +216,9 @@ def test_tshark_agrees_with_our_transcript(lab: Lab, tmp_path_factory: pytest.Te
             "-i",
             "eth0",
             "-U",
+            # Without immediate mode tcpdump may still hold the last datagrams in the kernel buffer when it is
+            # stopped shortly after a short exchange, and they never reach the file.
+            "--immediate-mode",
             "-w",
             str(pcap),
             "udp port 500 or udp port 4500",

@@ -183,6 +183,11 @@ def _coordinate_bytes(curve: ec.EllipticCurve) -> int:
     return (curve.key_size + 7) // 8
 
 
+# MODP groups whose primes OpenSSL does not recognise as named groups (measured: loading a 1024-bit key takes
+# ~50 ms, while the RFC 3526 groups 5 and 14-16 load in well under 1 ms).
+_NOT_NAMED_IN_OPENSSL = frozenset({2})
+
+
 class _ModpKeyExchange(KeyExchange):
     def __init__(self, group: int, rng: Rng) -> None:
         self.group = group
@@ -191,11 +196,22 @@ class _ModpKeyExchange(KeyExchange):
         # cryptography cannot derive y from x, and Python's pow() is not constant-time in the exponent:
         # load x with the generator as a placeholder public value and let OpenSSL compute y = g^x mod p.
         x = self._draw_exponent(rng)
+        self._x: int | None = None
         with _ffdh_quietly():
             self._params = dh.DHParameterNumbers(self._p, _MODP_GENERATOR)
-            placeholder = dh.DHPrivateNumbers(x, dh.DHPublicNumbers(_MODP_GENERATOR, self._params))
-            y = int.from_bytes(placeholder.private_key().exchange(self._public_key(_MODP_GENERATOR)), "big")
-            self._private = dh.DHPrivateNumbers(x, dh.DHPublicNumbers(y, self._params)).private_key()
+        if group in _NOT_NAMED_IN_OPENSSL:
+            # OpenSSL runs its full safe-prime check on every load of a key of a prime it does not know by
+            # name (~50 ms each, 4 loads an exchange, holding the GIL): MODP-1024 made `diagnose` of a
+            # Windows-default server overrun its deadline. These are throwaway probe keys of a group that is
+            # weak anyway, so plain pow() (about 1 ms) is the better trade.
+            self._x = x
+            y = pow(_MODP_GENERATOR, x, self._p)
+        else:
+            with _ffdh_quietly():
+                placeholder = dh.DHPrivateNumbers(x, dh.DHPublicNumbers(_MODP_GENERATOR, self._params))
+                g_public = self._public_key(_MODP_GENERATOR)
+                y = int.from_bytes(placeholder.private_key().exchange(g_public), "big")
+                self._private = dh.DHPrivateNumbers(x, dh.DHPublicNumbers(y, self._params)).private_key()
         self._public = y.to_bytes(self._length, "big")
 
     def _draw_exponent(self, rng: Rng) -> int:
@@ -219,6 +235,9 @@ class _ModpKeyExchange(KeyExchange):
         y = int.from_bytes(peer_public, "big")
         if not 1 < y < self._p - 1:
             raise _invalid(self.group, "is out of range", "1 < y < p-1 (NIST SP 800-56A §5.6.2.3)")
+        if self._x is not None:
+            # RFC 7296 §2.14: g^ir mod p, as many octets as the prime, leading zeros kept.
+            return pow(y, self._x, self._p).to_bytes(self._length, "big")
         try:
             with _ffdh_quietly():
                 secret = self._private.exchange(self._public_key(y))
