@@ -7,21 +7,28 @@ the excess counted. The findings are judged afterwards, purely from the collecte
 from __future__ import annotations
 
 import hashlib
+import socket
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
-from vpndoctor.capture.ip import PROTO_UDP, Packet, packet_from_frame
-from vpndoctor.capture.model import CaptureReport, Conversation, IkeMessageInfo
+from vpndoctor.capture.fastpath import KINDS, FastPath, SplitResult
+from vpndoctor.capture.ip import PROTO_TCP, PROTO_UDP, Packet, packet_from_frame
+from vpndoctor.capture.model import CaptureReport, Conversation, Decrypted, IkeMessageInfo, TcpFlow
 from vpndoctor.capture.reader import CaptureReader, open_capture
 from vpndoctor.capture.reassembly import FragmentKey, Incomplete, Reassembled, Reassembler
+from vpndoctor.capture.tcp import TLS_PORT, FlowKey, TcpFlowState, TcpTracker, flow_key
 from vpndoctor.capture.udp import IKE_PORT, NAT_T_PORT, Kind, classify
 from vpndoctor.checks.model import Finding, Status, Verdict
 from vpndoctor.ike.constants import ExchangeType, NotifyType, PayloadType, name_of
 from vpndoctor.ike.errors import MalformedMessage
 from vpndoctor.ike.message import Header, decode_message
 from vpndoctor.ike.payloads import EncryptedFragmentPayload
+
+if TYPE_CHECKING:
+    # --keys only: the decryptor brings in cryptography's X.509, ~0.2 s of start-up for every other run
+    from vpndoctor.capture.decrypt import Decryptor, KeyTable
 
 __all__ = [
     "ALL",
@@ -49,6 +56,15 @@ ALL = (
     ESP_ONE_WAY,
 )
 
+_ROOT_CAUSE_ORDER = (
+    FRAGMENTED_LOST,
+    NATT_NO_4500_ANSWER,
+    ERROR_NOTIFY,
+    FRAGMENTATION_NOT_NEGOTIATED,
+    ESP_ONE_WAY,
+    NO_RESPONSE,
+)
+
 MAX_CONVERSATIONS = 10_000
 MAX_MESSAGES = 1000  # per conversation
 MAX_ESP_FLOWS = 10_000
@@ -60,6 +76,8 @@ _ERROR_CODES: dict[int, int] = {
     NotifyType.NO_PROPOSAL_CHOSEN: 13868,
     NotifyType.AUTHENTICATION_FAILED: 13801,
 }
+
+_NOTIFY_BY_NAME = {name_of(NotifyType, n): int(n) for n in NotifyType}
 
 _RequestKey = tuple[int, int, bool]  # exchange, message id, request sent by the original initiator
 
@@ -79,6 +97,7 @@ class _Msg:
     port: int
     fragment: str | None
     lost: bool  # only the first IP fragment was captured
+    decrypted: Decrypted | None = None  # with --keys
 
     @property
     def request_key(self) -> _RequestKey:
@@ -106,9 +125,16 @@ class _State:
     conversations_beyond_cap: int = 0
     esp: dict[tuple[str, str, int], int] = field(default_factory=dict)
     esp_beyond_cap: int = 0
+    # ESP packets per (source, destination, SPI) as tcp.flow_key builds keys (the fast path counts into it);
+    # turned into `esp` at the end
+    esp_raw: dict[FlowKey, int] = field(default_factory=dict)
+    tcp: TcpTracker = field(default_factory=TcpTracker)
+    kinds: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
     warnings: list[str] = field(default_factory=list)
     warnings_beyond_cap: int = 0
     first_fragments: OrderedDict[FragmentKey, Packet] = field(default_factory=OrderedDict)
+    first_ts: float | None = None  # the capture's first frame: t_rel_s counts from it, like Wireshark
+    decryptor: Decryptor | None = None  # with --keys
 
     def warn(self, text: str) -> None:
         if len(self.warnings) < MAX_WARNINGS:
@@ -117,29 +143,49 @@ class _State:
             self.warnings_beyond_cap += 1
 
 
-def analyse(path_or_stream: str | Path | BinaryIO, *, name: str) -> CaptureReport:
-    """Analyse one pcap/pcapng capture (a path, "-" for standard input, or an open binary stream).
+def analyse(
+    path_or_stream: str | Path | BinaryIO, *, name: str, keys: KeyTable | None = None
+) -> CaptureReport:
+    """Analyse one pcap/pcapng capture (a path, "-" for standard input, or an open binary stream);
+    `keys` decrypts the SK/SKF payloads of the IKE SAs it lists.
 
     Raises CaptureError when the capture cannot be opened or read."""
     if isinstance(path_or_stream, str | Path):
         stream = open_capture(path_or_stream)
         try:
-            return _analyse_stream(stream, name)
+            return _analyse_stream(stream, name, keys)
         finally:
             if str(path_or_stream) != "-":
                 stream.close()
-    return _analyse_stream(path_or_stream, name)
+    return _analyse_stream(path_or_stream, name, keys)
 
 
-def _analyse_stream(stream: BinaryIO, name: str) -> CaptureReport:
-    st = _State()
-    reader = CaptureReader(stream)
+def _analyse_stream(stream: BinaryIO, name: str, keys: KeyTable | None = None) -> CaptureReport:
+    decryptor = None
+    if keys is not None:
+        from vpndoctor.capture.decrypt import Decryptor
+
+        decryptor = Decryptor(keys)
+    st = _State(decryptor=decryptor)
+    # The fast path settles most packets inside the reader; the loop below sees the rest as frames.
     reasm = Reassembler()
+
+    def tick(ts: float) -> None:  # a packet a worker settled, while fragments wait
+        for event in reasm.expire(ts):
+            _on_event(st, event)
+        fast.horizon = reasm.horizon()
+
+    fast = FastPath(st.esp_raw, st.tcp.dirs, on_merge=lambda r: _merge(st, r), on_tick=tick)
+    reader = CaptureReader(stream, fast)
     for frame in reader.frames():
         st.packets += 1
+        if st.first_ts is None:
+            st.first_ts = frame.timestamp
         pkt = packet_from_frame(frame)
         if pkt is None:
+            st.kinds["non_ip"] += 1
             continue
+        st.kinds[_kind(pkt)] += 1
         if pkt.is_fragment and pkt.frag_offset == 0 and _ike_ports(pkt):
             key: FragmentKey = (pkt.version, pkt.src, pkt.dst, pkt.ident, pkt.proto)
             st.first_fragments[key] = pkt
@@ -147,9 +193,94 @@ def _analyse_stream(stream: BinaryIO, name: str) -> CaptureReport:
                 st.first_fragments.popitem(last=False)
         for event in reasm.feed(pkt):
             _on_event(st, event)
+        fast.horizon = reasm.horizon()
     for incomplete in reasm.flush():
         _on_event(st, incomplete)
-    return _report(st, name, reader.warnings)
+    st.tcp.finish()
+    st.packets += fast.packets
+    for kind, n in fast.kinds.items():
+        st.kinds[kind] += n
+    st.esp = {_esp_flow(k): n for k, n in st.esp_raw.items()}
+    report = _report(st, name, reader.warnings)
+    return report.model_copy(
+        update={
+            "tcp_flows": [_tcp_flow(f) for f in st.tcp.flows],
+            "tcp_flows_beyond_cap": st.tcp.beyond_cap,
+            "packets_by_kind": {k: n for k, n in st.kinds.items() if n},
+        }
+    )
+
+
+def _merge(st: _State, result: SplitResult) -> None:
+    """Counts of a worker's part of the file, after the packets it deferred went through the exact path
+    (which met every key first and so decided whether it is tracked or beyond a cap)."""
+    for key, n in result.esp.items():
+        if key in st.esp_raw:
+            st.esp_raw[key] += n
+        else:
+            st.esp_beyond_cap += n
+    for key, (_seen, packets, nbytes) in result.tcp.items():
+        d = st.tcp.dirs.get(key)
+        if d is not None:
+            d.packets += packets
+            d.bytes += nbytes
+        else:
+            st.tcp.beyond_cap += packets
+
+
+def _kind(pkt: Packet) -> str:
+    """What one captured packet carries, for `packets_by_kind` (the fast path counts the same way)."""
+    if pkt.is_fragment:
+        return "ip_fragment"
+    if pkt.proto == PROTO_TCP:
+        return "tcp_443" if TLS_PORT in (pkt.sport, pkt.dport) else "tcp_other"
+    carried = classify(pkt)
+    if carried.kind is Kind.ESP:
+        return "esp_in_udp" if carried.nat_t else "esp"
+    if carried.kind is Kind.IKE:
+        return "ike"
+    if carried.kind is Kind.NAT_KEEPALIVE:
+        return "nat_keepalive"
+    return "udp_other" if pkt.proto == PROTO_UDP else "other_ip"
+
+
+def _esp_flow(key: FlowKey) -> tuple[str, str, int]:
+    size, family = (16, socket.AF_INET6) if len(key) == 4 else (4, socket.AF_INET)
+    src, dst = (socket.inet_ntop(family, k.to_bytes(size, "little")) for k in key[:2])
+    return src, dst, int.from_bytes(key[2].to_bytes(4, "little"), "big")
+
+
+def _tcp_flow(f: TcpFlowState) -> TcpFlow:
+    tunnel: Literal["sstp", "ip-https"] | None = None
+    if f.http_request is not None:
+        if f.http_request.startswith("SSTP_DUPLEX_POST /sra_"):
+            tunnel = "sstp"
+        elif f.http_request.upper().startswith("POST /IPHTTPS"):
+            tunnel = "ip-https"
+    protocol: Literal["tls", "http", "other"] | None = f.protocol  # type: ignore[assignment]
+    return TcpFlow(
+        client=f.client,
+        server=f.server,
+        t=f.t,
+        packets_to_server=f.c2s.packets,
+        packets_to_client=f.s2c.packets,
+        bytes_to_server=f.c2s.bytes,
+        bytes_to_client=f.s2c.bytes,
+        syn_seen=f.syn_seen,
+        resets_by_client=f.c2s.resets,
+        resets_by_server=f.s2c.resets,
+        protocol=protocol,
+        sni=f.sni,
+        offered_versions=f.offered_versions,
+        version=f.version,
+        cipher_suite=f.cipher_suite,
+        hello_retry=f.hello_retry,
+        alert=f.alert,
+        http_request=f.http_request,
+        http_response=f.http_response,
+        tunnel=tunnel,
+        notes=f.incomplete,
+    )
 
 
 def _ike_ports(pkt: Packet) -> bool:
@@ -172,11 +303,15 @@ def _on_event(st: _State, event: Packet | Reassembled | Incomplete) -> None:
 
 
 def _on_packet(st: _State, pkt: Packet, *, lost: bool) -> None:
+    if pkt.proto == PROTO_TCP and TLS_PORT in (pkt.sport, pkt.dport) and not lost:
+        length = pkt.declared_length if pkt.declared_length >= 0 else len(pkt.payload)
+        st.tcp.segment(pkt.ts, pkt.version, pkt.src, pkt.dst, pkt.payload, length)
+        return
     carried = classify(pkt)
     if carried.kind is Kind.ESP and carried.spi is not None:
-        flow = (pkt.src_str, pkt.dst_str, carried.spi)
-        if flow in st.esp or len(st.esp) < MAX_ESP_FLOWS:
-            st.esp[flow] = st.esp.get(flow, 0) + 1
+        flow = flow_key(pkt.version, pkt.src, pkt.dst, carried.spi.to_bytes(4, "big"))
+        if flow in st.esp_raw or len(st.esp_raw) < MAX_ESP_FLOWS:
+            st.esp_raw[flow] = st.esp_raw.get(flow, 0) + 1
         else:
             st.esp_beyond_cap += 1
         return
@@ -234,6 +369,9 @@ def _on_ike(st: _State, pkt: Packet, data: bytes, port: int, *, lost: bool) -> N
     ).digest()
     retransmission = digest in conv.seen
     conv.seen.add(digest)
+    decrypted = None
+    if st.decryptor is not None and not lost and ("SK" in payloads or "SKF" in payloads):
+        decrypted = st.decryptor.decrypt(header, data, pkt.ts)
     conv.messages.append(
         _Msg(
             t=pkt.ts,
@@ -249,6 +387,7 @@ def _on_ike(st: _State, pkt: Packet, data: bytes, port: int, *, lost: bool) -> N
             port=port,
             fragment=fragment,
             lost=lost,
+            decrypted=decrypted,
         )
     )
 
@@ -273,6 +412,15 @@ class _Req:
     ports: set[int] = field(default_factory=set)
     answered: bool = False
     answer_ports: set[int] = field(default_factory=set)
+    answer_ip_fragmented: bool = False  # an answer was sent as IP fragments (seen where it was sent)
+    resent_after_fragmented_answer: bool = False  # ... and the request came again after it
+    stalled: bool = False  # the requester never sent a later message id in this conversation
+
+    @property
+    def fragmented_answer_lost(self) -> bool:
+        """The 809 signature seen at the gateway: its IP-fragmented answer went out, the request kept coming
+        back and the exchange never moved on, so the answer did not arrive."""
+        return self.answer_ip_fragmented and self.resent_after_fragmented_answer and self.stalled
 
 
 def _requests(conv: _Conv) -> list[_Req]:
@@ -288,12 +436,20 @@ def _requests(conv: _Conv) -> list[_Req]:
             else:
                 req.answered = True
                 req.answer_ports.add(m.port)
+                req.answer_ip_fragmented |= m.ip_fragmented
             continue
+        if req.answer_ip_fragmented:
+            req.resent_after_fragmented_answer = True
         req.sends += 1
         req.retransmitted |= m.retransmission
         req.ip_fragmented |= m.ip_fragmented
         req.lost |= m.lost
         req.ports.add(m.port)
+    last_id: dict[bool, int] = {}
+    for _exchange, message_id, by_initiator in reqs:
+        last_id[by_initiator] = max(last_id.get(by_initiator, -1), message_id)
+    for req in reqs.values():
+        req.stalled = req.key[1] >= last_id.get(req.key[2], -1)
     # a request key created by a response alone (request not captured) is answered: not a finding
     return [r for r in reqs.values() if r.sends]
 
@@ -341,7 +497,7 @@ def _check_no_response(reqs: list[_Req]) -> Finding:
 
 
 def _check_fragmented_lost(reqs: list[_Req]) -> Finding:
-    relevant = [r for r in reqs if r.ip_fragmented or r.lost]
+    relevant = [r for r in reqs if r.ip_fragmented or r.lost or r.answer_ip_fragmented]
     if not relevant:
         return _finding(
             FRAGMENTED_LOST,
@@ -349,7 +505,9 @@ def _check_fragmented_lost(reqs: list[_Req]) -> Finding:
             "IP-fragmented IKE messages",
             "no IP-fragmented IKE message in the capture",
         )
-    bad = [r for r in relevant if not r.answered and (r.lost or r.retransmitted)]
+    bad = [
+        r for r in relevant if (not r.answered and (r.lost or r.retransmitted)) or r.fragmented_answer_lost
+    ]
     if bad:
         return _finding(
             FRAGMENTED_LOST,
@@ -357,7 +515,13 @@ def _check_fragmented_lost(reqs: list[_Req]) -> Finding:
             "IP-fragmented IKE messages lost",
             f"{len(bad)} IP-fragmented IKE exchange(s) never completed: fragments were lost on the path "
             "(the error 809 signature)",
-            evidence={"requests": [_describe(r) | {"incomplete_reassembly": r.lost} for r in bad[:20]]},
+            evidence={
+                "requests": [
+                    _describe(r)
+                    | {"incomplete_reassembly": r.lost, "fragmented_answer_resent": r.fragmented_answer_lost}
+                    for r in bad[:20]
+                ]
+            },
             remedy="Let IP fragments through (firewall, load balancer) or enable IKEv2 fragmentation (RFC "
             "7383) on both client and gateway.",
             error_codes=[809],
@@ -379,9 +543,31 @@ def _check_fragmented_lost(reqs: list[_Req]) -> Finding:
     )
 
 
-def _check_fragmentation_negotiated(convs: list[_Conv], fragmented_lost: bool) -> Finding:
+def _auth_stalled(conv: _Conv, reqs: list[_Req]) -> bool:
+    """An IKE_AUTH request of this conversation was retransmitted and never answered."""
+    return any(
+        r.conv is conv and r.key[0] == ExchangeType.IKE_AUTH and r.retransmitted and not r.answered
+        for r in reqs
+    )
+
+
+def _gateway_without_fragmentation(conv: _Conv) -> bool:
+    """The responder's IKE_SA_INIT answer did not offer IKEv2 fragmentation (whatever the initiator did:
+    without it on both sides, large messages need IP fragments just the same)."""
+    answers = [
+        m for m in conv.messages
+        if m.exchange == ExchangeType.IKE_SA_INIT and m.response and not m.lost and "SA" in m.payloads
+    ]  # fmt: skip
+    return bool(answers) and NotifyType.IKEV2_FRAGMENTATION_SUPPORTED not in answers[-1].notifies
+
+
+def _check_fragmentation_negotiated(convs: list[_Conv], reqs: list[_Req], fragmented_lost: bool) -> Finding:
     judged = 0
     mismatches: list[dict[str, Any]] = []
+    # Seen from the client: IKE_AUTH never answered by a gateway that does not fragment is error 809's
+    # classic cause (its certificate-bearing answer needs IP fragments, which the path drops).
+    stalled = [c for c in convs if _gateway_without_fragmentation(c) and _auth_stalled(c, reqs)]
+    fragmented_lost = fragmented_lost or bool(stalled)
     frag_sup = NotifyType.IKEV2_FRAGMENTATION_SUPPORTED
     for conv in convs:
         init_reqs = [
@@ -414,19 +600,44 @@ def _check_fragmentation_negotiated(convs: list[_Conv], fragmented_lost: bool) -
             "IKEv2 fragmentation negotiated",
             "no complete IKE_SA_INIT exchange in the capture",
         )
-    if not mismatches:
+    if not mismatches and not stalled:
         return _finding(
             FRAGMENTATION_NOT_NEGOTIATED,
             "pass",
             "IKEv2 fragmentation negotiated",
             f"both sides agree on IKEV2_FRAGMENTATION_SUPPORTED in {judged} IKE_SA_INIT exchange(s)",
         )
+    if not mismatches:  # neither side offers it, and IKE_AUTH went unanswered
+        return _finding(
+            FRAGMENTATION_NOT_NEGOTIATED,
+            "fail",
+            "IKEv2 fragmentation not negotiated",
+            f"neither side offered IKEV2_FRAGMENTATION_SUPPORTED and IKE_AUTH was never answered in "
+            f"{len(stalled)} conversation(s): the gateway's certificate-bearing answer needs IP fragments, "
+            "which were most likely dropped on the path",
+            evidence={
+                "conversations": [
+                    {"initiator": c.initiator, "responder": c.responder, "spi_i": c.spi_i.hex()}
+                    for c in stalled[:20]
+                ]
+            },
+            remedy="Enable IKEv2 fragmentation (RFC 7383) on both the gateway and the client (Windows: "
+            "EnableIKEv2Fragmentation / the VPN profile), or let IP fragments through.",
+            error_codes=[809],
+        )
     return _finding(
         FRAGMENTATION_NOT_NEGOTIATED,
         "fail" if fragmented_lost else "warn",
         "IKEv2 fragmentation not negotiated",
         f"IKEV2_FRAGMENTATION_SUPPORTED offered by only one side in {len(mismatches)} IKE_SA_INIT exchange(s)"
-        + ("; large IKE_AUTH messages then rely on IP fragments, which were lost" if fragmented_lost else ""),
+        + (
+            "; large IKE_AUTH messages then rely on IP fragments, which were lost"
+            if fragmented_lost and not stalled
+            else "; IKE_AUTH was never answered: the gateway's certificate-bearing answer needs IP "
+            "fragments, which were most likely dropped on the path"
+            if stalled
+            else ""
+        ),
         evidence={"conversations": mismatches[:20]},
         remedy="Enable IKEv2 fragmentation (RFC 7383) on the gateway (and on Windows, "
         "EnableIKEv2Fragmentation / the VPN profile).",
@@ -452,6 +663,8 @@ def _check_natt(convs: list[_Conv], reqs: list[_Req]) -> Finding:
                     "responder": conv.responder,
                     "spi_i": conv.spi_i.hex(),
                     "unanswered_on_4500": sorted({name_of(ExchangeType, r.key[0]) for r in on_4500}),
+                    # the same silence if the gateway's IP-fragmented IKE_AUTH answer was dropped instead
+                    "ambiguous_with_lost_fragments": _gateway_without_fragmentation(conv),
                 }
             )
     if not applicable:
@@ -462,6 +675,20 @@ def _check_natt(convs: list[_Conv], reqs: list[_Req]) -> Finding:
             "pass",
             "UDP 4500 answered",
             f"{applicable} conversation(s) answered on UDP 4500",
+        )
+    if all(c["ambiguous_with_lost_fragments"] for c in bad):
+        # Only IKE_AUTH went unanswered, and the gateway does not fragment: its answer may simply have been
+        # dropped as IP fragments. fragmentation-not-negotiated carries that verdict; this stays a warning.
+        return _finding(
+            NATT_NO_4500_ANSWER,
+            "warn",
+            "UDP 4500 never answered (or its answer was lost)",
+            f"{len(bad)} conversation(s) answered on UDP 500 but never on UDP 4500; the gateway did not "
+            "offer IKEv2 fragmentation, so its IKE_AUTH answer may have been dropped as IP fragments",
+            evidence={"conversations": bad[:20]},
+            remedy="Check that UDP 4500 reaches the gateway (firewall, load balancer affinity); if it does, "
+            "the IP fragments of its answer are being dropped.",
+            error_codes=[809],
         )
     return _finding(
         NATT_NO_4500_ANSWER,
@@ -483,9 +710,13 @@ def _check_error_notify(convs: list[_Conv]) -> Finding:
     codes: set[int] = set()
     for conv in convs:
         for m in conv.messages:
+            notifies = m.notifies
             if "SK" in m.payloads or "SKF" in m.payloads:
-                continue
-            for ntype in m.notifies:
+                # inside SK only what --keys decrypted counts (its notifies are names, typed back here)
+                if m.decrypted is None or m.decrypted.integrity == "failed":
+                    continue
+                notifies = [_NOTIFY_BY_NAME[n] for n in m.decrypted.notifies if n in _NOTIFY_BY_NAME]
+            for ntype in notifies:
                 if ntype >= 16384:
                     continue
                 item = {
@@ -567,18 +798,21 @@ def _check_esp(esp: dict[tuple[str, str, int], int]) -> Finding:
 
 def _report(st: _State, name: str, reader_warnings: list[str]) -> CaptureReport:
     convs = list(st.conversations.values())
+    for conv in convs:  # messages held back for reassembly arrive late: judge and show them in capture time
+        conv.messages.sort(key=lambda m: m.t)
     reqs = [r for conv in convs for r in _requests(conv)]
     findings: dict[str, Finding] = {}
     findings[NO_RESPONSE] = _check_no_response(reqs)
     findings[FRAGMENTED_LOST] = _check_fragmented_lost(reqs)
     findings[FRAGMENTATION_NOT_NEGOTIATED] = _check_fragmentation_negotiated(
-        convs, findings[FRAGMENTED_LOST].status == "fail"
+        convs, reqs, findings[FRAGMENTED_LOST].status == "fail"
     )
     findings[NATT_NO_4500_ANSWER] = _check_natt(convs, reqs)
     findings[ERROR_NOTIFY] = _check_error_notify(convs)
     findings[ESP_ONE_WAY] = _check_esp(st.esp)
     ordered = [findings[fid] for fid in ALL]
-    failing = [f for f in ordered if f.status == "fail"]
+    # Root causes before symptoms: "never answered" is what the specific findings explain.
+    failing = sorted((f for f in ordered if f.status == "fail"), key=lambda f: _ROOT_CAUSE_ORDER.index(f.id))
     if failing:
         codes = sorted({c for f in failing for c in f.error_codes})
         summary = "Problems found: " + "; ".join(f.title for f in failing) + "."
@@ -606,11 +840,23 @@ def _report(st: _State, name: str, reader_warnings: list[str]) -> CaptureReport:
             )
     if st.esp_beyond_cap:
         warnings.append(f"{st.esp_beyond_cap} ESP packets beyond {MAX_ESP_FLOWS} flows not counted")
+    if st.decryptor is not None:
+        warnings.extend(st.decryptor.table.warnings)
+        if st.decryptor.not_verified:
+            warnings.append(
+                f"{st.decryptor.not_verified} message(s) decrypted although their integrity check value did "
+                "not verify: their content is shown but not authenticated"
+            )
+        if st.decryptor.failed:
+            warnings.append(f"{st.decryptor.failed} message(s) could not be decrypted with the given keys")
+        matched = {(c.spi_i, c.spi_r) for c in convs if st.decryptor.table.has_sa(c.spi_i, c.spi_r)}
+        if not matched:
+            warnings.append("--keys: no IKE SA of the capture is in the key file")
     return CaptureReport(
         file=name,
         packets=st.packets,
         ike_messages=st.ike_messages,
-        conversations=[_conversation(c) for c in convs],
+        conversations=[_conversation(c, st.first_ts) for c in convs],
         findings=ordered,
         verdict=Verdict(
             status="problems" if failing else "healthy",
@@ -621,7 +867,23 @@ def _report(st: _State, name: str, reader_warnings: list[str]) -> CaptureReport:
     )
 
 
-def _conversation(conv: _Conv) -> Conversation:
+def _response_times_ms(conv: _Conv) -> list[float | None]:
+    """Per message: for a response, milliseconds since the latest send of its request before it."""
+    last_sent: dict[_RequestKey, float] = {}
+    out: list[float | None] = []
+    for m in conv.messages:
+        if not m.response:
+            last_sent[m.request_key] = m.t
+            out.append(None)
+            continue
+        sent = last_sent.get(m.request_key)
+        out.append(round((m.t - sent) * 1000, 3) if sent is not None and m.t >= sent else None)
+    return out
+
+
+def _conversation(conv: _Conv, first_ts: float | None) -> Conversation:
+    start = first_ts if first_ts is not None else min((m.t for m in conv.messages), default=0.0)
+    response_ms = _response_times_ms(conv)
     return Conversation(
         initiator=conv.initiator,
         responder=conv.responder,
@@ -641,7 +903,11 @@ def _conversation(conv: _Conv) -> Conversation:
                 retransmission=m.retransmission,
                 port=m.port,
                 fragment=m.fragment,
+                t_rel_s=round(m.t - start, 9),
+                response_time_ms=rt,
+                ip_fragments_missing=m.lost,
+                decrypted=m.decrypted,
             )
-            for m in conv.messages
+            for m, rt in zip(conv.messages, response_ms, strict=True)
         ],
     )

@@ -76,6 +76,7 @@ class Packet:
     sport: int | None = None
     dport: int | None = None
     udp_payload: bytes | None = None
+    declared_length: int = -1  # what the IP header says `payload` holds (-1: as long as it is)
 
     @property
     def is_fragment(self) -> bool:
@@ -164,6 +165,7 @@ def parse_ip(data: bytes, ts: float = 0.0, original_length: int | None = None) -
         pkt = Packet(
             ts, 4, data[12:16], data[16:20], proto, payload, orig,
             ident=ident, frag_offset=(frag & 0x1FFF) * 8, more_fragments=bool(frag & 0x2000),
+            declared_length=total - ihl,
         )  # fmt: skip
     elif version == 6:
         if len(data) < 40:
@@ -171,7 +173,7 @@ def parse_ip(data: bytes, ts: float = 0.0, original_length: int | None = None) -
         plen = _U16.unpack_from(data, 4)[0]
         # A jumbogram (payload length 0 with hop-by-hop jumbo option) is taken to run to the end.
         body = data[40 : 40 + plen] if plen else data[40:]
-        pkt = Packet(ts, 6, data[8:24], data[24:40], data[6], body, orig)
+        pkt = Packet(ts, 6, data[8:24], data[24:40], data[6], body, orig, declared_length=plen or len(body))
         if not _walk_ipv6(pkt, allow_fragment=True):
             return None
     else:
@@ -209,10 +211,12 @@ def _walk_ipv6(pkt: Packet, *, allow_fragment: bool) -> bool:
                 # keyed by this next-header value and walked again once reassembled.
                 pkt.proto = nxt
                 pkt.payload = body[pos + hlen :]
+                pkt.declared_length -= pos + hlen
                 return True
         else:
             pkt.proto = nxt
             pkt.payload = body[pos:]
+            pkt.declared_length -= pos
             return True
         if len(body) < pos + hlen:
             return False

@@ -5,15 +5,49 @@ Findings and the verdict reuse the diagnose shapes so that renderers and consume
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict
 
 from vpndoctor.checks.model import Finding, Verdict
 
-__all__ = ["CaptureReport", "Conversation", "IkeMessageInfo"]
+__all__ = ["CaptureReport", "Conversation", "Decrypted", "DecryptedPayload", "IkeMessageInfo", "TcpFlow"]
 
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DecryptedPayload(_Model):
+    """One payload found inside SK/SKF: its type, a line for people, and the facts worth querying."""
+
+    type: str  # "IDi", "CERT", "AUTH", "NOTIFY", "EAP", "CP", "SA", "TSi", ... (as in `payloads`)
+    summary: str  # e.g. "fqdn:vpn.example.com", "CN=vpn.example.com (issuer CN=Lab CA)", "RSA_SIG"
+    identity: str | None = None  # IDi/IDr, e.g. "fqdn:vpn.example.com", "ipv4:192.0.2.1"
+    subject: str | None = None  # CERT (X.509): RFC 4514 subject
+    issuer: str | None = None  # CERT (X.509): RFC 4514 issuer
+    auth_method: str | None = None  # AUTH: RSA_SIG, SHARED_KEY, DIGITAL_SIGNATURE, ...
+    eap_code: str | None = None  # EAP: REQUEST, RESPONSE, SUCCESS, FAILURE
+    eap_type: str | None = None  # EAP: IDENTITY, MSCHAPV2, TLS, ... (none for SUCCESS/FAILURE)
+    notify: str | None = None  # NOTIFY: its type
+
+
+Integrity = Literal["verified", "not-verified", "failed"]
+
+
+class Decrypted(_Model):
+    """The SK/SKF content of one message, decrypted with a key from --keys.
+
+    integrity: "verified" when the ICV (or AES-GCM tag) matched; "not-verified" when it did not match (or
+    the key table asked for no check) but the plaintext parsed as a payload chain, as with tcpdump's
+    ikev2pI2 capture; "failed" when nothing readable came out (wrong keys, altered message)."""
+
+    integrity: Integrity
+    detail: str | None = None  # why not verified, or why it failed
+    fragments: int | None = None  # SKF: how many fragments the shown payloads were reassembled from
+    payloads: list[str]  # inner payload types, as in `payloads`; empty on an SKF fragment not completing
+    notifies: list[str]  # inner notify types
+    items: list[DecryptedPayload]
 
 
 class IkeMessageInfo(_Model):
@@ -29,6 +63,10 @@ class IkeMessageInfo(_Model):
     retransmission: bool  # the same bytes were already seen for this exchange, message id and direction
     port: int  # 500 or 4500
     fragment: str | None = None  # "n/total" for an IKEv2 fragment (SKF, RFC 7383)
+    t_rel_s: float = 0.0  # seconds since the capture's first packet (Wireshark's frame.time_relative)
+    response_time_ms: float | None = None  # a response: time since the latest send of its request
+    ip_fragments_missing: bool = False  # only the first IP fragment was captured (size from the IKE header)
+    decrypted: Decrypted | None = None  # with --keys, for an SK/SKF message of an IKE SA in the key table
 
 
 class Conversation(_Model):
@@ -39,6 +77,33 @@ class Conversation(_Model):
     messages: list[IkeMessageInfo]
 
 
+class TcpFlow(_Model):
+    """One TCP connection to port 443: counts each way and what its first bytes say (TLS hellos, or the
+    SSTP / IP-HTTPS request line when it is not encrypted)."""
+
+    client: str  # "ip:port"
+    server: str
+    t: float  # capture timestamp of its first packet
+    packets_to_server: int
+    packets_to_client: int
+    bytes_to_server: int  # TCP payload bytes
+    bytes_to_client: int
+    syn_seen: bool  # the client's SYN is in the capture (the flow was captured from its start)
+    resets_by_client: int
+    resets_by_server: int
+    protocol: Literal["tls", "http", "other"] | None = None  # what the client sent first; None: no data
+    sni: str | None = None  # ClientHello server_name
+    offered_versions: list[str] = []  # ClientHello supported_versions (else its version), e.g. "TLS 1.3"
+    version: str | None = None  # negotiated, from the ServerHello
+    cipher_suite: str | None = None  # negotiated, IANA name
+    hello_retry: bool = False  # the server sent a TLS 1.3 HelloRetryRequest first
+    alert: str | None = None  # a plaintext alert instead of a ServerHello, e.g. "fatal handshake_failure"
+    http_request: str | None = None  # request line in clear, e.g. "SSTP_DUPLEX_POST /sra_{...}/ HTTP/1.1"
+    http_response: str | None = None  # status line in clear
+    tunnel: Literal["sstp", "ip-https"] | None = None  # what the request line asks for
+    notes: list[str] = []  # why a hello could not be read (not captured from the start, snaplen, ...)
+
+
 class CaptureReport(_Model):
     file: str
     packets: int
@@ -47,3 +112,8 @@ class CaptureReport(_Model):
     findings: list[Finding]
     verdict: Verdict
     warnings: list[str]
+    tcp_flows: list[TcpFlow] = []  # TCP 443, in order of their first packet
+    tcp_flows_beyond_cap: int = 0  # packets of TCP 443 flows beyond the flow table's size, not tracked
+    # every packet counted once by what it carries: esp, esp_in_udp, ike, nat_keepalive, tcp_443, tcp_other,
+    # udp_other, other_ip, ip_fragment (before reassembly), non_ip
+    packets_by_kind: dict[str, int] = {}

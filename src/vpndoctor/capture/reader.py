@@ -8,15 +8,22 @@ final packet, yields what is there and records a warning on the reader.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
+import mmap
+import os
+import stat
 import struct
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import BinaryIO, NamedTuple
+from typing import TYPE_CHECKING, BinaryIO, NamedTuple
 
 from vpndoctor.errors import UsageError
+
+if TYPE_CHECKING:
+    from vpndoctor.capture.fastpath import FastPath, Split, SplitResult
 
 __all__ = ["MAX_PACKET_BYTES", "CaptureError", "CaptureReader", "Frame", "iter_frames", "open_capture"]
 
@@ -25,6 +32,9 @@ MAX_PACKET_BYTES = 256 * 1024
 # packet, but a block claiming more than this is a damaged length, not data worth buffering.
 MAX_BLOCK_BYTES = 16 * 1024 * 1024
 _CHUNK_BYTES = 1 << 20
+_FAST_WINDOW_BYTES = 1 << 18  # refill the buffer below this much when the fast path is on
+_FAST_STEP_BYTES = 4 << 20  # the fast path returns at least this often (mapped pages are released)
+_RELEASE_BYTES = 4 << 20  # a mapped file gives back the pages it read every this many bytes
 
 _PCAP_USEC = 0xA1B2C3D4
 _PCAP_NSEC = 0xA1B23C4D
@@ -93,6 +103,20 @@ class _Source:
         self.consumed += len(out)
         return out
 
+    def window(self, want: int) -> tuple[bytes, int]:
+        """The buffer and the position of the next byte, with at least `want` bytes after it unless the
+        stream ends first (for the fast path, which reads records in place)."""
+        if len(self._buf) - self._pos < want:
+            chunk = self._stream.read(max(_CHUNK_BYTES, want))
+            if chunk:
+                self._buf = self._buf[self._pos :] + chunk
+                self._pos = 0
+        return self._buf, self._pos
+
+    def advance(self, n: int) -> None:
+        self._pos += n
+        self.consumed += n
+
     def skip(self, n: int) -> int:
         """Discard `n` bytes without buffering them all; returns how many were there."""
         done = 0
@@ -102,6 +126,64 @@ class _Source:
                 break
             done += got
         return done
+
+
+class _MappedSource(_Source):
+    """A regular file mapped in memory: no copies, and a worker process can read the same pages. Pages
+    already read are given back every few megabytes so that resident memory stays flat."""
+
+    __slots__ = ("_released", "buffer")
+
+    def __init__(self, mapped: mmap.mmap, start: int) -> None:
+        super().__init__(io.BytesIO(), b"")
+        self.buffer = mapped
+        self._buf = mapped  # type: ignore[assignment]  # read-only bytes-like; slices are bytes
+        self._pos = start
+        self.consumed = start
+        self._released = 0
+
+    def take(self, n: int) -> bytes:
+        pos = self._pos
+        if pos - self._released >= _RELEASE_BYTES:
+            release_mapped(self.buffer, self._released, pos)
+            self._released = pos & ~(mmap.PAGESIZE - 1)
+        out = self.buffer[pos : pos + n]
+        self._pos += len(out)
+        self.consumed += len(out)
+        return out
+
+    def window(self, want: int) -> tuple[bytes, int]:
+        if self._pos - self._released >= _RELEASE_BYTES:
+            release_mapped(self.buffer, self._released, self._pos)
+            self._released = self._pos & ~(mmap.PAGESIZE - 1)
+        return self._buf, self._pos
+
+    def seek(self, pos: int) -> None:
+        self._pos = pos
+        self.consumed = pos
+
+
+def release_mapped(mapped: mmap.mmap, start: int, end: int) -> None:
+    """Drop the mapped pages of [start, end) from this process (they stay in the page cache)."""
+    lo = start & ~(mmap.PAGESIZE - 1)
+    hi = end & ~(mmap.PAGESIZE - 1)
+    if hi > lo and hasattr(mapped, "madvise"):
+        with contextlib.suppress(OSError, ValueError):
+            mapped.madvise(mmap.MADV_DONTNEED, lo, hi - lo)
+
+
+class _PcapContext:
+    __slots__ = ("done", "link_type", "scale", "snap", "unpack", "warned")
+
+    def __init__(
+        self, unpack: Callable[[bytes], tuple[int, ...]], link_type: int, scale: float, snap: int
+    ) -> None:
+        self.unpack = unpack
+        self.link_type = link_type
+        self.scale = scale  # seconds per timestamp fraction unit
+        self.snap = snap
+        self.warned = False  # about a packet above snaplen (once)
+        self.done = False
 
 
 class _Interface(NamedTuple):
@@ -115,12 +197,15 @@ class CaptureReader:
     """Reads one capture stream. Iterate `.frames()` once; afterwards `.warnings` lists recoverable damage
     (a truncated final packet) and `.format` is "pcap" or "pcapng"."""
 
-    def __init__(self, stream: BinaryIO) -> None:
+    def __init__(self, stream: BinaryIO, fast: FastPath | None = None) -> None:
         self._stream = stream
         self.warnings: list[str] = []
         self.format = ""
+        self._fast = fast
 
     def frames(self) -> Iterator[Frame]:
+        """Every frame in order; with a `FastPath`, only those it leaves to the exact path (the first frame
+        always among them)."""
         magic = _read_exact_or_fail(self._stream, 4)
         if magic[:2] == _GZIP_MAGIC:
             guard = _GzipGuard(gzip.GzipFile(fileobj=_Prefixed(magic, self._stream), mode="rb"))
@@ -129,7 +214,7 @@ class CaptureReader:
                 raise CaptureError(len(magic), "compressed capture shorter than a file header")
             src = _Source(guard, magic)  # type: ignore[arg-type]
         else:
-            src = _Source(self._stream, magic)
+            src = self._mapped(magic) or _Source(self._stream, magic)
         word_le = struct.unpack("<I", magic)[0]
         if word_le == _PCAPNG_SHB:
             self.format = "pcapng"
@@ -140,6 +225,24 @@ class CaptureReader:
         else:
             raise CaptureError(0, f"not a pcap or pcapng file (magic {magic.hex()})")
 
+    def _mapped(self, magic: bytes) -> _MappedSource | None:
+        """A mapped view of a regular, uncompressed file read only by the fast path (else None)."""
+        if self._fast is None:
+            return None
+        try:
+            fd = self._stream.fileno()
+            info = os.fstat(fd)
+            start = self._stream.tell() - len(magic)
+            if not stat.S_ISREG(info.st_mode) or start < 0 or info.st_size < start + 24:
+                return None
+            mapped = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
+        except (OSError, ValueError, io.UnsupportedOperation):
+            return None
+        if mapped[start : start + 4] != magic:
+            mapped.close()
+            return None
+        return _MappedSource(mapped, start)
+
     # -- classic pcap -------------------------------------------------------------------------------------
 
     def _pcap(self, src: _Source) -> Iterator[Frame]:
@@ -148,38 +251,95 @@ class CaptureReader:
             raise CaptureError(src.consumed, f"pcap file header is {len(header)} of 24 bytes")
         order = "<" if struct.unpack("<I", header[:4])[0] in (_PCAP_USEC, _PCAP_NSEC) else ">"
         magic, _major, _minor, _zone, _sigfigs, snaplen, fcs_link = struct.unpack(order + "IHHiIII", header)
-        scale = 1e-9 if magic == _PCAP_NSEC else 1e-6
         # The top bits of the link-type word carry FCS information (pcap-linktype(7)); only 28 bits name it.
-        link_type = fcs_link & 0x0FFFFFFF
         # Like libpcap, a packet longer than the header's snaplen is tolerated (some writers set snaplen
         # wrong) with a warning; only the hard cap is fatal.
-        limit = MAX_PACKET_BYTES
-        snap = snaplen or MAX_PACKET_BYTES
-        warned = False
-        record = struct.Struct(order + "IIII")
-        unpack = record.unpack
-        take = src.take
-        while True:
-            at = src.consumed
-            head = take(16)
-            if len(head) < 16:
-                if head:
-                    self.warnings.append(f"truncated packet header at byte {at} ({len(head)} of 16 bytes)")
-                return
-            sec, frac, caplen, origlen = unpack(head)
-            if caplen > limit:
-                raise CaptureError(at, f"packet claims {caplen} captured bytes (limit {limit})")
-            if caplen > snap and not warned:
-                warned = True
-                self.warnings.append(f"packet at byte {at} has {caplen} captured bytes, above snaplen {snap}")
-            data = take(caplen)
-            if len(data) < caplen:
-                self.warnings.append(
-                    f"truncated final packet at byte {at}: {len(data)} of {caplen} captured bytes present"
-                )
-                yield Frame(sec + frac * scale, link_type, data, max(origlen, len(data)))
-                return
-            yield Frame(sec + frac * scale, link_type, data, origlen)
+        ctx = _PcapContext(
+            struct.Struct(order + "IIII").unpack,
+            fcs_link & 0x0FFFFFFF,
+            1e-9 if magic == _PCAP_NSEC else 1e-6,
+            snaplen or MAX_PACKET_BYTES,
+        )
+        fast = self._fast if order == "<" else None
+        split: Split | None = None
+        if fast is not None and isinstance(src, _MappedSource):
+            split = fast.start_split(
+                src.buffer, src.consumed, ctx.link_type, min(ctx.snap, MAX_PACKET_BYTES), ctx.scale
+            )
+        try:
+            first = True
+            while not ctx.done:
+                if split is not None and src.consumed >= split.offset:
+                    if src.consumed == split.offset:
+                        result = split.result()
+                        split = None
+                        if result is not None and fast is not None:
+                            yield from self._pcap_replay(src, ctx, fast, result)
+                            if result.stop is None or ctx.done:
+                                return
+                            assert isinstance(src, _MappedSource)
+                            src.seek(result.stop)  # the worker stopped early: read on alone
+                    else:  # the guessed boundary was inside a packet: read on alone
+                        split.abandon()
+                        split = None
+                if fast is not None and not first:
+                    buf, pos = src.window(_FAST_WINDOW_BYTES)
+                    end = min(len(buf), pos + _FAST_STEP_BYTES)
+                    if split is not None:
+                        end = min(end, split.offset)
+                    fast_snap = MAX_PACKET_BYTES if ctx.warned else min(ctx.snap, MAX_PACKET_BYTES)
+                    src.advance(fast.pcap_records(buf, pos, end, ctx.link_type, fast_snap, ctx.scale) - pos)
+                    if split is not None and src.consumed >= split.offset:
+                        continue
+                first = False
+                frame = self._pcap_record(src, ctx)
+                if frame is not None:
+                    yield frame
+        finally:
+            if split is not None:
+                split.abandon()
+
+    def _pcap_record(self, src: _Source, ctx: _PcapContext) -> Frame | None:
+        """The exact reading of one record (None at the end of the file)."""
+        at = src.consumed
+        head = src.take(16)
+        if len(head) < 16:
+            if head:
+                self.warnings.append(f"truncated packet header at byte {at} ({len(head)} of 16 bytes)")
+            ctx.done = True
+            return None
+        sec, frac, caplen, origlen = ctx.unpack(head)
+        if caplen > MAX_PACKET_BYTES:
+            raise CaptureError(at, f"packet claims {caplen} captured bytes (limit {MAX_PACKET_BYTES})")
+        if caplen > ctx.snap and not ctx.warned:
+            ctx.warned = True
+            self.warnings.append(f"packet at byte {at} has {caplen} captured bytes, above snaplen {ctx.snap}")
+        data = src.take(caplen)
+        if len(data) < caplen:
+            self.warnings.append(
+                f"truncated final packet at byte {at}: {len(data)} of {caplen} captured bytes present"
+            )
+            ctx.done = True
+            return Frame(sec + frac * ctx.scale, ctx.link_type, data, max(origlen, len(data)))
+        return Frame(sec + frac * ctx.scale, ctx.link_type, data, origlen)
+
+    def _pcap_replay(
+        self, src: _Source, ctx: _PcapContext, fast: FastPath, result: SplitResult
+    ) -> Iterator[Frame]:
+        """The second half of a file scanned by a worker process: the frames it left to the exact path, in
+        order, then its counts. While fragments wait for reassembly, the packets it settled between two
+        such frames are walked again for their timestamps, so that timeouts fire as they would have."""
+        assert isinstance(src, _MappedSource)
+        for at, latest_s in zip(result.deferred, result.gap_secs, strict=True):
+            if fast.horizon is not None and latest_s + 1 > fast.horizon:
+                fast.replay_gap(src.buffer, src.consumed, at, ctx.scale)
+            src.seek(at)
+            frame = self._pcap_record(src, ctx)
+            if frame is not None:
+                yield frame
+            if ctx.done:
+                break
+        fast.merge(result)
 
     # -- pcapng -------------------------------------------------------------------------------------------
 
@@ -187,7 +347,15 @@ class CaptureReader:
         order = "<"
         interfaces: list[_Interface] = []
         u32 = struct.Struct("<I")
+        fast = self._fast
+        yielded = False  # the first frame always takes the exact path
         while True:
+            if fast is not None and yielded and order == "<" and interfaces:
+                buf, pos = src.window(_FAST_WINDOW_BYTES)
+                end = min(len(buf), pos + _FAST_STEP_BYTES)
+                ethernet = [i.link_type == 1 for i in interfaces]
+                clocks = [(i.ts_scale, i.ts_offset) for i in interfaces]
+                src.advance(fast.pcapng_blocks(buf, pos, end, ethernet, clocks) - pos)
             at = src.consumed
             head = src.take(8)
             if not head:
@@ -243,6 +411,7 @@ class CaptureReader:
                 interfaces.append(_parse_idb(body, order, at))
                 continue
             yield _packet_block(block_type, body, order, interfaces, at, complete=True)
+            yielded = True
 
     def _trailer(self, src: _Source, u32: struct.Struct, at: int, total: int) -> bool:
         tail = src.take(4)

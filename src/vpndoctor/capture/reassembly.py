@@ -149,11 +149,25 @@ class Reassembler:
             whole = Packet(
                 first.ts, first.version, first.src, first.dst, first.proto, bytes(entry.buf[: entry.total]),
                 first.original_length, ident=first.ident, ip_fragmented=True, fragments=entry.count,
+                declared_length=entry.total or 0,
             )  # fmt: skip
             # Capture time of a datagram is when its last piece arrived, the moment it became usable.
             whole.ts = pkt.ts
             out.append(Reassembled(reparse_after_reassembly(whole), entry.count))
         return out
+
+    def expire(self, now: float) -> list[Incomplete]:
+        """What times out at capture time `now` (as feeding a packet of that time would report)."""
+        out: list[Packet | Reassembled | Incomplete] = []
+        self._expire(now, out)
+        return [e for e in out if isinstance(e, Incomplete)]
+
+    def horizon(self) -> float | None:
+        """None when nothing waits; else a capture time a little before the oldest pending datagram times
+        out (a packet later than it must go through `feed`, which decides exactly)."""
+        if not self._pending:
+            return None
+        return next(iter(self._pending.values())).first_ts + self._timeout_s - 1e-3
 
     def flush(self) -> list[Incomplete]:
         """End of capture: every datagram still pending, oldest first."""
