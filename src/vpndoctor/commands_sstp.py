@@ -59,9 +59,9 @@ def sstp_cmd(
     Exit 0 when nothing fails, 1 when problems are found, 3 when TCP does not connect, 2 on a usage error.
     """
     from vpndoctor.checks.sstp import exit_code, sstp_report
-    from vpndoctor.probes.diagnose import trust_anchors
     from vpndoctor.probes.sstp import run_sstp_probe
     from vpndoctor.report.sstp import render_sstp
+    from vpndoctor.trust import trust_anchors
 
     if timeout_s <= 0:
         raise UsageError("--timeout-s must be positive")
@@ -99,9 +99,9 @@ def iphttps_cmd(
     Exit 0 when nothing fails, 1 when problems are found, 3 when TCP does not connect, 2 on a usage error.
     """
     from vpndoctor.checks.sstp import exit_code, iphttps_report
-    from vpndoctor.probes.diagnose import trust_anchors
     from vpndoctor.probes.iphttps import run_iphttps_probe
     from vpndoctor.report.sstp import render_iphttps
+    from vpndoctor.trust import trust_anchors
 
     if timeout_s <= 0:
         raise UsageError("--timeout-s must be positive")

@@ -7,28 +7,21 @@ number per target), so the critical path is DNS plus the longest single exchange
 from __future__ import annotations
 
 import asyncio
-import re
 import time
-import warnings
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from cryptography import x509
 
 from vpndoctor.probes.dns import DnsObservation, resolve_all
-from vpndoctor.probes.ike import IkeObservation, load_trust_anchors, run_ike_probe
+from vpndoctor.probes.ike import IkeObservation, run_ike_probe
 from vpndoctor.probes.iphttps import IphttpsObservation, run_iphttps_probe
 from vpndoctor.probes.sstp import SstpObservation, run_sstp_probe
 from vpndoctor.probes.tls import TlsObservation, tls_handshake
+from vpndoctor.trust import trust_anchors
 
-SYSTEM_BUNDLES = (
-    "/etc/ssl/certs/ca-certificates.crt",
-    "/etc/pki/tls/certs/ca-bundle.crt",
-    "/etc/ssl/cert.pem",
-)
 # Per-service scheduling splits one attempt with probability 1/2 on two backends: 12 attempts all landing
 # together by chance happens once in 2**12 runs.
 AFFINITY_ATTEMPTS = 12
@@ -204,34 +197,3 @@ async def run_diagnose(req: DiagnoseRequest, progress: Progress | None = None) -
     obs.round_trips = dns_rts + longest
     obs.duration_s = time.monotonic() - t0
     return obs
-
-
-def trust_anchors(ca_files: list[str]) -> tuple[list[x509.Certificate], str]:
-    """--ca files (errors are the user's: UsageError), else the system's CA bundle when there is one."""
-    if ca_files:
-        return load_trust_anchors(ca_files), "--ca"
-    for path in SYSTEM_BUNDLES:
-        if Path(path).exists():
-            return _system_bundle(Path(path)), f"the system store ({path})"
-    return [], "the system store (none found)"
-
-
-_anchors = trust_anchors  # the name it had before `vpndoctor sstp`/`iphttps` shared it
-
-
-def _system_bundle(path: Path) -> list[x509.Certificate]:
-    """One certificate at a time: a system store holds a few that `cryptography` warns about today (negative
-    serial numbers) and will refuse tomorrow; one bad entry must not cost every anchor."""
-    try:
-        text = path.read_bytes()
-    except OSError:
-        return []
-    anchors = []
-    for block in re.findall(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", text, re.S):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            try:
-                anchors.append(x509.load_pem_x509_certificate(block))
-            except ValueError:
-                continue
-    return anchors

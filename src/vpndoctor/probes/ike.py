@@ -12,7 +12,6 @@ import hashlib
 import os
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Literal
 
 from cryptography import x509
@@ -40,6 +39,7 @@ from vpndoctor.ike.proposals import DEFAULT_PROPOSALS, ProposalSyntaxError, pars
 from vpndoctor.ike.vendor_ids import describe as describe_vendor_id
 from vpndoctor.net.resolve import resolve_one
 from vpndoctor.net.udp import drive, open_endpoints
+from vpndoctor.trust import load_trust_anchors
 
 _EKU_NAMES = {
     ExtendedKeyUsageOID.SERVER_AUTH.dotted_string: "serverAuth",
@@ -166,25 +166,6 @@ def _proposal_text(encr: int, bits: int | None, prf: int, integ: int | None, dh:
         parts.append(prf_name.get(prf, name_of(PrfId, prf).lower()))
     parts.append(dh_name.get(dh, name_of(DhGroup, dh).lower()))
     return "-".join(parts)
-
-
-def load_trust_anchors(paths: list[str]) -> list[x509.Certificate]:
-    anchors: list[x509.Certificate] = []
-    for path in paths:
-        try:
-            data = Path(path).read_bytes()
-        except OSError as exc:
-            raise UsageError(f"cannot read CA file {path}: {exc.strerror}") from None
-        try:
-            certs = (
-                x509.load_pem_x509_certificates(data)
-                if b"-----BEGIN" in data
-                else [x509.load_der_x509_certificate(data)]
-            )
-        except ValueError:
-            raise UsageError(f"{path}: not a PEM or DER certificate") from None
-        anchors.extend(certs)
-    return anchors
 
 
 def _load_ders(ders: tuple[bytes, ...]) -> list[x509.Certificate]:

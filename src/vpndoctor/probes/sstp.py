@@ -21,7 +21,7 @@ from vpndoctor import __version__
 from vpndoctor.errors import VpndoctorError
 from vpndoctor.net.resolve import resolve_one
 from vpndoctor.net.tls_stream import TlsClientConfig, TlsStream, TlsStreamError
-from vpndoctor.probes.ike import CertificateInfo, describe_certificate, load_trust_anchors
+from vpndoctor.probes.ike import CertificateInfo, describe_certificate
 from vpndoctor.sstp.errors import MalformedHttp, MalformedMessage
 from vpndoctor.sstp.http import ResponseReader, sstp_request
 from vpndoctor.sstp.messages import (
@@ -34,6 +34,7 @@ from vpndoctor.sstp.messages import (
     encode_packet,
     hash_names,
 )
+from vpndoctor.trust import load_trust_anchors
 
 MAX_TRANSCRIPT = 200
 TEARDOWN_WAIT_S = 1.0

@@ -13,7 +13,6 @@ import contextlib
 import datetime
 import ipaddress
 import os
-import re
 import ssl
 import tempfile
 import time
@@ -53,6 +52,7 @@ from vpndoctor.tls.audit import (
 )
 from vpndoctor.tls.errors import TlsDecodeError
 from vpndoctor.tls.hello import Version
+from vpndoctor.trust import trust_anchors
 
 DEFAULT_PORT = 443
 MAX_ANSWER_BYTES = 128 * 1024  # a first flight with a long chain is ~10 KB; more is hostile
@@ -505,56 +505,12 @@ def check_client_certificate(cert: str | None, key: str | None) -> tuple[str, st
     return cert, key
 
 
-SYSTEM_BUNDLES = (
-    "/etc/ssl/certs/ca-certificates.crt",
-    "/etc/pki/tls/certs/ca-bundle.crt",
-    "/etc/ssl/cert.pem",
-)
-
-
-def load_anchors(ca_files: list[str]) -> tuple[list[x509.Certificate], str]:
-    """--ca files (PEM or DER; errors are the user's), else the system bundle read one certificate at a time.
-
-    The same rules as `vpndoctor.probes.diagnose.trust_anchors`, kept here so that `vpndoctor tls` does not
-    import the IKE and DNS stacks (about 0.5 s of a run that otherwise takes a fraction of that).
-    """
-    if ca_files:
-        anchors: list[x509.Certificate] = []
-        for path in ca_files:
-            try:
-                data = Path(path).read_bytes()
-            except OSError as exc:
-                raise UsageError(f"cannot read CA file {path}: {exc.strerror}") from None
-            try:
-                anchors += (
-                    x509.load_pem_x509_certificates(data)
-                    if b"-----BEGIN" in data
-                    else [x509.load_der_x509_certificate(data)]
-                )
-            except ValueError:
-                raise UsageError(f"{path}: not a PEM or DER certificate") from None
-        return anchors, "--ca"
-    for bundle in SYSTEM_BUNDLES:
-        try:
-            text = Path(bundle).read_bytes()
-        except OSError:
-            continue
-        found = []
-        for block in re.findall(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", text, re.S):
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                try:
-                    found.append(x509.load_pem_x509_certificate(block))
-                except ValueError:
-                    continue
-        return found, f"the system store ({bundle})"
-    return [], "the system store (none found)"
 
 
 async def run_audit(req: AuditRequest) -> AuditObservation:
     endpoint = parse_endpoint(req.target)
     client_cert = check_client_certificate(req.client_cert, req.client_key)
-    anchors, anchor_source = load_anchors(req.ca_files)
+    anchors, anchor_source = trust_anchors(req.ca_files)
     started = datetime.datetime.now(datetime.UTC)
     t0 = time.monotonic()
     deadline = t0 + req.timeout_s
