@@ -282,22 +282,17 @@ def test_mutated_captures_raise_only_capture_error(base: bytes, edits: list[tupl
         packet_from_frame(frame)
 
 
-def test_speed_200k_packets(capsys: pytest.CaptureFixture[str]) -> None:
+def test_200k_packets_stream_through() -> None:
+    # Speed lives in bench/capture.py; this checks that a large file streams through both layers intact.
     pkt = w.ether(w.ipv4(w.udp(4500, 4500, b"\x01\x02\x03\x04" + b"p" * 100)))
     record = struct.pack("<IIII", 0, 0, len(pkt), len(pkt)) + pkt
-    path = Path("/tmp") / f"vpndoctor-capture-speed-{time.time_ns()}.pcap"
+    path = Path("/tmp") / f"vpndoctor-capture-stream-{time.time_ns()}.pcap"
     try:
         path.write_bytes(w.pcap([]) + record * 200_000)
-        start = time.perf_counter()
         with open_capture(path) as stream:
             n = sum(1 for _ in iter_frames(stream))
-        read_s = time.perf_counter() - start
-        start = time.perf_counter()
         with open_capture(path) as stream:
             m = sum(1 for f in iter_frames(stream) if packet_from_frame(f) is not None)
-        parse_s = time.perf_counter() - start
     finally:
         path.unlink(missing_ok=True)
     assert n == m == 200_000
-    with capsys.disabled():
-        print(f"\n[speed] reader: {n / read_s:,.0f} frames/s; reader+IP/UDP: {m / parse_s:,.0f} packets/s")
