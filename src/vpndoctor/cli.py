@@ -465,6 +465,9 @@ def _register_tools(argv: list[str]) -> None:
     if wanted in _TOOLS:
         _TOOLS[wanted]()
         return
+    core = {c.name for c in app.registered_commands} | {g.name for g in app.registered_groups}
+    if wanted in core:  # capture, diagnose, ike, lab: defined above, they need no tool module
+        return
     for register in dict.fromkeys(_TOOLS.values()):  # everything: help, the core commands, imports by tests
         register()
 
