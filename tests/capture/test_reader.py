@@ -88,7 +88,8 @@ def test_open_capture_dash_is_stdin(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_open_capture_missing_file() -> None:
-    with pytest.raises(CaptureError):
+    # The user's mistake, not a damaged capture: a usage error that says so (exit 2 through main()).
+    with pytest.raises(UsageError, match="cannot open capture file /nonexistent/capture.pcap: No such file"):
         open_capture("/nonexistent/capture.pcap")
 
 

@@ -572,10 +572,11 @@ def iter_frames(stream: BinaryIO) -> Iterator[Frame]:
 
 
 def open_capture(path: str | Path) -> BinaryIO:
-    """A binary stream for `path`, or standard input for "-". Raises CaptureError if it cannot be opened."""
+    """A binary stream for `path`, or standard input for "-". A file that cannot be opened is a usage error
+    (not a damaged capture)."""
     if str(path) == "-":
         return sys.stdin.buffer
     try:
         return open(path, "rb")  # noqa: SIM115 - the caller owns the stream
     except OSError as exc:
-        raise CaptureError(0, f"cannot open {path}: {exc.strerror or exc}") from exc
+        raise UsageError(f"cannot open capture file {path}: {exc.strerror or exc}") from None
