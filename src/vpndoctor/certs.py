@@ -4,6 +4,35 @@ from __future__ import annotations
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+EKU_NAMES = {
+    ExtendedKeyUsageOID.SERVER_AUTH.dotted_string: "serverAuth",
+    ExtendedKeyUsageOID.CLIENT_AUTH.dotted_string: "clientAuth",
+    "1.3.6.1.5.5.8.2.2": "ipsecIKEIntermediate",
+    "1.3.6.1.5.5.7.3.17": "ipsecIKE",
+}
+
+
+def san_names(cert: x509.Certificate) -> tuple[list[str], list[str]]:
+    """The SAN's DNS names and IP addresses; both empty without a (parsable) SAN."""
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except (x509.ExtensionNotFound, ValueError):
+        return [], []
+    return (
+        [str(n) for n in san.get_values_for_type(x509.DNSName)],
+        [str(n) for n in san.get_values_for_type(x509.IPAddress)],
+    )
+
+
+def eku_names(cert: x509.Certificate) -> list[str]:
+    """Extended key usages by name (serverAuth, ipsecIKEIntermediate, ...; others as dotted OIDs)."""
+    try:
+        usages = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except (x509.ExtensionNotFound, ValueError):
+        return []
+    return [EKU_NAMES.get(o.dotted_string, o.dotted_string) for o in usages]
 
 
 def issued_by_anchor(

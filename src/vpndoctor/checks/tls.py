@@ -13,11 +13,11 @@ from typing import Any, Literal
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import NameOID
 from pydantic import BaseModel, ConfigDict, Field
 
 from vpndoctor import __version__
-from vpndoctor.certs import issued_by_anchor
+from vpndoctor.certs import eku_names, issued_by_anchor, san_names
 from vpndoctor.checks.model import Finding, Status, Verdict
 from vpndoctor.probes.tls_audit import AuditObservation
 from vpndoctor.tls import suites as S
@@ -107,12 +107,6 @@ REMEDY_RESUMPTION = (
     "persistence on an ADC keys on the session id, and reconnecting clients skip a full handshake."
 )
 
-_EKU_NAMES = {
-    ExtendedKeyUsageOID.SERVER_AUTH.dotted_string: "serverAuth",
-    ExtendedKeyUsageOID.CLIENT_AUTH.dotted_string: "clientAuth",
-    "1.3.6.1.5.5.8.2.2": "ipsecIKEIntermediate",
-    "1.3.6.1.5.5.7.3.17": "ipsecIKE",
-}
 
 
 # ----------------------------------------------------------------------------------- JSON model
@@ -563,19 +557,8 @@ def describe_certificate(
         cert = x509.load_der_x509_certificate(chain[0])
     except (ValueError, IndexError):
         return None
-    try:
-        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        dns = [str(n) for n in san.get_values_for_type(x509.DNSName)]
-        ips = [str(n) for n in san.get_values_for_type(x509.IPAddress)]
-    except (x509.ExtensionNotFound, ValueError):
-        dns, ips = [], []
-    try:
-        ekus = [
-            _EKU_NAMES.get(o.dotted_string, o.dotted_string)
-            for o in cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-        ]
-    except (x509.ExtensionNotFound, ValueError):
-        ekus = []
+    dns, ips = san_names(cert)
+    ekus = eku_names(cert)
     key = cert.public_key()
     key_type, key_bits = _key_facts(key)
     intermediates: list[x509.Certificate] = []

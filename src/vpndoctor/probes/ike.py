@@ -17,11 +17,10 @@ from typing import Literal
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from cryptography.x509.oid import ExtendedKeyUsageOID
 from pydantic import BaseModel, ConfigDict
 
 from vpndoctor import __version__
-from vpndoctor.certs import issued_by_anchor
+from vpndoctor.certs import eku_names, issued_by_anchor, san_names
 from vpndoctor.errors import UsageError
 from vpndoctor.ike import initiator as ini
 from vpndoctor.ike.constants import (
@@ -40,13 +39,6 @@ from vpndoctor.ike.vendor_ids import describe as describe_vendor_id
 from vpndoctor.net.resolve import resolve_one
 from vpndoctor.net.udp import drive, open_endpoints
 from vpndoctor.trust import load_trust_anchors
-
-_EKU_NAMES = {
-    ExtendedKeyUsageOID.SERVER_AUTH.dotted_string: "serverAuth",
-    ExtendedKeyUsageOID.CLIENT_AUTH.dotted_string: "clientAuth",
-    "1.3.6.1.5.5.8.2.2": "ipsecIKEIntermediate",
-    "1.3.6.1.5.5.7.3.17": "ipsecIKE",
-}
 
 
 class _Model(BaseModel):
@@ -191,19 +183,8 @@ def describe_certificate(chain: tuple[bytes, ...], anchors: list[x509.Certificat
         cert = x509.load_der_x509_certificate(chain[0])
     except ValueError:
         return None
-    try:
-        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        dns = [str(n) for n in san.get_values_for_type(x509.DNSName)]
-        ips = [str(n) for n in san.get_values_for_type(x509.IPAddress)]
-    except (x509.ExtensionNotFound, ValueError):
-        dns, ips = [], []
-    try:
-        ekus = [
-            _EKU_NAMES.get(o.dotted_string, o.dotted_string)
-            for o in cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-        ]
-    except (x509.ExtensionNotFound, ValueError):
-        ekus = []
+    dns, ips = san_names(cert)
+    ekus = eku_names(cert)
     key = cert.public_key()
     key_text = (
         f"{type(key).__name__.replace('PublicKey', '').replace('_', '')} {getattr(key, 'key_size', '')}"
