@@ -29,4 +29,5 @@ lint: install
 
 clean:
 	-$(VENV)/bin/vpndoctor lab down 2>/dev/null
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache src/*.egg-info
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache src/*.egg-info build
+	find src -name '*.so' -delete -o -name __pycache__ -prune -exec rm -rf {} +

@@ -290,7 +290,18 @@ def main() -> int:
         print("bench capture: nothing measured: tshark is not installed")
         return 0
     base = (1 << 30) if args.full else (256 << 20)
-    print(f"bench capture: vpndoctor capture --json vs tshark -Y isakmp, {os.cpu_count()} CPUs", flush=True)
+    # What an installed copy runs: its bytecode compiled (pip does that for a regular install; `make install`
+    # for this editable one) and the C record walk built.
+    compile_all = [sys.executable, "-m", "compileall", "-q", str(ROOT / "src")]
+    subprocess.run(compile_all, check=True, capture_output=True)
+    from vpndoctor.capture import fastpath
+
+    walk = "C" if fastpath.native is not None else "Python (the C walk is not built: run `make install`)"
+    print(
+        f"bench capture: vpndoctor capture --json vs tshark -Y isakmp, {os.cpu_count()} CPUs, record walk in "
+        f"{walk}",
+        flush=True,
+    )
     rows = []
     for factor in (1, 2):
         path = capture_file(base * factor)

@@ -9,6 +9,8 @@ APT_PACKAGES=(
   libstrongswan-standard-plugins
   nftables iproute2 iputils-ping conntrack dnsmasq-base ppp ike-scan dnsutils openssl tshark tcpdump
   procps util-linux mount python3 python3-venv python3-pip
+  # the capture fast path's C walk (src/vpndoctor/capture/_scan.c), built by pip
+  gcc libc6-dev python3-dev
   # TLS/SSTP/IP-HTTPS lab (ADC stand-ins, oracles, SSTP client) and the capture report's browser test
   nginx-light libnginx-mod-stream haproxy keepalived sslscan testssl.sh sstp-client chromium fonts-dejavu-core
 )
@@ -41,8 +43,12 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 stamp=.venv/.vpndoctor-installed
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ setup.py -nt "$stamp" ] \
+  || [ src/vpndoctor/capture/_scan.c -nt "$stamp" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q -e '.[test]'
   touch "$stamp"
 fi
+# An editable install leaves the sources uncompiled; compile them as a regular install would (Python reads
+# the bytecode even where PYTHONDONTWRITEBYTECODE keeps it from writing any: start-up 0.45 s -> 0.3 s).
+.venv/bin/python -m compileall -q src >/dev/null

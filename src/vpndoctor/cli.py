@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -85,6 +86,7 @@ def capture(
         parent = Path(html).resolve().parent
         if not parent.is_dir() or not os.access(parent, os.W_OK):
             raise UsageError(f"--html {html}: cannot write in {parent}")
+    _note_slow_walk(file)
     report = analyse(file, name=file, keys=table)
     if html:
         from vpndoctor.report.capture_html import render_capture_html
@@ -98,6 +100,20 @@ def capture(
         print(report.model_dump_json())
     else:
         render_capture(report, out)
+
+
+def _note_slow_walk(file: str) -> None:
+    """A big capture read without the C record walk (built at install when gcc and Python's headers are
+    there) takes about three times as long: say why."""
+    from vpndoctor.capture import fastpath
+
+    with contextlib.suppress(OSError):
+        if fastpath.native is None and file != "-" and os.stat(file).st_size >= fastpath.PARALLEL_MIN_BYTES:
+            print(
+                "vpndoctor: note: the C record walk is not built (gcc or Python's headers were missing at "
+                "install: run `make install`), so this file is read at Python speed",
+                file=sys.stderr,
+            )
 
 
 @app.command("diagnose")

@@ -27,8 +27,19 @@ CLIENT = bytes([10, 0, 0, 1])
 SERVER = bytes([10, 0, 0, 2])
 
 
+@pytest.fixture(autouse=True, params=["c", "python"])
+def walk(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test runs with the record walk in C (`_scan.c`) and with its pure-Python twin."""
+    if request.param == "c":
+        assert fastpath.native is not None, "the C walk was not built (gcc and Python's headers missing?)"
+    else:
+        monkeypatch.setattr(fastpath, "native", None)
+    return str(request.param)
+
+
 def exact_only(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(fastpath.FastPath, "pcap_records", lambda self, buf, pos, *args: pos)
+    monkeypatch.setattr(fastpath.FastPath, "pcapng_blocks", lambda self, buf, pos, *args: pos)
     monkeypatch.setattr(fastpath.FastPath, "start_split", lambda self, *args: None)
 
 

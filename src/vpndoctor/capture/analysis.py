@@ -196,6 +196,7 @@ def _analyse_stream(stream: BinaryIO, name: str, keys: KeyTable | None = None) -
         fast.horizon = reasm.horizon()
     for incomplete in reasm.flush():
         _on_event(st, incomplete)
+    fast.flush()
     st.tcp.finish()
     st.packets += fast.packets
     for kind, n in fast.kinds.items():

@@ -7,14 +7,19 @@ Hand-written for speed: building a `Frame` and a `Packet` per packet caps the re
 while a capture of a busy gateway is mostly ESP and TLS bulk data. Anything the fast path is not sure of
 (VLAN tags, IPv6, IP options, fragments, IKE ports, SYN/FIN/RST, a flow or SPI not seen before, short or
 snapped headers, a pending fragment's timeout) goes to the exact path as a `Frame`, so the analysis is the
-same either way. The two scanning loops (`pcap_records`, `_scan_deferring`) are written out in full, not
-shared through a helper, because a Python call per packet would cost as much as the rest of the loop.
+same either way.
+
+The loops run in C (`_scan.c`, built with the package): in Python the walk itself costs about 0.7 us a record.
+The Python loops below are the same walk for an installation built without a C compiler, and the tests run
+both. They are written out in full, not shared through a helper, because a Python call per packet would
+cost as much as the rest of the loop.
 """
 
 from __future__ import annotations
 
 import array
 import contextlib
+import functools
 import mmap
 import os
 import pickle
@@ -26,8 +31,15 @@ from dataclasses import dataclass, field
 from vpndoctor.capture.reader import MAX_PACKET_BYTES, release_mapped
 from vpndoctor.capture.tcp import LOOK_BYTES, Direction, FlowKey
 
-__all__ = ["KINDS", "PARALLEL_MIN_BYTES", "FastPath", "Split", "SplitResult"]
+try:
+    from vpndoctor.capture import _scan as native
+except ImportError:  # built without a C compiler: the Python loops below do the same, slower
+    native = None  # type: ignore[assignment]
 
+__all__ = ["KINDS", "PARALLEL_MIN_BYTES", "FastPath", "Split", "SplitResult", "native"]
+
+# what the walk settles, in the order the C walk returns its counts
+_SETTLED_KINDS = ("esp", "esp_in_udp", "tcp_443", "tcp_other", "udp_other", "other_ip")
 KINDS = (
     "esp",
     "esp_in_udp",
@@ -42,6 +54,9 @@ KINDS = (
 )
 
 PARALLEL_MIN_BYTES = 64 << 20  # below this a worker process costs more than it saves
+# The part of the file this process walks itself when it forks a worker: less than half, because the exact
+# path (IKE, TCP handshakes and hellos, fragments) of the whole file runs here too.
+_MAIN_SHARE = 0.4
 _WORKER_STEP_BYTES = 4 << 20  # the worker gives back the mapped pages it read this often
 _WORKER_MAX_KEYS = 100_000  # SPIs and TCP directions a worker counts; packets of others are deferred
 _WORKER_MAX_DEFERRED = 500_000  # records left to the exact path before the worker hands back early
@@ -65,6 +80,8 @@ _LAYOUTS: dict[int, tuple[struct.Struct, int]] = {
     113: (struct.Struct("<IIII14xH" + _IPV4_FIELDS), 16),
     276: (struct.Struct("<IIIIH18x" + _IPV4_FIELDS), 20),
 }
+_RECORD_BY_L2 = {l2: record for record, l2 in _LAYOUTS.values()}
+_ETHERTYPE_AT = {1: 12, 113: 14, 276: 0}  # where the same layouts put the protocol field, for the C walk
 _RECORD = struct.Struct("<IIII")
 _MIN_IP_BYTES = 20 + 20  # the whole TCP/UDP-plus-SPI/ESP header the fields above need
 _MIN_CAPLEN = 14 + _MIN_IP_BYTES
@@ -169,15 +186,24 @@ class FastPath:
         self._on_merge = on_merge
         self._on_tick = on_tick
         self._parallel = parallel
+        self._native = native.Tables(esp, tcp_dirs) if native is not None else None
 
     # -- this process ---------------------------------------------------------------------------------------
 
-    def pcap_records(self, buf: bytes, pos: int, end: int, link_type: int, snap: int, scale: float) -> int:
+    def pcap_records(
+        self, buf: bytes | mmap.mmap, pos: int, end: int, link_type: int, snap: int, scale: float
+    ) -> int:
         """Settle whole little-endian pcap records that start at `pos` or later and end by `end`; return the
         offset of the first record left to the exact path (or not entirely before `end`)."""
         layout = _LAYOUTS.get(link_type)
         if layout is None:
             return pos
+        if self._native is not None:
+            off, *counts = self._native.pcap_records(
+                buf, pos, end, layout[1], _ETHERTYPE_AT[link_type], snap, scale, self.horizon
+            )
+            self._count(counts)
+            return off
         record, l2 = layout
         min_caplen = l2 + _MIN_IP_BYTES
         stop = min(len(buf) - record.size, end - 1)
@@ -257,6 +283,32 @@ class FastPath:
         self.packets += n_esp + n_esp_udp + n_tcp443 + n_tcp + n_udp + n_other
         return off
 
+    def pcap_deferred(
+        self, buf: bytes | mmap.mmap, deferred: array.array[int], index: int, link_type: int, snap: int,
+        scale: float,
+    ) -> int:  # fmt: skip
+        """Settle the records a worker deferred, from `index` on, each as `pcap_records` would alone; return
+        the index of the first one left to the exact path."""
+        if self._native is None:
+            return index
+        index, *counts = self._native.pcap_deferred(
+            buf, deferred, index, _LAYOUTS[link_type][1], _ETHERTYPE_AT[link_type], snap, scale, self.horizon
+        )
+        self._count(counts)
+        return int(index)
+
+    def flush(self) -> None:
+        """Write back the counts the C walk holds back (it keeps them per key until the end: the analysis
+        only ever adds to them before it reads them)."""
+        if self._native is not None:
+            self._native.flush()
+
+    def _count(self, counts: list[int]) -> None:
+        kinds = self.kinds
+        for kind, n in zip(_SETTLED_KINDS, counts, strict=True):
+            kinds[kind] += n
+        self.packets += sum(counts)
+
     def _ipv6(self, buf: bytes, at: int, length: int) -> bool:
         """An IPv6 packet without extension headers at `at` (`length` bytes captured), settled like the IPv4
         ones above (a call per packet: IPv6 is the lesser part of most VPN captures); False leaves it to the
@@ -313,6 +365,12 @@ class FastPath:
         """The same for the enhanced packet blocks of a little-endian pcapng section: `ethernet[i]` says
         whether interface i is Ethernet, `clocks[i]` is its (seconds per unit, offset). Any other block, and
         any block the exact reader would object to, is left to it."""
+        if self._native is not None:
+            off, *counts = self._native.pcapng_blocks(
+                buf, pos, end, ethernet, clocks, self.horizon, MAX_PACKET_BYTES, _NG_MAX_BLOCK
+            )
+            self._count(counts)
+            return off
         n_ifaces = len(ethernet)
         stop = min(len(buf) - _NG_READ_BYTES, end - 1)
         off = pos
@@ -413,7 +471,7 @@ class FastPath:
             or not hasattr(os, "fork")
         ):
             return None
-        offset = _find_boundary(buf, first, (first + len(buf)) // 2, snap)
+        offset = _find_boundary(buf, first, first + int((len(buf) - first) * _MAIN_SHARE), snap)
         if offset is None:
             return None
         rfd, wfd = os.pipe()
@@ -500,6 +558,8 @@ def _ipv6_worker(
     esp: dict[FlowKey, int],
     tcp: dict[FlowKey, list[int]],
     kinds: dict[str, int],
+    max_keys: int,
+    look_bytes: int,
 ) -> bool:
     """`FastPath._ipv6` for the worker: True when counted here, False to defer (with its tables updated the
     way `_scan_deferring` updates them for IPv4)."""
@@ -524,7 +584,7 @@ def _ipv6_worker(
         key = (s0 | s1 << 64, d0 | d1 << 64, l4, 6)
         count = esp.get(key)
         if count is None:
-            if len(esp) < _WORKER_MAX_KEYS:
+            if len(esp) < max_keys:
                 esp[key] = 0
             return False
         esp[key] = count + 1
@@ -538,13 +598,13 @@ def _ipv6_worker(
         d = tcp.get(key)
         doff = (tcpw & 0xF0) >> 2
         payload = plen - doff
-        if d is not None and not (tcpw & _LE_SYN_FIN_RST or doff < 20 or (payload > 0 and d[0] < LOOK_BYTES)):
+        if d is not None and not (tcpw & _LE_SYN_FIN_RST or doff < 20 or (payload > 0 and d[0] < look_bytes)):
             d[1] += 1
             if payload > 0:
                 d[2] += payload
             kinds["tcp_443"] += 1
             return True
-        if d is None and len(tcp) < _WORKER_MAX_KEYS:
+        if d is None and len(tcp) < max_keys:
             d = tcp[key] = [0, 0, 0]
         if d is not None and payload > 0 and doff >= 20:  # what the tracker is fed of it
             d[0] += max(0, min(min(plen, length - 40) - doff, payload))
@@ -561,161 +621,187 @@ def _scan_deferring(buf: mmap.mmap, start: int, link_type: int, snap: int, scale
     (its first packet), and a TCP direction's payload is deferred until `LOOK_BYTES` of it went by, which is
     as far as the TCP tracker ever reads (so nothing it would read is counted here instead)."""
     deferred = array.array("Q")
-    defer = deferred.append
     gap_secs = array.array("Q")  # per deferred record: the latest second of the packets settled before it
-    gap = gap_secs.append
     hi = 0
     units = round(1 / scale)  # timestamp fractions per second
     stopped_at: int | None = None
     esp: dict[FlowKey, int] = {}
     tcp: dict[FlowKey, list[int]] = {}
-    esp_get = esp.get
-    tcp_get = tcp.get
-    record, l2 = _LAYOUTS[link_type]
-    unpack = record.unpack_from
-    read_bytes = record.size
-    min_caplen = l2 + _MIN_IP_BYTES
+    l2 = _LAYOUTS[link_type][1]
+    read_bytes = _LAYOUTS[link_type][0].size
+    tables = native.Tables(esp, tcp, worker=True) if native is not None else None
+    walk = tables.scan_deferring if tables is not None else functools.partial(_walk_deferring, esp, tcp)
     size = len(buf)
-    n_esp = n_esp_udp = n_tcp443 = n_tcp = n_udp = n_other = 0
-    v6 = dict.fromkeys(("esp", "esp_in_udp", "tcp_443", "tcp_other", "udp_other", "other_ip"), 0)
+    counts = [0] * len(_SETTLED_KINDS)
     off = start
     released = start
     while True:
         end = min(size, off + _WORKER_STEP_BYTES)
-        stop = min(size - read_bytes, end - 1)
-        while off <= stop:
-            (sec, frac, caplen, _orig, ethertype, vihl, tot_hi, tot_lo, frag, proto, src, dst, l4, ulen,
-             u28, tcpw) = unpack(buf, off)  # fmt: skip
-            nxt = off + 16 + caplen
-            if sec > hi:
-                hi = sec
-            if nxt > size or caplen > MAX_PACKET_BYTES:
-                defer(off)  # the exact path raises or warns and stops here
-                gap(hi)
-                hi = 0
-                off = size
-                break
-            if caplen > snap or frac >= units:  # a fraction out of range: its time is not within `sec`
-                defer(off)
-                gap(hi)
-                hi = 0
-            elif (
-                caplen < min_caplen
-                or ethertype != _LE_ETHERTYPE_IPV4
-                or vihl != 0x45
-                or frag & _LE_FRAG_MASK
-                or (not tot_hi and tot_lo < 40)
-            ):
-                if ethertype == _LE_ETHERTYPE_IPV6 and _ipv6_worker(
-                    buf, off + 16 + l2, caplen - l2, esp, tcp, v6
-                ):
-                    off = nxt
-                    continue
-                defer(off)
-                gap(hi)
-                hi = 0
-            elif proto == 50:
-                key = (src, dst, l4)
-                count = esp_get(key)
-                if count is None:
-                    if len(esp) < _WORKER_MAX_KEYS:
-                        esp[key] = 0
-                    defer(off)
-                    gap(hi)
-                    hi = 0
-                else:
-                    esp[key] = count + 1
-                    n_esp += 1
-            elif proto == 6:
-                if l4 & 0xFFFF == _LE_PORT_443 or l4 >> 16 == _LE_PORT_443:
-                    key = (src, dst, l4)
-                    d = tcp_get(key)
-                    doff = (tcpw & 0xF0) >> 2
-                    payload = tot_hi * 256 + tot_lo - 20 - doff
-                    if d is None:
-                        if len(tcp) < _WORKER_MAX_KEYS:
-                            d = tcp[key] = [0, 0, 0]
-                        defer(off)
-                        gap(hi)
-                        hi = 0
-                    elif tcpw & _LE_SYN_FIN_RST or doff < 20 or (payload > 0 and d[0] < LOOK_BYTES):
-                        defer(off)
-                        gap(hi)
-                        hi = 0
-                    else:
-                        d[1] += 1
-                        if payload > 0:
-                            d[2] += payload
-                        n_tcp443 += 1
-                        off = nxt
-                        continue
-                    if d is not None and payload > 0 and doff >= 20:  # what the tracker is fed of it
-                        captured = min(tot_hi * 256 + tot_lo, caplen - l2) - 20 - doff
-                        d[0] += max(0, min(captured, payload))
-                else:
-                    n_tcp += 1
-            elif proto == 17:
-                sport = l4 & 0xFFFF
-                dport = l4 >> 16
-                if sport == _LE_PORT_500 or dport == _LE_PORT_500:
-                    defer(off)
-                    gap(hi)
-                    hi = 0
-                elif sport == _LE_PORT_4500 or dport == _LE_PORT_4500:
-                    udp_len = (ulen & 0xFF) << 8 | ulen >> 8
-                    room = tot_hi * 256 + tot_lo
-                    if room > caplen - l2:
-                        room = caplen - l2
-                    if not u28 or not 16 <= udp_len <= room - 20:
-                        defer(off)
-                        gap(hi)
-                        hi = 0
-                    else:
-                        key = (src, dst, u28)
-                        count = esp_get(key)
-                        if count is None:
-                            if len(esp) < _WORKER_MAX_KEYS:
-                                esp[key] = 0
-                            defer(off)
-                            gap(hi)
-                            hi = 0
-                        else:
-                            esp[key] = count + 1
-                            n_esp_udp += 1
-                else:
-                    n_udp += 1
-            else:
-                n_other += 1
-            off = nxt
+        off, hi, *step = walk(
+            buf, off, end, l2, _ETHERTYPE_AT[link_type], snap, units, MAX_PACKET_BYTES, _WORKER_MAX_KEYS,
+            LOOK_BYTES, deferred, gap_secs, hi,
+        )  # fmt: skip
+        counts = [a + b for a, b in zip(counts, step, strict=True)]
         if off >= size - read_bytes:
             # the last few records, too close to the end for the fixed-size read: the exact path's
             while off + 16 <= size:
-                defer(off)
-                gap(hi)
+                deferred.append(off)
+                gap_secs.append(hi)
                 hi = 0
                 caplen = _RECORD.unpack_from(buf, off)[2]
                 if caplen > MAX_PACKET_BYTES:
                     break
                 off += 16 + caplen
             if 0 < size - off < 16:
-                defer(off)  # a truncated record header: the exact path warns
-                gap(hi)
-                hi = 0
+                deferred.append(off)  # a truncated record header: the exact path warns
+                gap_secs.append(hi)
             break
         release_mapped(buf, released, off)
         released = off
         if len(deferred) >= _WORKER_MAX_DEFERRED:
             stopped_at = off  # the main process reads on from here itself: memory stays bounded
             break
-    kinds = {
-        "esp": n_esp,
-        "esp_in_udp": n_esp_udp,
-        "tcp_443": n_tcp443,
-        "tcp_other": n_tcp,
-        "udp_other": n_udp,
-        "other_ip": n_other,
-    }
-    for kind, n in v6.items():
-        kinds[kind] += n
-    packets = n_esp + n_esp_udp + n_tcp443 + n_tcp + n_udp + n_other + sum(v6.values())
-    return SplitResult(deferred, gap_secs, esp, tcp, kinds, packets, stopped_at)
+    if tables is not None:
+        tables.flush()
+    kinds = dict(zip(_SETTLED_KINDS, counts, strict=True))
+    return SplitResult(deferred, gap_secs, esp, tcp, kinds, sum(counts), stopped_at)
+
+
+def _walk_deferring(
+    esp: dict[FlowKey, int],
+    tcp: dict[FlowKey, list[int]],
+    buf: mmap.mmap,
+    off: int,
+    end: int,
+    l2: int,
+    ethertype_at: int,
+    snap: int,
+    units: int,
+    max_packet: int,
+    max_keys: int,
+    look_bytes: int,
+    deferred: array.array[int],
+    gap_secs: array.array[int],
+    hi: int,
+) -> tuple[int, ...]:
+    """One step of the worker's loop over the records starting in [off, end), in Python (as `_scan.c`'s
+    `Tables.scan_deferring`): (where it stopped, the latest second settled since the last deferred record,
+    then the counts in `_SETTLED_KINDS` order). A record that overruns the file is deferred and ends the
+    scan."""
+    defer = deferred.append
+    gap = gap_secs.append
+    esp_get = esp.get
+    tcp_get = tcp.get
+    record = _RECORD_BY_L2[l2]
+    unpack = record.unpack_from
+    min_caplen = l2 + _MIN_IP_BYTES
+    size = len(buf)
+    stop = min(size - record.size, end - 1)
+    n_esp = n_esp_udp = n_tcp443 = n_tcp = n_udp = n_other = 0
+    v6 = dict.fromkeys(_SETTLED_KINDS, 0)
+    while off <= stop:
+        (sec, frac, caplen, _orig, ethertype, vihl, tot_hi, tot_lo, frag, proto, src, dst, l4, ulen,
+         u28, tcpw) = unpack(buf, off)  # fmt: skip
+        nxt = off + 16 + caplen
+        if sec > hi:
+            hi = sec
+        if nxt > size or caplen > max_packet:
+            defer(off)  # the exact path raises or warns and stops here
+            gap(hi)
+            hi = 0
+            off = size
+            break
+        if caplen > snap or frac >= units:  # a fraction out of range: its time is not within `sec`
+            defer(off)
+            gap(hi)
+            hi = 0
+        elif (
+            caplen < min_caplen
+            or ethertype != _LE_ETHERTYPE_IPV4
+            or vihl != 0x45
+            or frag & _LE_FRAG_MASK
+            or (not tot_hi and tot_lo < 40)
+        ):
+            if ethertype == _LE_ETHERTYPE_IPV6 and _ipv6_worker(
+                buf, off + 16 + l2, caplen - l2, esp, tcp, v6, max_keys, look_bytes
+            ):
+                off = nxt
+                continue
+            defer(off)
+            gap(hi)
+            hi = 0
+        elif proto == 50:
+            key = (src, dst, l4)
+            count = esp_get(key)
+            if count is None:
+                if len(esp) < max_keys:
+                    esp[key] = 0
+                defer(off)
+                gap(hi)
+                hi = 0
+            else:
+                esp[key] = count + 1
+                n_esp += 1
+        elif proto == 6:
+            if l4 & 0xFFFF == _LE_PORT_443 or l4 >> 16 == _LE_PORT_443:
+                key = (src, dst, l4)
+                d = tcp_get(key)
+                doff = (tcpw & 0xF0) >> 2
+                payload = tot_hi * 256 + tot_lo - 20 - doff
+                if d is None:
+                    if len(tcp) < max_keys:
+                        d = tcp[key] = [0, 0, 0]
+                    defer(off)
+                    gap(hi)
+                    hi = 0
+                elif tcpw & _LE_SYN_FIN_RST or doff < 20 or (payload > 0 and d[0] < look_bytes):
+                    defer(off)
+                    gap(hi)
+                    hi = 0
+                else:
+                    d[1] += 1
+                    if payload > 0:
+                        d[2] += payload
+                    n_tcp443 += 1
+                    off = nxt
+                    continue
+                if d is not None and payload > 0 and doff >= 20:  # what the tracker is fed of it
+                    captured = min(tot_hi * 256 + tot_lo, caplen - l2) - 20 - doff
+                    d[0] += max(0, min(captured, payload))
+            else:
+                n_tcp += 1
+        elif proto == 17:
+            sport = l4 & 0xFFFF
+            dport = l4 >> 16
+            if sport == _LE_PORT_500 or dport == _LE_PORT_500:
+                defer(off)
+                gap(hi)
+                hi = 0
+            elif sport == _LE_PORT_4500 or dport == _LE_PORT_4500:
+                udp_len = (ulen & 0xFF) << 8 | ulen >> 8
+                room = tot_hi * 256 + tot_lo
+                if room > caplen - l2:
+                    room = caplen - l2
+                if not u28 or not 16 <= udp_len <= room - 20:
+                    defer(off)
+                    gap(hi)
+                    hi = 0
+                else:
+                    key = (src, dst, u28)
+                    count = esp_get(key)
+                    if count is None:
+                        if len(esp) < max_keys:
+                            esp[key] = 0
+                        defer(off)
+                        gap(hi)
+                        hi = 0
+                    else:
+                        esp[key] = count + 1
+                        n_esp_udp += 1
+            else:
+                n_udp += 1
+        else:
+            n_other += 1
+        off = nxt
+    counts = (n_esp, n_esp_udp, n_tcp443, n_tcp, n_udp, n_other)
+    return (off, hi, *(n + v6[kind] for n, kind in zip(counts, _SETTLED_KINDS, strict=True)))

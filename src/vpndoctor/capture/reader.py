@@ -330,10 +330,30 @@ class CaptureReader:
         order, then its counts. While fragments wait for reassembly, the packets it settled between two
         such frames are walked again for their timestamps, so that timeouts fire as they would have."""
         assert isinstance(src, _MappedSource)
-        for at, latest_s in zip(result.deferred, result.gap_secs, strict=True):
-            if fast.horizon is not None and latest_s + 1 > fast.horizon:
-                fast.replay_gap(src.buffer, src.consumed, at, ctx.scale)
+        buf = src.buffer
+        size = len(buf)
+        record = ctx.unpack
+        deferred, gap_secs = result.deferred, result.gap_secs
+        i = 0
+        while i < len(deferred):
+            fast_snap = MAX_PACKET_BYTES if ctx.warned else min(ctx.snap, MAX_PACKET_BYTES)
+            if fast.horizon is None:
+                # The worker met these SPIs or TCP directions first, but this process may know them from the
+                # first half: the fast path settles those records as it would have without a split.
+                i = fast.pcap_deferred(buf, deferred, i, ctx.link_type, fast_snap, ctx.scale)
+                if i == len(deferred):
+                    break
+            at = deferred[i]
+            if fast.horizon is not None and gap_secs[i] + 1 > fast.horizon:
+                fast.replay_gap(buf, src.consumed, at, ctx.scale)
+            i += 1
             src.seek(at)
+            if at + 16 <= size:
+                end = at + 16 + record(buf[at : at + 16])[2]
+                settled = end <= size and fast.pcap_records(buf, at, end, ctx.link_type, fast_snap, ctx.scale)
+                if settled == end:
+                    src.seek(end)
+                    continue
             frame = self._pcap_record(src, ctx)
             if frame is not None:
                 yield frame
