@@ -24,7 +24,7 @@ bench: install
 	$(PY) bench/run.py
 
 lint: install
-	$(VENV)/bin/ruff check src tests bench scripts
+	$(VENV)/bin/ruff check src tests bench scripts setup.py
 	$(VENV)/bin/mypy src
 
 clean:

@@ -9,7 +9,8 @@ packets/s end to end with the analysis on, >= 15x tshark, peak RSS <= 150 MB and
 Wall times include interpreter start-up for both. Peak memory is the proportional set size (PSS) summed
 over the process and its children (the worker the analysis forks; PSS counts the pages they share once),
 polled from /proc every 100 ms. CPU seconds are the user+sys time of the process tree, less noisy than wall
-time on a busy machine.
+time on a busy machine. Ours runs three times per size and the median run is reported (tshark, at a minute
+or two a run, once); the bytecode is compiled first, as an installed copy has it.
 
     python bench/capture.py            # quick: 256 MB and 512 MB
     python bench/capture.py --full     # 1 GB and 2 GB
@@ -37,6 +38,7 @@ SEED = 20261127
 GOAL_PPS = 1_000_000
 GOAL_RATIO = 15.0
 GOAL_RSS_MB = 150.0
+RUNS = 3  # of ours per size (the median is reported); tshark runs once
 VPNDOCTOR = [sys.executable, "-m", "vpndoctor", "capture", "--json"]
 
 CLIENTS = [bytes([10, 1, i >> 8, i & 0xFF]) for i in range(1, 65)]
@@ -303,9 +305,13 @@ def main() -> int:
         flush=True,
     )
     rows = []
+    spreads: list[str] = []
     for factor in (1, 2):
         path = capture_file(base * factor)
-        ours = measure([*VPNDOCTOR, str(path)])
+        runs = sorted((measure([*VPNDOCTOR, str(path)]) for _ in range(RUNS)), key=lambda run: run[0])
+        ours = runs[len(runs) // 2]  # the median run by wall time (with the highest peak memory of all)
+        ours = (ours[0], ours[1], max(run[2] for run in runs), ours[3])
+        spreads.append(f"{runs[0][0]:.2f}-{runs[-1][0]:.2f} s")
         report = json.loads(ours[3])
         theirs = measure([tshark, "-r", str(path), "-Y", "isakmp", "-T", "fields", "-e", "frame.number"])
         rows.append((path, report, ours, theirs))
@@ -327,9 +333,10 @@ def main() -> int:
         f"IKE messages: ours {r1['ike_messages']} (1x), {r2['ike_messages']} (2x); "
         f"tshark isakmp frames {len(t1[3].splitlines())}, {len(t2[3].splitlines())}"
     )
+    print(f"ours: the median of {RUNS} runs; wall times over the runs {spreads[0]} (1x), {spreads[1]} (2x)")
     print(f"memory as the file doubles: {o2[2] / o1[2]:.2f}x")
     goals = [
-        (f">= {GOAL_PPS:,} packets/s (wall)", max(n1 / o1[0], n2 / o2[0]) >= GOAL_PPS),
+        (f">= {GOAL_PPS:,} packets/s (wall, both sizes)", min(n1 / o1[0], n2 / o2[0]) >= GOAL_PPS),
         (f">= {GOAL_RATIO:.0f}x tshark (wall)", min(t1[0] / o1[0], t2[0] / o2[0]) >= GOAL_RATIO),
         (f"peak PSS <= {GOAL_RSS_MB:.0f} MB", max(o1[2], o2[2]) <= GOAL_RSS_MB),
         ("memory flat as the file doubles (<= 1.15x)", o2[2] / o1[2] <= 1.15),

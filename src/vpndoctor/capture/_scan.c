@@ -307,10 +307,12 @@ static void tables_dealloc(Tables *t) {
     Py_TYPE(t)->tp_free((PyObject *)t);
 }
 
-/* -- counting (this process) ------------------------------------------------------------------------------ */
+/* -- counting --------------------------------------------------------------------------------------------- */
 
-/* An ESP packet of a known SPI is counted (1); an unknown one is left to the exact path (0); -1 error. */
-static int esp_count(Tables *t, const Key *k) {
+/* An ESP packet of a known SPI is counted (1); an unknown one is left to the exact path (0); -1 error. A
+ * worker (new_keys > 0) also adds an unknown key to its table, while it holds fewer than new_keys, so that
+ * the key's later packets are counted: its first is deferred. */
+static int esp_count(Tables *t, const Key *k, Py_ssize_t new_keys) {
     Slot *s = tables_find(t, k);
     if (s) {
         s->packets++;
@@ -321,7 +323,9 @@ static int esp_count(Tables *t, const Key *k) {
     if (!key)
         return -1;
     int rc = PyDict_Contains(t->esp, key);
-    if (rc == 1 && tables_insert(t, k, key, 1, 0) < 0)
+    if (rc == 1)
+        rc = tables_insert(t, k, key, 1, 0) < 0 ? -1 : 1;
+    else if (rc == 0 && PyDict_GET_SIZE(t->esp) < new_keys && PyDict_SetItem(t->esp, key, zero) < 0)
         rc = -1;
     Py_DECREF(key);
     return rc;
@@ -356,105 +360,114 @@ static int tcp_count(Tables *t, const Key *k, uint32_t tcpw, long payload) {
     return tables_insert(t, k, d, 1, nbytes) < 0 ? -1 : 1;
 }
 
-/* The IPv4 packet at ip (room_captured bytes of it captured, at least MIN_IP_BYTES readable, its header
- * already checked: version 4, IHL 5, not a fragment, total length >= 40). 1 settled, 0 left, -1 error. */
-static int ipv4_main(Tables *t, const uint8_t *ip, Py_ssize_t room_captured, Py_ssize_t *n) {
-    uint32_t proto = ip[9], l4 = le32(ip + 20);
-    long total = (long)ip[2] << 8 | ip[3];
-    Key k;
-    int rc;
-    if (proto == 50) {
-        key_v4(&k, ip, l4, 0);
-        rc = esp_count(t, &k);
-        if (rc == 1)
-            n[N_ESP]++;
-        return rc;
-    }
+/* -- what a packet is: written once for this process and the worker -------------------------------------- */
+
+enum { A_COUNTED, A_LEAVE, A_ESP, A_TCP };
+
+typedef struct {
+    int kind;      /* for A_COUNTED and A_ESP: the counter (N_ESP, N_ESP_UDP, N_TCP, ...) */
+    Key key;       /* for A_ESP and A_TCP */
+    uint32_t tcpw; /* for A_TCP: TCP bytes 12-13 (data offset and flags), little-endian */
+    long payload;  /* for A_TCP: TCP payload bytes the IP header declares */
+    long captured; /* for A_TCP: TCP payload bytes captured */
+} Packet;
+
+/* The transport header at l4p of an IP packet (ip: its IP header; v6: which version), with `declared` bytes
+ * of transport as its IP header says and `captured` of them in the capture (at least 14 readable). */
+static inline int classify_l4(const uint8_t *ip, int v6, uint32_t proto, const uint8_t *l4p, long declared,
+                              long captured, Packet *pk) {
+    uint32_t l4 = le32(l4p);
+    long room = declared < captured ? declared : captured;
     if (proto == 6) {
-        if ((l4 & 0xFFFF) == LE_PORT_443 || l4 >> 16 == LE_PORT_443) {
-            uint32_t tcpw = le16(ip + 32);
-            key_v4(&k, ip, l4, TAG_TCP);
-            rc = tcp_count(t, &k, tcpw, total - 20 - (long)((tcpw & 0xF0) >> 2));
-            if (rc == 1)
-                n[N_TCP443]++;
-            return rc;
+        if ((l4 & 0xFFFF) != LE_PORT_443 && l4 >> 16 != LE_PORT_443) {
+            pk->kind = N_TCP;
+            return A_COUNTED;
         }
-        n[N_TCP]++;
-        return 1;
-    }
-    if (proto == 17) {
+        pk->tcpw = le16(l4p + 12);
+        long doff = (long)((pk->tcpw & 0xF0) >> 2);
+        pk->payload = declared - doff;
+        pk->captured = room - doff;
+        pk->kind = N_TCP443;
+    } else if (proto == 17) {
         uint32_t sport = l4 & 0xFFFF, dport = l4 >> 16;
         if (sport == LE_PORT_500 || dport == LE_PORT_500)
-            return 0;
-        if (sport == LE_PORT_4500 || dport == LE_PORT_4500) {
-            uint32_t ulen = le16(ip + 24), u28 = le32(ip + 28);
-            long udp_len = (long)((ulen & 0xFF) << 8 | ulen >> 8);
-            long room = total < (long)room_captured ? total : (long)room_captured;
-            if (!u28 || udp_len < 16 || udp_len > room - 20)
-                return 0;
-            key_v4(&k, ip, u28, 0);
-            rc = esp_count(t, &k);
-            if (rc == 1)
-                n[N_ESP_UDP]++;
-            return rc;
+            return A_LEAVE;
+        if (sport != LE_PORT_4500 && dport != LE_PORT_4500) {
+            pk->kind = N_UDP;
+            return A_COUNTED;
         }
-        n[N_UDP]++;
-        return 1;
+        uint32_t ulen = le16(l4p + 4), spi = le32(l4p + 8);
+        long udp_len = (long)((ulen & 0xFF) << 8 | ulen >> 8);
+        if (!spi || udp_len < 16 || udp_len > room)
+            return A_LEAVE;
+        l4 = spi;
+        pk->kind = N_ESP_UDP;
+    } else if (proto == 50) {
+        pk->kind = N_ESP;
+    } else {
+        pk->kind = N_OTHER;
+        return A_COUNTED;
     }
-    n[N_OTHER]++;
-    return 1;
+    uint32_t tag = proto == 6 ? TAG_TCP : 0;
+    if (v6)
+        key_v6(&pk->key, ip, l4, tag);
+    else
+        key_v4(&pk->key, ip, l4, tag);
+    return proto == 6 ? A_TCP : A_ESP;
 }
 
-/* `FastPath._ipv6`: the IPv6 packet at buf[at:], length bytes captured. */
-static int ipv6_main(Tables *t, const uint8_t *buf, Py_ssize_t buflen, Py_ssize_t at, Py_ssize_t length,
-                     Py_ssize_t *n) {
+/* The IPv4 packet at ip (room_captured bytes of it captured, at least MIN_IP_BYTES readable, its header
+ * already checked: version 4, IHL 5, not a fragment, total length >= 40). */
+static inline int classify_v4(const uint8_t *ip, long room_captured, Packet *pk) {
+    long total = (long)ip[2] << 8 | ip[3];
+    return classify_l4(ip, 0, ip[9], ip + 20, total - 20, room_captured - 20, pk);
+}
+
+/* The IPv6 packet at buf[at:], length bytes of it captured (`FastPath._ipv6`). */
+static inline int classify_v6(const uint8_t *buf, Py_ssize_t buflen, Py_ssize_t at, Py_ssize_t length, Packet *pk) {
     if (length < 60 || at + IPV6_READ > buflen)
-        return 0;
+        return A_LEAVE;
     const uint8_t *p = buf + at;
     long plen = (long)p[4] << 8 | p[5];
-    uint32_t nh = p[6], l4 = le32(p + 40);
-    Key k;
+    uint32_t nh = p[6];
     if ((p[0] & 0xF0) != 0x60 || plen < 20)
-        return 0;
-    if (nh == 50 || nh == 17) {
-        int udp = nh == 17;
-        if (udp) {
-            uint32_t sport = l4 & 0xFFFF, dport = l4 >> 16;
-            if (sport == LE_PORT_500 || dport == LE_PORT_500)
-                return 0;
-            if (sport != LE_PORT_4500 && dport != LE_PORT_4500) {
-                n[N_UDP]++;
-                return 1;
-            }
-            uint32_t ulen = le16(p + 44), u28 = le32(p + 48);
-            long udp_len = (long)((ulen & 0xFF) << 8 | ulen >> 8);
-            long room = plen < (long)(length - 40) ? plen : (long)(length - 40);
-            if (!u28 || udp_len < 16 || udp_len > room)
-                return 0;
-            l4 = u28;
-        }
-        key_v6(&k, p, l4, 0);
-        int rc = esp_count(t, &k);
+        return A_LEAVE;
+    if (nh == 0 || nh == 43 || nh == 44 || nh == 51 || nh == 60)
+        return A_LEAVE; /* extension headers: the exact path walks them */
+    return classify_l4(p, 1, nh, p + 40, plen, (long)length - 40, pk);
+}
+
+typedef struct {
+    Tables *t;
+    PyObject *deferred, *gaps;
+    Py_ssize_t max_keys, look_bytes;
+    unsigned long long hi;
+} Worker;
+
+static int worker_tcp(Worker *w, const Key *k, uint32_t tcpw, long payload, long captured);
+
+/* Count a classified packet in this process's tables (w NULL) or a worker's: 1 settled, 0 left to the exact
+ * path, -1 error. */
+static inline int settle(Tables *t, Worker *w, int action, const Packet *pk, Py_ssize_t *n) {
+    int rc;
+    switch (action) {
+    case A_COUNTED:
+        n[pk->kind]++;
+        return 1;
+    case A_ESP:
+        rc = esp_count(t, &pk->key, w ? w->max_keys : 0);
         if (rc == 1)
-            n[udp ? N_ESP_UDP : N_ESP]++;
+            n[pk->kind]++;
         return rc;
-    }
-    if (nh == 6) {
-        if ((l4 & 0xFFFF) != LE_PORT_443 && l4 >> 16 != LE_PORT_443) {
-            n[N_TCP]++;
-            return 1;
-        }
-        uint32_t tcpw = le16(p + 52);
-        key_v6(&k, p, l4, TAG_TCP);
-        int rc = tcp_count(t, &k, tcpw, plen - (long)((tcpw & 0xF0) >> 2));
+    case A_TCP:
+        rc = w ? worker_tcp(w, &pk->key, pk->tcpw, pk->payload, pk->captured)
+               : tcp_count(t, &pk->key, pk->tcpw, pk->payload);
         if (rc == 1)
             n[N_TCP443]++;
         return rc;
+    default:
+        return 0;
     }
-    if (nh == 0 || nh == 43 || nh == 44 || nh == 51 || nh == 60)
-        return 0; /* extension headers: the exact path walks them */
-    n[N_OTHER]++;
-    return 1;
 }
 
 static PyObject *finish(Tables *t, Py_buffer *view, int failed, PyObject *value) {
@@ -493,13 +506,15 @@ static inline int pcap_one(Tables *t, const uint8_t *buf, Py_ssize_t buflen, Py_
     prefetch(buf, buflen, *nxt);
     const uint8_t *ip = r + 16 + l2;
     uint32_t ethertype = le16(r + 16 + lay->et_at);
+    Packet pk;
+    int action;
     if ((Py_ssize_t)caplen < l2 + MIN_IP_BYTES || ethertype != LE_ETHERTYPE_IPV4 || ip[0] != 0x45 ||
-        le16(ip + 6) & LE_FRAG_MASK || (!ip[2] && ip[3] < 40)) {
-        if (ethertype != LE_ETHERTYPE_IPV6)
-            return 0;
-        return ipv6_main(t, buf, buflen, off + 16 + l2, (Py_ssize_t)caplen - l2, n);
-    }
-    return ipv4_main(t, ip, (Py_ssize_t)caplen - l2, n);
+        le16(ip + 6) & LE_FRAG_MASK || (!ip[2] && ip[3] < 40))
+        action = ethertype == LE_ETHERTYPE_IPV6 ? classify_v6(buf, buflen, off + 16 + l2, (Py_ssize_t)caplen - l2, &pk)
+                                                : A_LEAVE;
+    else
+        action = classify_v4(ip, (long)caplen - l2, &pk);
+    return settle(t, NULL, action, &pk, n);
 }
 
 /* A link layer the fixed-size read covers: the protocol field and the IP header inside 16 + l2 + 34 bytes. */
@@ -639,7 +654,8 @@ static PyObject *pcapng_blocks(Tables *t, PyObject *args) {
         if (has_horizon && (double)ts * clock_scale[iface] + clock_offset[iface] > horizon)
             break;
         prefetch(buf, buflen, nxt);
-        int rc = ipv4_main(t, ip, (Py_ssize_t)caplen - 14, n);
+        Packet pk;
+        int rc = settle(t, NULL, classify_v4(ip, (long)caplen - 14, &pk), &pk, n);
         if (rc < 0)
             failed = 1;
         if (rc <= 0)
@@ -661,12 +677,6 @@ fail:
 
 /* -- the worker: its own tables, deferring what it cannot settle ----------------------------------------- */
 
-typedef struct {
-    Tables *t;
-    PyObject *deferred, *gaps;
-    Py_ssize_t max_keys, look_bytes;
-    unsigned long long hi;
-} Worker;
 
 static int defer_at(Worker *w, Py_ssize_t off) {
     PyObject *at = PyLong_FromSsize_t(off), *hi = PyLong_FromUnsignedLongLong(w->hi);
@@ -681,27 +691,6 @@ static int defer_at(Worker *w, Py_ssize_t off) {
     Py_XDECREF(at);
     Py_XDECREF(hi);
     w->hi = 0;
-    return rc;
-}
-
-/* An ESP key in the worker's table: counted (1), deferred as its first packet (0), error (-1). */
-static int worker_esp(Worker *w, const Key *k) {
-    Tables *t = w->t;
-    Slot *s = tables_find(t, k);
-    if (s) {
-        s->packets++;
-        mark(t, s);
-        return 1;
-    }
-    PyObject *key = py_key(k);
-    if (!key)
-        return -1;
-    int rc = PyDict_Contains(t->esp, key);
-    if (rc == 1)
-        rc = tables_insert(t, k, key, 1, 0) < 0 ? -1 : 1;
-    else if (rc == 0 && PyDict_GET_SIZE(t->esp) < w->max_keys && PyDict_SetItem(t->esp, key, zero) < 0)
-        rc = -1;
-    Py_DECREF(key);
     return rc;
 }
 
@@ -760,59 +749,6 @@ static int worker_tcp(Worker *w, const Key *k, uint32_t tcpw, long payload, long
     return rc;
 }
 
-/* `_ipv6_worker`: 1 settled, 0 to defer, -1 error. */
-static int ipv6_worker(Worker *w, const uint8_t *buf, Py_ssize_t buflen, Py_ssize_t at, Py_ssize_t length,
-                       Py_ssize_t *n) {
-    if (length < 60 || at + IPV6_READ > buflen)
-        return 0;
-    const uint8_t *p = buf + at;
-    long plen = (long)p[4] << 8 | p[5];
-    uint32_t nh = p[6], l4 = le32(p + 40);
-    long room = plen < (long)(length - 40) ? plen : (long)(length - 40);
-    Key k;
-    if ((p[0] & 0xF0) != 0x60 || plen < 20)
-        return 0;
-    if (nh == 50 || nh == 17) {
-        int udp = nh == 17;
-        if (udp) {
-            uint32_t sport = l4 & 0xFFFF, dport = l4 >> 16;
-            if (sport == LE_PORT_500 || dport == LE_PORT_500)
-                return 0;
-            if (sport != LE_PORT_4500 && dport != LE_PORT_4500) {
-                n[N_UDP]++;
-                return 1;
-            }
-            uint32_t ulen = le16(p + 44), u28 = le32(p + 48);
-            long udp_len = (long)((ulen & 0xFF) << 8 | ulen >> 8);
-            if (!u28 || udp_len < 16 || udp_len > room)
-                return 0;
-            l4 = u28;
-        }
-        key_v6(&k, p, l4, 0);
-        int rc = worker_esp(w, &k);
-        if (rc == 1)
-            n[udp ? N_ESP_UDP : N_ESP]++;
-        return rc;
-    }
-    if (nh == 6) {
-        if ((l4 & 0xFFFF) != LE_PORT_443 && l4 >> 16 != LE_PORT_443) {
-            n[N_TCP]++;
-            return 1;
-        }
-        uint32_t tcpw = le16(p + 52);
-        long doff = (long)((tcpw & 0xF0) >> 2);
-        key_v6(&k, p, l4, TAG_TCP);
-        int rc = worker_tcp(w, &k, tcpw, plen - doff, room - doff);
-        if (rc == 1)
-            n[N_TCP443]++;
-        return rc;
-    }
-    if (nh == 0 || nh == 43 || nh == 44 || nh == 51 || nh == 60)
-        return 0;
-    n[N_OTHER]++;
-    return 1;
-}
-
 /* Tables.scan_deferring(buf, off, end, l2, ethertype_at, snap, units, max_packet, max_keys, look_bytes,
  *                       deferred, gaps, hi)
  *   -> (offset, hi, esp, esp_in_udp, tcp_443, tcp_other, udp_other, other_ip)
@@ -853,59 +789,17 @@ static PyObject *scan_deferring(Tables *t, PyObject *args) {
         prefetch(buf, size, nxt);
         const uint8_t *ip = r + 16 + l2;
         uint32_t ethertype = le16(r + 16 + et_at);
-        if ((Py_ssize_t)caplen > snap || (Py_ssize_t)frac >= units) {
-            rc = 0; /* a fraction out of range: its time is not within `sec` */
-        } else if ((Py_ssize_t)caplen < min_caplen || ethertype != LE_ETHERTYPE_IPV4 || ip[0] != 0x45 ||
-                   le16(ip + 6) & LE_FRAG_MASK || (!ip[2] && ip[3] < 40)) {
-            rc = ethertype == LE_ETHERTYPE_IPV6
-                     ? ipv6_worker(&w, buf, size, off + 16 + l2, (Py_ssize_t)caplen - l2, n)
-                     : 0;
-        } else {
-            uint32_t proto = ip[9], l4 = le32(ip + 20);
-            long total = (long)ip[2] << 8 | ip[3];
-            long room = total < (long)caplen - l2 ? total : (long)caplen - l2;
-            Key k;
-            if (proto == 50) {
-                key_v4(&k, ip, l4, 0);
-                rc = worker_esp(&w, &k);
-                if (rc == 1)
-                    n[N_ESP]++;
-            } else if (proto == 6) {
-                if ((l4 & 0xFFFF) == LE_PORT_443 || l4 >> 16 == LE_PORT_443) {
-                    uint32_t tcpw = le16(ip + 32);
-                    long doff = (long)((tcpw & 0xF0) >> 2);
-                    key_v4(&k, ip, l4, TAG_TCP);
-                    rc = worker_tcp(&w, &k, tcpw, total - 20 - doff, room - 20 - doff);
-                    if (rc == 1)
-                        n[N_TCP443]++;
-                } else {
-                    n[N_TCP]++;
-                    rc = 1;
-                }
-            } else if (proto == 17) {
-                uint32_t sport = l4 & 0xFFFF, dport = l4 >> 16;
-                if (sport == LE_PORT_500 || dport == LE_PORT_500) {
-                    rc = 0;
-                } else if (sport == LE_PORT_4500 || dport == LE_PORT_4500) {
-                    uint32_t ulen = le16(ip + 24), u28 = le32(ip + 28);
-                    long udp_len = (long)((ulen & 0xFF) << 8 | ulen >> 8);
-                    if (!u28 || udp_len < 16 || udp_len > room - 20) {
-                        rc = 0;
-                    } else {
-                        key_v4(&k, ip, u28, 0);
-                        rc = worker_esp(&w, &k);
-                        if (rc == 1)
-                            n[N_ESP_UDP]++;
-                    }
-                } else {
-                    n[N_UDP]++;
-                    rc = 1;
-                }
-            } else {
-                n[N_OTHER]++;
-                rc = 1;
-            }
-        }
+        Packet pk;
+        int action;
+        if ((Py_ssize_t)caplen > snap || (Py_ssize_t)frac >= units)
+            action = A_LEAVE; /* a fraction out of range: its time is not within `sec` */
+        else if ((Py_ssize_t)caplen < min_caplen || ethertype != LE_ETHERTYPE_IPV4 || ip[0] != 0x45 ||
+                 le16(ip + 6) & LE_FRAG_MASK || (!ip[2] && ip[3] < 40))
+            action = ethertype == LE_ETHERTYPE_IPV6 ? classify_v6(buf, size, off + 16 + l2, (Py_ssize_t)caplen - l2, &pk)
+                                                    : A_LEAVE;
+        else
+            action = classify_v4(ip, (long)caplen - l2, &pk);
+        rc = settle(t, &w, action, &pk, n);
         if (rc < 0 || (rc == 0 && defer_at(&w, off) < 0)) {
             failed = 1;
             break;
