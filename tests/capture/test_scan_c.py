@@ -201,29 +201,39 @@ def test_worker_step_same_as_python(
     assert results[0] == results[1]
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(seed=st.integers(0, 2**32), flips=st.sampled_from([0, 1, 5]))
-def test_deferred_records_settle_as_alone(seed: int, flips: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    """`pcap_deferred` over a list of offsets is `pcap_records` on each record alone, up to the first one
-    left to the exact path (offsets may be anything: a damaged worker result must not read out of bounds)."""
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    seed=st.integers(0, 2**32),
+    flips=st.sampled_from([0, 1, 5]),
+    horizon=st.sampled_from([None, 1_700_000_003.0, 1_700_000_100.0]),
+)
+def test_deferred_records_settle_as_alone(
+    seed: int, flips: int, horizon: float | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`pcap_deferred` over a worker's deferred records is `pcap_records` on each record alone, up to the
+    first one left to the exact path or whose gap reaches the horizon (offsets may be anything: a damaged
+    worker result must not make it read out of bounds)."""
     rng = random.Random(seed)
     data = damaged(Traffic(seed).pcap(rng.randrange(20, 200)), rng, flips)
     esp, dirs = tables(candidate_keys(data, 24), rng)
     picks = [at for at in offsets(data) if rng.random() < 0.5] + [len(data) - 3, 2**63, 10]
-    deferred = array.array("Q", picks)
+    gaps = [1_700_000_000 + rng.randrange(0, 5) * i for i in range(len(picks))]
+    result = fastpath.SplitResult(array.array("Q", picks), array.array("Q", gaps))
     start = rng.randrange(0, len(picks))
 
     def batch(fp: fastpath.FastPath) -> int:
-        return fp.pcap_deferred(data, deferred, start, 1, 65535, 1e-6)
+        fp.horizon = horizon
+        return fp.pcap_deferred(data, result, start, 1, 65535, 1e-6)
 
     def one_by_one(fp: fastpath.FastPath) -> int:
+        fp.horizon = horizon
         i = start
         while i < len(picks):
             at = picks[i]
-            if at + 16 > len(data):
+            if (horizon is not None and gaps[i] + 1 > horizon) or at + 16 > len(data):
                 break
             end = min(len(data), at + 16 + struct.unpack_from("<I", data, at + 8)[0])
-            if fp.pcap_records(data, at, end, 1, 65535, 1e-6) != end or end > len(data):
+            if fp.pcap_records(data, at, end, 1, 65535, 1e-6) != end:
                 break
             i += 1
         return i
@@ -231,6 +241,10 @@ def test_deferred_records_settle_as_alone(seed: int, flips: int, monkeypatch: py
     batch_c, _ = both_ways(monkeypatch, esp, dirs, batch)
     alone_c, _ = both_ways(monkeypatch, esp, dirs, one_by_one)
     assert batch_c == alone_c
+    with pytest.raises(ValueError, match="one gap per offset"):
+        native.Tables({}, {}).pcap_deferred(
+            data, result.deferred, array.array("Q"), 0, 14, 12, 65535, 1e-6, None
+        )
 
 
 @settings(max_examples=200, deadline=None)
@@ -247,7 +261,8 @@ def test_garbage_never_crashes(data: bytes, pos: int, end: int, l2: int) -> None
     out = t.pcap_records(data, pos, end, l2, 12, 65535, 1e-6, None)
     assert out[0] == pos or 0 <= out[0] <= max(end, 0)
     t.pcapng_blocks(data, pos, end, [True], [(1e-6, 0.0)], None, 256 * 1024, 1 << 20)
-    t.pcap_deferred(data, array.array("Q", [max(pos, 0), 2**64 - 1]), 0, l2, 12, 65535, 1e-6, None)
+    two = array.array("Q", [max(pos, 0), 2**64 - 1])
+    t.pcap_deferred(data, two, two, 0, l2, 12, 65535, 1e-6, None)
     w = native.Tables({}, {}, worker=True)
     no_offsets, no_gaps = array.array("Q"), array.array("Q")
     w.scan_deferring(data, pos, end, l2, 12, 65535, 10**6, 256 * 1024, 10, 100, no_offsets, no_gaps, 0)

@@ -561,31 +561,37 @@ static PyObject *pcap_records(Tables *t, PyObject *args) {
                   failed ? NULL : Py_BuildValue("(nnnnnnn)", off, n[0], n[1], n[2], n[3], n[4], n[5]));
 }
 
-/* Tables.pcap_deferred(buf, offsets, index, l2, ethertype_at, snap, scale, horizon)
+/* Tables.pcap_deferred(buf, offsets, gaps, index, l2, ethertype_at, snap, scale, horizon)
  *   -> (index, esp, esp_in_udp, tcp_443, tcp_other, udp_other, other_ip)
  * The records a worker left to the exact path (offsets: an array of unsigned 64-bit offsets), from `index`
- * on, each settled as `pcap_records` would settle it alone, up to the first one it cannot settle. */
+ * on, each settled as `pcap_records` would settle it alone, up to the first one it cannot settle, or the
+ * first whose gap (the latest second the worker settled before it) reaches the horizon: timeouts may fire
+ * there, which the caller replays first. */
 static PyObject *pcap_deferred(Tables *t, PyObject *args) {
-    Py_buffer view, offsets;
+    Py_buffer view, offsets, gaps;
     Py_ssize_t index;
     PcapLayout lay;
     PyObject *horizon_obj;
-    if (!PyArg_ParseTuple(args, "y*y*nnnndO", &view, &offsets, &index, &lay.l2, &lay.et_at, &lay.snap,
+    if (!PyArg_ParseTuple(args, "y*y*y*nnnndO", &view, &offsets, &gaps, &index, &lay.l2, &lay.et_at, &lay.snap,
                           &lay.scale, &horizon_obj))
         return NULL;
-    if (check_layout(lay.l2, lay.et_at) < 0 || parse_horizon(horizon_obj, &lay) < 0) {
-        PyBuffer_Release(&offsets);
-        return finish(t, &view, 1, NULL);
+    int bad = check_layout(lay.l2, lay.et_at) < 0 || parse_horizon(horizon_obj, &lay) < 0;
+    if (!bad && gaps.len != offsets.len) {
+        PyErr_SetString(PyExc_ValueError, "one gap per offset");
+        bad = 1;
     }
-    const uint8_t *at = offsets.buf;
-    Py_ssize_t count = offsets.len / (Py_ssize_t)sizeof(uint64_t);
+    const uint8_t *at = offsets.buf, *gap = gaps.buf;
+    Py_ssize_t count = bad ? 0 : offsets.len / (Py_ssize_t)sizeof(uint64_t);
     const uint8_t *buf = view.buf;
     Py_ssize_t buflen = view.len, read = 16 + lay.l2 + 34, nxt, n[N_KINDS] = {0};
-    int failed = 0;
+    int failed = bad;
     for (; index >= 0 && index < count; index++) {
-        uint64_t off;
+        uint64_t off, latest;
         memcpy(&off, at + index * sizeof off, sizeof off); /* array('Q'): native order */
-        if (off > (uint64_t)(buflen - read) || buflen < read)
+        memcpy(&latest, gap + index * sizeof latest, sizeof latest);
+        if (lay.has_horizon && (double)latest + 1 > lay.horizon)
+            break;
+        if (buflen < read || off > (uint64_t)(buflen - read))
             break;
         Py_ssize_t end = (Py_ssize_t)off + 16 + (Py_ssize_t)le32(buf + off + 8);
         int rc = pcap_one(t, buf, buflen, (Py_ssize_t)off, end > buflen ? buflen : end, &lay, n, &nxt);
@@ -595,6 +601,7 @@ static PyObject *pcap_deferred(Tables *t, PyObject *args) {
             break;
     }
     PyBuffer_Release(&offsets);
+    PyBuffer_Release(&gaps);
     return finish(t, &view, failed,
                   failed ? NULL : Py_BuildValue("(nnnnnnn)", index, n[0], n[1], n[2], n[3], n[4], n[5]));
 }

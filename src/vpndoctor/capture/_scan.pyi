@@ -12,8 +12,8 @@ class Tables:
         horizon: float | None, /,
     ) -> tuple[int, int, int, int, int, int, int]: ...
     def pcap_deferred(
-        self, buf: Buffer, offsets: array[int], index: int, l2: int, ethertype_at: int, snap: int,
-        scale: float, horizon: float | None, /,
+        self, buf: Buffer, offsets: array[int], gaps: array[int], index: int, l2: int, ethertype_at: int,
+        snap: int, scale: float, horizon: float | None, /,
     ) -> tuple[int, int, int, int, int, int, int]: ...
     def pcapng_blocks(
         self, buf: Buffer, pos: int, end: int, ethernet: list[bool], clocks: list[tuple[float, int]],

@@ -284,16 +284,17 @@ class FastPath:
         return off
 
     def pcap_deferred(
-        self, buf: bytes | mmap.mmap, deferred: array.array[int], index: int, link_type: int, snap: int,
-        scale: float,
-    ) -> int:  # fmt: skip
+        self, buf: bytes | mmap.mmap, result: SplitResult, index: int, link_type: int, snap: int, scale: float
+    ) -> int:
         """Settle the records a worker deferred, from `index` on, each as `pcap_records` would alone; return
-        the index of the first one left to the exact path."""
+        the index of the first one left to the exact path, or before which pending fragments may time out
+        (the caller replays the gap's timestamps first)."""
         if self._native is None:
             return index
         index, *counts = self._native.pcap_deferred(
-            buf, deferred, index, _LAYOUTS[link_type][1], _ETHERTYPE_AT[link_type], snap, scale, self.horizon
-        )
+            buf, result.deferred, result.gap_secs, index, _LAYOUTS[link_type][1], _ETHERTYPE_AT[link_type],
+            snap, scale, self.horizon,
+        )  # fmt: skip
         self._count(counts)
         return int(index)
 

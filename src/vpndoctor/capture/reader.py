@@ -337,12 +337,11 @@ class CaptureReader:
         i = 0
         while i < len(deferred):
             fast_snap = MAX_PACKET_BYTES if ctx.warned else min(ctx.snap, MAX_PACKET_BYTES)
-            if fast.horizon is None:
-                # The worker met these SPIs or TCP directions first, but this process may know them from the
-                # first half: the fast path settles those records as it would have without a split.
-                i = fast.pcap_deferred(buf, deferred, i, ctx.link_type, fast_snap, ctx.scale)
-                if i == len(deferred):
-                    break
+            # The worker met these SPIs or TCP directions first, but this process may know them from the first
+            # part: the fast path settles those records as it would have without a split.
+            i = fast.pcap_deferred(buf, result, i, ctx.link_type, fast_snap, ctx.scale)
+            if i == len(deferred):
+                break
             at = deferred[i]
             if fast.horizon is not None and gap_secs[i] + 1 > fast.horizon:
                 fast.replay_gap(buf, src.consumed, at, ctx.scale)
