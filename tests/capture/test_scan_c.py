@@ -271,3 +271,20 @@ def test_garbage_never_crashes(data: bytes, pos: int, end: int, l2: int) -> None
             t.pcap_records(data, 0, len(data), bad_l2, bad_at, 65535, 1e-6, None)
     with pytest.raises(ValueError, match="worker"):
         t.scan_deferring(data, 0, 0, 14, 12, 65535, 10**6, 1, 1, 1, array.array("Q"), array.array("Q"), 0)
+
+
+def test_worker_entries_changed_under_it_are_refused() -> None:
+    """A worker's TCP entry the walk holds on to, changed from Python in between, is an error, never a read
+    past the end of the list."""
+    data = Traffic(4).pcap(300)
+    tcp = {k: [10**9, 0, 0] for k in candidate_keys(data, 24)}  # every direction past its first bytes
+    t = native.Tables({}, tcp, worker=True)
+    args = (data, 24, len(data), 14, 12, 65535, 10**6, 1 << 18, 10, 0, array.array("Q"), array.array("Q"), 0)
+    t.scan_deferring(*args)
+    t.flush()
+    assert any(entry[1] for entry in tcp.values())  # counted, the later ones from the walk's own table
+    for entry in tcp.values():
+        del entry[1:]
+    with pytest.raises(TypeError, match="worker TCP entries"):
+        t.scan_deferring(*args)
+        t.flush()

@@ -175,6 +175,10 @@ static int add_attr(PyObject *obj, PyObject *name, long long n) {
 }
 
 static int list_add(PyObject *list, Py_ssize_t i, long long n) {
+    if (!PyList_Check(list) || PyList_GET_SIZE(list) != 3) {
+        PyErr_SetString(PyExc_TypeError, "worker TCP entries are [seen, packets, bytes]");
+        return -1;
+    }
     PyObject *v = PyList_GET_ITEM(list, i); /* borrowed */
     PyObject *delta = PyLong_FromLongLong(n);
     PyObject *sum = delta ? PyNumber_Add(v, delta) : NULL;
