@@ -9,11 +9,9 @@ import os
 import sys
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from vpndoctor import __version__
 from vpndoctor.errors import UsageError, VpndoctorError
@@ -31,8 +29,27 @@ lab_app = typer.Typer(
 )
 app.add_typer(lab_app, name="lab")
 
-out = Console()
-err = Console(stderr=True)
+if TYPE_CHECKING:
+    from rich.console import Console
+
+
+class _LazyConsole:
+    """A rich Console made on first use: `capture --json` and the other JSON outputs never import rich."""
+
+    def __init__(self, **options: Any) -> None:
+        self._options = options
+        self._console: Console | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(**self._options)
+        return getattr(self._console, name)
+
+
+out = cast("Console", _LazyConsole())
+err = cast("Console", _LazyConsole(stderr=True))
 
 PrefixOpt = Annotated[str, typer.Option("--prefix", help="Name prefix of the lab's namespaces (1-8 chars).")]
 
@@ -76,7 +93,6 @@ def capture(
     Exit 0 when the capture was read (whatever it found), 2 when it cannot be read.
     """
     from vpndoctor.capture.analysis import analyse
-    from vpndoctor.report.capture import render_capture
 
     table = None
     if keys is not None:
@@ -104,6 +120,8 @@ def capture(
     if as_json:
         print(report.model_dump_json())
     else:
+        from vpndoctor.report.capture import render_capture
+
         render_capture(report, out)
 
 
@@ -300,6 +318,8 @@ def ike(
 @lab_app.command("scenarios")
 def lab_scenarios() -> None:
     """List the built-in lab scenarios."""
+    from rich.table import Table
+
     from vpndoctor.lab.scenario import builtin_scenarios
 
     table = Table("scenario", "description")
@@ -379,6 +399,8 @@ def lab_status(
         out.print(f"lab '{prefix}' up since {st['started_at']}, scenario [bold]{st['scenario']}[/]")
         for name, path in st.get("overrides", {}).items():
             out.print(f"  override {name} = {path}", highlight=False)
+        from rich.table import Table
+
         table = Table("process", "pid", "alive", "log")
         for p in st["processes"]:
             table.add_row(p["name"], str(p["pid"]), "yes" if p["alive"] else "[red]no[/]", p["log"])
