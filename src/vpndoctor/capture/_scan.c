@@ -125,6 +125,7 @@ typedef struct {
     size_t count;
     size_t *dirty; /* indices of slots with counts to write back */
     size_t n_dirty;
+    Py_ssize_t settled[N_KINDS]; /* packets settled per kind since the last flush (this process's calls) */
 } Tables;
 
 static PyTypeObject TablesType;
@@ -474,6 +475,14 @@ static inline int settle(Tables *t, Worker *w, int action, const Packet *pk, Py_
     }
 }
 
+/* This process's calls keep their counts per kind in the object (flush() hands them over): no tuple of
+ * counts per call, and no Python loop adding them up. */
+static PyObject *settled_at(Tables *t, Py_ssize_t at, const Py_ssize_t *n) {
+    for (int k = 0; k < N_KINDS; k++)
+        t->settled[k] += n[k];
+    return PyLong_FromSsize_t(at);
+}
+
 static PyObject *finish(Tables *t, Py_buffer *view, int failed, PyObject *value) {
     PyBuffer_Release(view);
     if (failed) {
@@ -547,7 +556,7 @@ static int parse_horizon(PyObject *obj, PcapLayout *lay) {
 }
 
 /* Tables.pcap_records(buf, pos, end, l2, ethertype_at, snap, scale, horizon)
- *   -> (offset, esp, esp_in_udp, tcp_443, tcp_other, udp_other, other_ip) */
+ *   -> the offset of the first record left to the exact path */
 static PyObject *pcap_records(Tables *t, PyObject *args) {
     Py_buffer view;
     Py_ssize_t pos, end;
@@ -574,11 +583,11 @@ static PyObject *pcap_records(Tables *t, PyObject *args) {
         off = nxt;
     }
     return finish(t, &view, failed,
-                  failed ? NULL : Py_BuildValue("(nnnnnnn)", off, n[0], n[1], n[2], n[3], n[4], n[5]));
+                  failed ? NULL : settled_at(t, off, n));
 }
 
 /* Tables.pcap_deferred(buf, offsets, gaps, index, l2, ethertype_at, snap, scale, horizon)
- *   -> (index, esp, esp_in_udp, tcp_443, tcp_other, udp_other, other_ip)
+ *   -> the index of the first record not settled
  * The records a worker left to the exact path (offsets: an array of unsigned 64-bit offsets), from `index`
  * on, each settled as `pcap_records` would settle it alone, up to the first one it cannot settle, or the
  * first whose gap (the latest second the worker settled before it) reaches the horizon: timeouts may fire
@@ -619,10 +628,11 @@ static PyObject *pcap_deferred(Tables *t, PyObject *args) {
     PyBuffer_Release(&offsets);
     PyBuffer_Release(&gaps);
     return finish(t, &view, failed,
-                  failed ? NULL : Py_BuildValue("(nnnnnnn)", index, n[0], n[1], n[2], n[3], n[4], n[5]));
+                  failed ? NULL : settled_at(t, index, n));
 }
 
-/* Tables.pcapng_blocks(buf, pos, end, ethernet, clocks, horizon, max_packet, max_block) -> as above */
+/* Tables.pcapng_blocks(buf, pos, end, ethernet, clocks, horizon, max_packet, max_block)
+ *   -> the offset of the first block left to the exact path */
 static PyObject *pcapng_blocks(Tables *t, PyObject *args) {
     Py_buffer view;
     Py_ssize_t pos, end, max_packet, max_block;
@@ -687,7 +697,7 @@ static PyObject *pcapng_blocks(Tables *t, PyObject *args) {
         off = nxt;
     }
     if (!failed)
-        value = Py_BuildValue("(nnnnnnn)", off, n[0], n[1], n[2], n[3], n[4], n[5]);
+        value = settled_at(t, off, n);
     PyMem_Free(ethernet);
     PyMem_Free(clock_scale);
     PyMem_Free(clock_offset);
@@ -840,11 +850,16 @@ static PyObject *scan_deferring(Tables *t, PyObject *args) {
 static PyObject *flush(Tables *t, PyObject *unused) {
     if (tables_flush(t) < 0)
         return NULL;
-    Py_RETURN_NONE;
+    Py_ssize_t *n = t->settled;
+    PyObject *counts = Py_BuildValue("(nnnnnn)", n[0], n[1], n[2], n[3], n[4], n[5]);
+    if (counts)
+        memset(t->settled, 0, sizeof t->settled);
+    return counts;
 }
 
 static PyMethodDef tables_methods[] = {
-    {"flush", (PyCFunction)flush, METH_NOARGS, "Write the counts held back into the tables."},
+    {"flush", (PyCFunction)flush, METH_NOARGS,
+     "Write the counts held back into the tables; return the packets settled per kind since the last flush."},
     {"pcap_records", (PyCFunction)pcap_records, METH_VARARGS, "Settle little-endian pcap records in place."},
     {"pcap_deferred", (PyCFunction)pcap_deferred, METH_VARARGS, "Settle the records a worker deferred."},
     {"pcapng_blocks", (PyCFunction)pcapng_blocks, METH_VARARGS, "Settle little-endian pcapng packet blocks."},

@@ -198,12 +198,10 @@ class FastPath:
         layout = _LAYOUTS.get(link_type)
         if layout is None:
             return pos
-        if self._native is not None:
-            off, *counts = self._native.pcap_records(
+        if self._native is not None:  # (its counts per kind come with flush())
+            return self._native.pcap_records(
                 buf, pos, end, layout[1], _ETHERTYPE_AT[link_type], snap, scale, self.horizon
             )
-            self._count(counts)
-            return off
         record, l2 = layout
         min_caplen = l2 + _MIN_IP_BYTES
         stop = min(len(buf) - record.size, end - 1)
@@ -291,24 +289,20 @@ class FastPath:
         (the caller replays the gap's timestamps first)."""
         if self._native is None:
             return index
-        index, *counts = self._native.pcap_deferred(
+        return self._native.pcap_deferred(
             buf, result.deferred, result.gap_secs, index, _LAYOUTS[link_type][1], _ETHERTYPE_AT[link_type],
             snap, scale, self.horizon,
         )  # fmt: skip
-        self._count(counts)
-        return int(index)
 
     def flush(self) -> None:
         """Write back the counts the C walk holds back (it keeps them per key until the end: the analysis
-        only ever adds to them before it reads them)."""
+        only ever adds to them before it reads them), and take its counts per kind."""
         if self._native is not None:
-            self._native.flush()
-
-    def _count(self, counts: list[int]) -> None:
-        kinds = self.kinds
-        for kind, n in zip(_SETTLED_KINDS, counts, strict=True):
-            kinds[kind] += n
-        self.packets += sum(counts)
+            counts = self._native.flush()
+            kinds = self.kinds
+            for kind, n in zip(_SETTLED_KINDS, counts, strict=True):
+                kinds[kind] += n
+            self.packets += sum(counts)
 
     def _ipv6(self, buf: bytes, at: int, length: int) -> bool:
         """An IPv6 packet without extension headers at `at` (`length` bytes captured), settled like the IPv4
@@ -367,11 +361,9 @@ class FastPath:
         whether interface i is Ethernet, `clocks[i]` is its (seconds per unit, offset). Any other block, and
         any block the exact reader would object to, is left to it."""
         if self._native is not None:
-            off, *counts = self._native.pcapng_blocks(
+            return self._native.pcapng_blocks(
                 buf, pos, end, ethernet, clocks, self.horizon, MAX_PACKET_BYTES, _NG_MAX_BLOCK
             )
-            self._count(counts)
-            return off
         n_ifaces = len(ethernet)
         stop = min(len(buf) - _NG_READ_BYTES, end - 1)
         off = pos
@@ -663,7 +655,7 @@ def _scan_deferring(buf: mmap.mmap, start: int, link_type: int, snap: int, scale
             stopped_at = off  # the main process reads on from here itself: memory stays bounded
             break
     if tables is not None:
-        tables.flush()
+        tables.flush()  # (its per-kind counts are the steps', summed above)
     kinds = dict(zip(_SETTLED_KINDS, counts, strict=True))
     return SplitResult(deferred, gap_secs, esp, tcp, kinds, sum(counts), stopped_at)
 
