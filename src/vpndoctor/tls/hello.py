@@ -237,7 +237,7 @@ def _parse_extensions(r: Reader, what: str) -> tuple[Extension, ...]:
     while vec.remaining:
         at = vec.offset
         ext_type = vec.u16("extension type")
-        data = vec.vector(2, "extension data").rest()
+        data = vec.take(vec.u16("length of extension data"), "extension data")  # as vector(2, ...).rest()
         if ext_type in seen:
             raise TlsDecodeError(at, "each extension type once", f"found {ext_type} twice")
         seen.add(ext_type)
