@@ -160,6 +160,14 @@ static inline void mark(Tables *t, Slot *s) {
     }
 }
 
+/* A packet of a key in the table: counted in its slot until the next flush. */
+static inline int hit(Tables *t, Slot *s, long long bytes) {
+    s->packets++;
+    s->bytes += bytes;
+    mark(t, s);
+    return 1;
+}
+
 static int add_attr(PyObject *obj, PyObject *name, long long n) {
     PyObject *v = PyObject_GetAttr(obj, name);
     if (!v)
@@ -319,11 +327,8 @@ static void tables_dealloc(Tables *t) {
  * the key's later packets are counted: its first is deferred. */
 static int esp_count(Tables *t, const Key *k, Py_ssize_t new_keys) {
     Slot *s = tables_find(t, k);
-    if (s) {
-        s->packets++;
-        mark(t, s);
-        return 1;
-    }
+    if (s)
+        return hit(t, s, 0);
     PyObject *key = py_key(k);
     if (!key)
         return -1;
@@ -342,12 +347,8 @@ static int tcp_count(Tables *t, const Key *k, uint32_t tcpw, long payload) {
         return 0;
     long long nbytes = payload > 0 ? payload : 0;
     Slot *s = tables_find(t, k);
-    if (s) {
-        s->packets++;
-        s->bytes += nbytes;
-        mark(t, s);
-        return 1;
-    }
+    if (s)
+        return hit(t, s, nbytes);
     PyObject *key = py_key(k);
     if (!key)
         return -1;
@@ -735,12 +736,8 @@ static int worker_tcp(Worker *w, const Key *k, uint32_t tcpw, long payload, long
     long doff = (long)((tcpw & 0xF0) >> 2);
     if (!(tcpw & LE_SYN_FIN_RST || doff < 20)) {
         Slot *s = tables_find(t, k);
-        if (s) {
-            s->packets++;
-            s->bytes += payload > 0 ? payload : 0;
-            mark(t, s);
-            return 1;
-        }
+        if (s)
+            return hit(t, s, payload > 0 ? payload : 0);
     }
     PyObject *key = py_key(k);
     if (!key)
