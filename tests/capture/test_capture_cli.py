@@ -52,3 +52,29 @@ def test_unreadable_file_is_one_line_exit_2(tmp_path: Path) -> None:
         proc = run(*args)
         assert proc.returncode == 2, proc.stderr
         assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_big_file_without_the_c_walk_says_so(tmp_path: Path) -> None:
+    """An installation built without a compiler reads at Python speed: a big capture gets a one-line note on
+    stderr (and the same report); a small one, or one read with the C walk, gets none."""
+    big = tmp_path / "big.pcap"
+    with open(big, "wb") as f:  # a valid, empty pcap padded out to the size where the note starts
+        f.write(bytes.fromhex("d4c3b2a1020004000000000000000000ffff000001000000"))
+    small = tmp_path / "small.pcap"
+    small.write_bytes(big.read_bytes())
+    code = (
+        "import sys; from vpndoctor.capture import fastpath; fastpath.native = None;"
+        "fastpath.PARALLEL_MIN_BYTES = 30; sys.argv = ['vpndoctor', 'capture', '--json', sys.argv[1]];"
+        "from vpndoctor.cli import main; main()"
+    )
+    with open(big, "ab") as f:
+        f.write(bytes(16))  # one empty record: 40 bytes in all
+    for path, noted in ((big, True), (small, False)):
+        proc = subprocess.run(
+            [sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=120
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert ("C record walk is not built" in proc.stderr) is noted, proc.stderr
+        assert json.loads(proc.stdout)["packets"] == (1 if noted else 0)
+    proc = run(str(big), "--json")  # with the C walk: no note
+    assert proc.returncode == 0 and "not built" not in proc.stderr
