@@ -157,6 +157,15 @@ def diagnose(
     ] = None,
     protocols: Annotated[str, typer.Option(help="Comma-separated: ikev2, sstp, iphttps.")] = "ikev2,sstp",
     timeout_s: Annotated[float, typer.Option("--timeout-s", help="Deadline per exchange, seconds.")] = 5.0,
+    max_half_open: Annotated[
+        int,
+        typer.Option(
+            "--max-half-open", help="At most this many of our IKE SAs half-open on the gateway at once."
+        ),
+    ] = 2,
+    max_pps: Annotated[
+        float, typer.Option("--max-pps", help="At most this many IKE datagrams per second to the gateway.")
+    ] = 100.0,
     as_json: Annotated[
         bool, typer.Option("--json", help="One JSON object on stdout (schema/diagnose.json).")
     ] = False,
@@ -191,6 +200,10 @@ def diagnose(
         )
     if timeout_s <= 0:
         raise UsageError("--timeout-s must be positive")
+    if not 1 <= max_half_open <= 64:
+        raise UsageError("--max-half-open must be between 1 and 64")
+    if not 1 <= max_pps <= 10_000:
+        raise UsageError("--max-pps must be between 1 and 10000")
     from vpndoctor.configgen.fix import LB_VENDORS
 
     if lb is not None and (not fix or lb not in LB_VENDORS):
@@ -233,6 +246,8 @@ def diagnose(
         protocols=protos,
         profile_proposal=profile_proposal,
         timeout_s=timeout_s,
+        max_half_open=max_half_open,
+        rate_pps=max_pps,
     )
     if as_json:
         observations = asyncio.run(run_diagnose(request))

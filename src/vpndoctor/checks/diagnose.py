@@ -17,10 +17,15 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from vpndoctor import __version__
 from vpndoctor.certs import issued_by_anchor
 from vpndoctor.checks import ids
-from vpndoctor.checks.model import DiagnoseReport, Finding, Status, Target, Verdict
+from vpndoctor.checks.model import DiagnoseReport, Finding, Politeness, Status, Target, Verdict
 from vpndoctor.checks.sstp import TITLES as SSTP_TITLES
 from vpndoctor.checks.sstp import check_sstp_handshake, iphttps_findings
-from vpndoctor.probes.diagnose import PROPOSAL_CATALOGUE, DiagnoseObservations
+from vpndoctor.probes.diagnose import (
+    AFFINITY_SAMPLES_NEEDED,
+    PROPOSAL_CATALOGUE,
+    DiagnoseObservations,
+    samples_of,
+)
 from vpndoctor.probes.ike import IkeObservation
 
 IKE_INTERMEDIATE = "1.3.6.1.5.5.8.2.2"
@@ -117,7 +122,40 @@ def _skip(fid: str, why: str) -> Finding:
 
 
 def _answered(o: IkeObservation | None) -> bool:
-    return o is not None and o.reached != "none" or (o is not None and o.error_notify is not None)
+    """The server answered this probe's IKE_SA_INIT in any way (an SA, an error, a cookie, INVALID_KE)."""
+    return o is not None and (
+        o.reached != "none"
+        or o.error_notify is not None
+        or o.stateless_answer is not None
+        or o.ke_group_requested is not None
+        or o.cookie_rounds > 0
+    )
+
+
+def _ike_probes(obs: DiagnoseObservations) -> list[IkeObservation]:
+    found = [obs.ike_main, obs.ike_nofrag, obs.ike_padded, obs.ike_natt_control, obs.profile]
+    return [o for o in found if o is not None] + obs.ike_natt + obs.ike_affinity + list(obs.proposals.values())
+
+
+def throttling(obs: DiagnoseObservations) -> str | None:
+    """Why some IKE probes may have gone unanswered for reasons other than a fault, or None.
+
+    Throttling is recognised, never reported as a fault: probes our own budget could not fit before the
+    deadline, a COOKIE followed by silence, or IKE_SA_INITs to UDP 500 ignored while others were answered
+    (the gateway's per-address half-open limit)."""
+    probes = _ike_probes(obs)
+    for o in probes:
+        if o.throttled:
+            return o.throttled
+    # The padded IKE_SA_INIT is left out: its silence is what dropped IP fragments look like.
+    on_500 = [o for o in probes if o is not obs.ike_padded and o.datagrams and o.datagrams[0].port == 500]
+    if any(_answered(o) for o in on_500) and any(not _answered(o) for o in on_500):
+        return "the gateway ignored some IKE_SA_INITs on UDP 500 while answering others (it rate-limits this client)"
+    return None
+
+
+def _throttled_skip(fid: str, why: str, evidence: Mapping[str, object] | None = None) -> Finding:
+    return _f(fid, "skip", why, {**(evidence or {}), "throttled": True})
 
 
 # ---- individual checks -------------------------------------------------------------------------------
@@ -220,24 +258,30 @@ def check_udp500(obs: DiagnoseObservations) -> Finding:
     if main is None:
         return _skip(ids.IKE_UDP500_REACHABLE, "IKEv2 not among --protocols")
     first = next((d for d in main.datagrams if d.dir == "in"), None)
+    on_500 = [o for o in _ike_probes(obs) if o.datagrams and o.datagrams[0].port == 500]
+    answered = [o for o in on_500 if _answered(o)]
+    sent = sum(1 for o in on_500 for d in o.datagrams if d.dir == "out" and d.port == 500)
     evidence = {
         "reached": main.reached,
         "error_notify": main.error_notify,
         "first_answer": first.summary if first else None,
         "icmp_errors": main.icmp_errors,
+        "probes_answered": f"{len(answered)}/{len(on_500)}",
     }
-    if (
-        main.reached != "none"
-        or main.error_notify is not None
-        or main.ke_group_requested
-        or main.cookie_rounds
-    ):
-        return _f(ids.IKE_UDP500_REACHABLE, "pass", "The server answered IKE_SA_INIT on UDP 500.", evidence)
+    if answered:
+        return _f(
+            ids.IKE_UDP500_REACHABLE,
+            "pass",
+            f"The server answered IKE_SA_INIT on UDP 500 ({len(answered)} of {len(on_500)} probes).",
+            evidence,
+        )
+    why = throttling(obs)
+    if why is not None and sent == 0:
+        return _throttled_skip(ids.IKE_UDP500_REACHABLE, f"Not probed: {why}.", evidence)
     return _f(
         ids.IKE_UDP500_REACHABLE,
         "fail",
-        "No answer to IKE_SA_INIT on UDP 500 "
-        f"({sum(1 for d in main.datagrams if d.dir == 'out')} requests sent).",
+        f"No answer to IKE_SA_INIT on UDP 500 ({sent} requests sent by {len(on_500)} probes).",
         evidence,
         REMEDY_FIREWALL,
         (809,),
@@ -247,11 +291,14 @@ def check_udp500(obs: DiagnoseObservations) -> Finding:
 def check_udp4500(obs: DiagnoseObservations) -> Finding:
     if obs.ike_main is None:
         return _skip(ids.IKE_UDP4500_REACHABLE, "IKEv2 not among --protocols")
-    natt_ok = [o for o in obs.ike_natt if o.reached != "none" or o.error_notify is not None]
-    auth_ok = [o for o in obs.ike_affinity if o.reached == "IKE_AUTH"]
-    evidence = {
+    natt_ok = [o for o in obs.ike_natt if _answered(o)]
+    samples = samples_of(_with_samples(obs))
+    auth_ok = samples.count("answered")
+    control = obs.ike_natt_control
+    evidence: dict[str, object] = {
         "sa_init_on_4500_answered": f"{len(natt_ok)}/{len(obs.ike_natt)}",
-        "ike_auth_on_4500_answered": f"{len(auth_ok)}/{len(obs.ike_affinity)}",
+        "ike_auth_on_4500_answered": f"{auth_ok}/{len(samples)}",
+        "control_on_500_after": None if control is None else _answered(control),
     }
     if natt_ok or auth_ok:
         return _f(
@@ -259,19 +306,35 @@ def check_udp4500(obs: DiagnoseObservations) -> Finding:
             "pass",
             "The server answers on UDP 4500 "
             f"(IKE_SA_INIT on 4500: {len(natt_ok)}/{len(obs.ike_natt)}, IKE_AUTH after floating: "
-            f"{len(auth_ok)}/{len(obs.ike_affinity)}).",
+            f"{auth_ok}/{len(samples)}).",
+            evidence,
+        )
+    if not _answered(obs.ike_main) and not any(_answered(o) for o in _ike_probes(obs)):
+        return _skip(ids.IKE_UDP4500_REACHABLE, "the server does not answer IKE on UDP 500 either")
+    if control is None or not _answered(control):
+        # The gateway stopped answering UDP 500 too: it is ignoring this client, so 4500's silence
+        # proves nothing about the port.
+        return _throttled_skip(
+            ids.IKE_UDP4500_REACHABLE,
+            "Nothing was answered on UDP 4500, but the gateway did not answer UDP 500 right after either: "
+            "it rate-limits this client, so the port cannot be judged now.",
             evidence,
         )
     return _f(
         ids.IKE_UDP4500_REACHABLE,
         "fail",
-        "Nothing is answered on UDP 4500: neither an IKE_SA_INIT sent "
-        "there nor an IKE_AUTH after floating, over "
-        f"{len(obs.ike_natt) + len(obs.ike_affinity)} attempts.",
+        "Nothing is answered on UDP 4500: neither an IKE_SA_INIT sent there "
+        f"({len(obs.ike_natt)} attempts) nor an IKE_AUTH after floating ({len(samples)} attempts), "
+        "while UDP 500 answered right after - the port is blocked, not the client throttled.",
         evidence,
         REMEDY_FIREWALL,
         (809,),
     )
+
+
+def _with_samples(obs: DiagnoseObservations) -> list[IkeObservation]:
+    found = [o for o in (obs.ike_main, obs.ike_nofrag) if o is not None]
+    return found + obs.ike_affinity
 
 
 def _fragment_directions(obs: DiagnoseObservations) -> dict[str, object]:
@@ -283,16 +346,24 @@ def _fragment_directions(obs: DiagnoseObservations) -> dict[str, object]:
     if padded is not None:
         padded_size = max((d.size for d in padded.datagrams if d.dir == "out"), default=0)
         out["padded_sa_init_bytes"] = padded_size
-        out["client_to_server"] = "ok" if padded.reached != "none" else "dropped"
-    small_4500 = [o for o in obs.ike_affinity if o.reached == "IKE_AUTH"] + [
-        o for o in obs.ike_natt if o.reached != "none"
+        # Sent at the same moment as the stateless proposal probes: if those were answered and this one
+        # was not, its size is what was different.
+        peers = [o for o in obs.proposals.values() if o.datagrams]
+        if _answered(padded):
+            out["client_to_server"] = "ok"
+        elif padded.datagrams and any(_answered(o) for o in peers):
+            out["client_to_server"] = "dropped"
+    small_4500 = [o for o in _with_samples(obs) if "answered" in o.natt_samples and o is not nofrag] + [
+        o for o in obs.ike_natt if _answered(o)
     ]
     if nofrag is not None and nofrag.reached != "none":
         if nofrag.reached == "IKE_AUTH":
             big = max((d.size for d in nofrag.datagrams if d.dir == "in"), default=0)
             out["unfragmented_response_bytes"] = big
             out["server_to_client"] = "ok" if big > 1472 else "ok (response fits one datagram)"
-        elif nofrag.timeout_exchange == "IKE_AUTH" and small_4500:
+        elif nofrag.timeout_exchange == "IKE_AUTH" and small_4500 and not nofrag.left_half_open:
+            # The SA it asked about was alive (the small request that ended it was answered), and small
+            # answers come through: only the big, IP-fragmented one is lost.
             # Small messages on 4500 get through, the certificate-bearing response never does.
             out["server_to_client"] = "dropped"
     return out
@@ -301,6 +372,8 @@ def _fragment_directions(obs: DiagnoseObservations) -> dict[str, object]:
 def check_path_fragments(obs: DiagnoseObservations) -> Finding:
     if obs.ike_main is None:
         return _skip(ids.PATH_IP_FRAGMENTS, "IKEv2 not among --protocols")
+    if obs.ike_main.throttled:
+        return _throttled_skip(ids.PATH_IP_FRAGMENTS, f"Not probed: {obs.ike_main.throttled}.")
     if obs.ike_main.reached == "none":
         return _skip(ids.PATH_IP_FRAGMENTS, "the server does not answer IKE at all")
     d = _fragment_directions(obs)
@@ -346,6 +419,8 @@ def check_fragmentation(obs: DiagnoseObservations) -> Finding:
     main = obs.ike_main
     if main is None:
         return _skip(ids.IKE_FRAGMENTATION_SUPPORTED, "IKEv2 not among --protocols")
+    if main.throttled:
+        return _throttled_skip(ids.IKE_FRAGMENTATION_SUPPORTED, f"Not probed: {main.throttled}.")
     if main.reached == "none":
         return _skip(ids.IKE_FRAGMENTATION_SUPPORTED, "no IKE_SA_INIT response to inspect")
     evidence = {"notifies": main.notifies}
@@ -380,52 +455,68 @@ def check_fragmentation(obs: DiagnoseObservations) -> Finding:
 def check_affinity(obs: DiagnoseObservations) -> Finding:
     if obs.ike_main is None:
         return _skip(ids.LB_PORT_AFFINITY, "IKEv2 not among --protocols")
-    started = [o for o in obs.ike_affinity if o.reached != "none"]
-    completed = [o for o in started if o.reached == "IKE_AUTH"]
-    lost = len(started) - len(completed)
-    evidence = {
-        "attempts": len(obs.ike_affinity),
-        "sa_init_answered": len(started),
-        "ike_auth_on_4500_answered": len(completed),
-        "outcomes": [o.error_notify or o.timeout_exchange or o.reached for o in obs.ike_affinity],
-        "distinct_certificates": len({o.certificate.sha256 for o in obs.ike_affinity if o.certificate}),
+    probes = _with_samples(obs)
+    samples = samples_of(probes)
+    answered = samples.count("answered")
+    evidence: dict[str, object] = {
+        "samples": len(samples),
+        "samples_answered_on_4500": answered,
+        "samples_elsewhere": samples.count("elsewhere"),
+        "samples_lost": samples.count("lost"),
+        "samples_needed": AFFINITY_SAMPLES_NEEDED,
+        "sas": len(probes),
     }
-    if not started:
+    if not any(_answered(o) for o in probes):
         return _skip(
             ids.LB_PORT_AFFINITY, "no IKE_SA_INIT was answered, so the 4500 flows could not be compared"
         )
-    if not completed:
+    for o in probes:
+        if "elsewhere" in o.natt_samples:
+            at = o.natt_samples.index("elsewhere")
+            evidence["first_elsewhere"] = {
+                "spi_i": o.spi_i,
+                "request": at + 1,
+                "answered_on_4500": o.natt_samples[:at].count("answered"),
+                "ladder": [f"{d.dir} {d.port} {d.summary}" for d in o.datagrams][:12],
+            }
+            return _f(
+                ids.LB_PORT_AFFINITY,
+                "fail",
+                "An IKE_AUTH sent to UDP 4500 from a new source port went unanswered, and the same request "
+                "sent to UDP 500 was answered by the server holding the SA: the load balancer sent the "
+                "client's UDP 4500 flow to a different server than its UDP 500 flow "
+                f"({answered} of {len(samples)} samples had agreed before).",
+                evidence,
+                REMEDY_AFFINITY,
+                (809,),
+            )
+    if answered >= AFFINITY_SAMPLES_NEEDED:
         return _f(
             ids.LB_PORT_AFFINITY,
-            "skip",
-            "No IKE_AUTH on UDP 4500 was answered at all (see "
-            "ike.udp4500.reachable): affinity cannot be judged.",
+            "pass",
+            f"{answered} of {len(samples)} IKE requests sent to UDP 4500 from new source ports reached the "
+            f"server that set the SA up on UDP 500 (at least {AFFINITY_SAMPLES_NEEDED} needed; all agreeing "
+            f"by chance under per-port scheduling: 1 in {2**answered}).",
             evidence,
         )
-    if lost:
-        return _f(
+    if answered == 0 and not any(_answered(o) for o in obs.ike_natt):
+        return _skip(
             ids.LB_PORT_AFFINITY,
-            "fail",
-            f"{lost} of {len(started)} fresh IKE SAs lost their IKE_AUTH on UDP "
-            "4500 while the others completed: the load balancer sends a client's UDP 4500 flow to a "
-            "different server than its UDP 500 flow, which does not know the SA.",
-            evidence,
-            REMEDY_AFFINITY,
-            (809,),
+            "Nothing was answered on UDP 4500 at all (see ike.udp4500.reachable): affinity cannot be judged.",
         )
-    return _f(
-        ids.LB_PORT_AFFINITY,
-        "pass",
-        f"All {len(completed)} fresh IKE SAs completed IKE_AUTH on UDP 4500 "
-        "with the server that answered on UDP 500.",
-        evidence,
-    )
+    why = throttling(obs)
+    text = f"Inconclusive ({answered} samples, {AFFINITY_SAMPLES_NEEDED} needed)"
+    if why is not None:
+        return _throttled_skip(ids.LB_PORT_AFFINITY, f"{text}: {why}.", evidence)
+    return _f(ids.LB_PORT_AFFINITY, "skip", text + ".", evidence)
 
 
 def _certificate(obs: DiagnoseObservations) -> tuple[x509.Certificate | None, IkeObservation | None, str]:
     main = obs.ike_main
     if main is None:
         return None, None, "IKEv2 not among --protocols"
+    if main.throttled:
+        return None, main, f"not probed: {main.throttled}"
     if not main.certificate_chain_pem:
         return None, main, "the server sent no certificate in IKE_AUTH"
     return x509.load_pem_x509_certificate(main.certificate_chain_pem[0].encode()), main, ""
@@ -435,6 +526,8 @@ def check_certificates(obs: DiagnoseObservations, now: datetime) -> list[Finding
     cert, main, why = _certificate(obs)
     fids = (ids.CERT_NAME, ids.CERT_EKU, ids.CERT_VALIDITY, ids.CERT_TRUST)
     if cert is None or main is None:
+        if main is not None and main.throttled:
+            return [_throttled_skip(fid, why) for fid in fids]
         return [_skip(fid, why) for fid in fids]
     name = obs.request.name
     evidence_base = {
@@ -589,17 +682,23 @@ def _name_matches(pattern: str, name: str) -> bool:
 def check_proposals(obs: DiagnoseObservations) -> Finding:
     if obs.ike_main is None:
         return _skip(ids.IKE_PROPOSALS_STRENGTH, "IKEv2 not among --protocols")
-    if obs.ike_main.reached == "none" and not obs.ike_main.error_notify:
+    if not any(_answered(o) for o in _ike_probes(obs)):
         return _skip(ids.IKE_PROPOSALS_STRENGTH, "the server does not answer IKE_SA_INIT")
-    accepted = {label: o.reached != "none" for label, o in obs.proposals.items()}
+    answers = {label: o.stateless_answer for label, o in obs.proposals.items()}
     strength = {label: s for label, _, s in PROPOSAL_CATALOGUE}
-    weak = [label for label, ok in accepted.items() if ok and strength[label] == "weak"]
-    strong = [label for label, ok in accepted.items() if ok and strength[label] == "strong"]
-    evidence = {
-        "accepted": [k for k, v in accepted.items() if v],
-        "refused": [k for k, v in accepted.items() if not v],
+    weak = [k for k, v in answers.items() if v == "accepted" and strength[k] == "weak"]
+    strong = [k for k, v in answers.items() if v == "accepted" and strength[k] == "strong"]
+    unanswered = [k for k, v in answers.items() if v is None]
+    evidence: dict[str, object] = {
+        "accepted": [k for k, v in answers.items() if v == "accepted"],
+        "refused": [k for k, v in answers.items() if v == "refused"],
+        "unanswered": unanswered,
+        "method": "stateless: a KE payload of another group; INVALID_KE_PAYLOAD = accepted, "
+        "NO_PROPOSAL_CHOSEN = refused (RFC 7296 1.3, 2.7)",
     }
-    if weak and not strong:
+    strong_unknown = [k for k in unanswered if strength[k] == "strong"]
+    weak_unknown = [k for k in unanswered if strength[k] == "weak"]
+    if weak and not strong and not strong_unknown:
         return _f(
             ids.IKE_PROPOSALS_STRENGTH,
             "fail",
@@ -609,7 +708,7 @@ def check_proposals(obs: DiagnoseObservations) -> Finding:
             REMEDY_PROPOSALS,
             (13868,),
         )
-    if weak:
+    if weak and strong:
         return _f(
             ids.IKE_PROPOSALS_STRENGTH,
             "warn",
@@ -617,11 +716,18 @@ def check_proposals(obs: DiagnoseObservations) -> Finding:
             evidence,
             REMEDY_PROPOSALS,
         )
-    if strong:
+    if strong and not weak_unknown:
         return _f(
             ids.IKE_PROPOSALS_STRENGTH,
             "pass",
             f"Only strong proposals are accepted ({', '.join(strong)}).",
+            evidence,
+        )
+    if unanswered:
+        why = throttling(obs) or "no answer"
+        return _throttled_skip(
+            ids.IKE_PROPOSALS_STRENGTH,
+            f"{len(unanswered)} of {len(answers)} proposal probes went unanswered ({why}).",
             evidence,
         )
     return _f(ids.IKE_PROPOSALS_STRENGTH, "skip", "None of the catalogue's proposals was accepted.", evidence)
@@ -633,15 +739,18 @@ def check_client_match(obs: DiagnoseObservations) -> Finding:
     o = obs.profile
     if o is None:
         return _skip(ids.IKE_PROPOSALS_CLIENT_MATCH, "IKEv2 not among --protocols")
-    evidence = {"profile_proposal": obs.request.profile_proposal, "answer": o.error_notify or o.reached}
-    if o.reached != "none":
+    evidence = {
+        "profile_proposal": obs.request.profile_proposal,
+        "answer": o.stateless_answer or o.error_notify or "none",
+    }
+    if o.stateless_answer == "accepted":
         return _f(
             ids.IKE_PROPOSALS_CLIENT_MATCH,
             "pass",
             f"The server accepts the profile's {obs.request.profile_proposal}.",
             evidence,
         )
-    if o.error_notify == "NO_PROPOSAL_CHOSEN":
+    if o.stateless_answer == "refused":
         return _f(
             ids.IKE_PROPOSALS_CLIENT_MATCH,
             "fail",
@@ -650,6 +759,11 @@ def check_client_match(obs: DiagnoseObservations) -> Finding:
             evidence,
             REMEDY_PROPOSALS,
             (13868,),
+        )
+    why = throttling(obs)
+    if why is not None:
+        return _throttled_skip(
+            ids.IKE_PROPOSALS_CLIENT_MATCH, f"The profile's proposal went unanswered: {why}.", evidence
         )
     return _f(
         ids.IKE_PROPOSALS_CLIENT_MATCH, "skip", "The server did not answer the profile's proposal.", evidence
@@ -739,6 +853,7 @@ def judge(obs: DiagnoseObservations, *, now: datetime | None = None) -> Diagnose
         round_trips=obs.round_trips,
         verdict=verdict,
         findings=ordered,
+        politeness=Politeness.model_validate(obs.politeness) if obs.politeness else None,
     )
 
 

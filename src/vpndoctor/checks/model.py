@@ -37,6 +37,19 @@ class Target(_Model):
     addresses: list[str]
 
 
+class Politeness(_Model):
+    """How much of the gateway's patience the run used (see net/polite.py)."""
+
+    max_half_open: int  # the budget: our IKE SAs the server may hold at once
+    limit_now: int  # the budget at the end of the run (lowered_to_one: 1)
+    peak_half_open: int  # the most of our SAs the server could have held at once
+    unconfirmed_ends: int  # SAs whose end the server never confirmed (they time out there)
+    cookie_demanded: bool  # the server asked for a COOKIE (answered; it costs a round trip)
+    lowered_to_one: bool  # an IKE_SA_INIT was answered only when sent again: one SA at a time since
+    datagrams_sent: int  # IKE datagrams to the target, retransmissions included
+    rate_cap_pps: float
+
+
 class DiagnoseReport(_Model):
     tool: dict[str, str]
     target: Target
@@ -45,3 +58,4 @@ class DiagnoseReport(_Model):
     round_trips: int  # sequential round trips on the critical path
     verdict: Verdict
     findings: list[Finding]
+    politeness: Politeness | None = None  # None when no IKE probe ran

@@ -7,6 +7,14 @@ socket or reads a clock. The exchange is IKE_SA_INIT (answering COOKIE and INVAL
 UDP 4500 when NAT is detected (or forced), IKE_AUTH without an AUTH payload (it asks for EAP, as a Windows
 user tunnel does), one EAP-Identity answer to learn the EAP method, then a polite INFORMATIONAL Delete.
 
+A probe is a guest on someone else's gateway, so the machine leaves as little state behind as the protocol
+allows: `stateless` asks whether proposals are acceptable with a KE payload of a group none of them names
+(the responder's INVALID_KE_PAYLOAD naming one of our groups means "accepted", NO_PROPOSAL_CHOSEN
+"refused"; RFC 7296 1.3 and 2.7: neither creates an SA); `auth_style="psk-fail"` sends an IKE_AUTH the
+responder must refuse with a small AUTHENTICATION_FAILED (no certificate, and the SA is gone); every SA
+that got further is ended with a Delete, also after a lost IKE_AUTH response. `server_holds_state` says
+whether, as far as we can tell, the responder still keeps a half-open SA of ours.
+
 States move only forward through `_TRANSITIONS`; a misuse by the caller raises `LocalProtocolError` and
 leaves the machine in the sticky FAILED state. What the remote sends never raises: malformed datagrams
 are recorded and ignored, and a server that never answers properly ends in a Timeout.
@@ -45,7 +53,7 @@ from vpndoctor.ike.constants import (
 from vpndoctor.ike.dh import KeyExchange, new_key_exchange
 from vpndoctor.ike.errors import MalformedMessage
 from vpndoctor.ike.fragments import FragmentReassembler, build_fragments
-from vpndoctor.ike.keys import CipherSuite, IkeKeys, derive_ike_keys
+from vpndoctor.ike.keys import CipherSuite, IkeKeys, derive_ike_keys, prf_output_bytes
 from vpndoctor.ike.message import (
     Header,
     Message,
@@ -87,6 +95,8 @@ NON_ESP_MARKER = b"\x00\x00\x00\x00"
 PADDING_VENDOR_ID = b"vpndoctor path-fragment probe"
 MAX_TRANSCRIPT = 2000
 MAX_COOKIE_ROUNDS = 2
+# Groups a stateless probe's KE payload may use (one none of the offered proposals names); cheap ones first.
+_STATELESS_KE_GROUPS = (19, 14, 2, 20, 31, 5, 15, 16)
 
 
 class LocalProtocolError(Exception):
@@ -106,7 +116,7 @@ class State(Enum):
 _TRANSITIONS: dict[State, frozenset[State]] = {
     State.IDLE: frozenset({State.SA_INIT_SENT, State.FAILED}),
     State.SA_INIT_SENT: frozenset({State.SA_INIT_SENT, State.AUTH_SENT, State.DONE, State.FAILED}),
-    State.AUTH_SENT: frozenset({State.EAP_SENT, State.DELETE_SENT, State.DONE, State.FAILED}),
+    State.AUTH_SENT: frozenset({State.AUTH_SENT, State.EAP_SENT, State.DELETE_SENT, State.DONE, State.FAILED}),
     State.EAP_SENT: frozenset({State.DELETE_SENT, State.DONE, State.FAILED}),
     State.DELETE_SENT: frozenset({State.DONE, State.FAILED}),
     State.DONE: frozenset(),
@@ -144,6 +154,20 @@ class SaInitDone:
 @dataclass(frozen=True)
 class CookieRequested:
     cookie: bytes
+
+
+@dataclass(frozen=True)
+class ProposalAccepted:
+    """A stateless probe's answer: INVALID_KE_PAYLOAD naming `group`, one of the offered proposals' groups."""
+
+    group: int
+
+
+@dataclass(frozen=True)
+class FellBack:
+    """The IKE_AUTH request got no answer on the NAT-T port and was sent again to `port`."""
+
+    port: int
 
 
 @dataclass(frozen=True)
@@ -202,6 +226,8 @@ Event = (
     | SaInitDone
     | CookieRequested
     | KeGroupRequested
+    | ProposalAccepted
+    | FellBack
     | ErrorNotify
     | AuthDone
     | EapMethodRequested
@@ -235,10 +261,31 @@ class InitiatorConfig:
     sa_init_padding_bytes: int = 0  # a Vendor ID of this size makes IKE_SA_INIT IP-fragment on purpose
     start_on_natt: bool = False  # send IKE_SA_INIT to the NAT-T port (non-ESP marker) from the start
     stop_after: str = "eap"  # "sa-init" | "auth" | "eap": how far to go before the Delete
+    # IKE_SA_INIT with a KE payload of a group outside the proposals: the answer says accepted or refused
+    # and the responder keeps nothing (see the module docstring).
+    stateless: bool = False
+    # "eap": IKE_AUTH without AUTH (a Windows user tunnel asking for EAP); "psk-fail": with a shared-key
+    # AUTH payload the responder must refuse - a small AUTHENTICATION_FAILED answer that ends the SA.
+    auth_style: str = "eap"
+    # After an IKE_AUTH on the NAT-T port went unanswered, send it once more to this port (e.g. 500).
+    fallback_port: int | None = None
+    # Send each encrypted request on the NAT-T port from a new source port (`natt_flow` counts them): for a
+    # load balancer every such request is a new flow, so each answer is one more affinity sample.
+    fresh_natt_flows: bool = False
+    # After IKE_SA_INIT, wait 4 round trips (at least `min_retransmit_timeout_s`, at most
+    # `retransmit_timeout_s`) before a retransmission: a lost answer costs a fraction of a second.
+    adaptive_rto: bool = False
+    min_retransmit_timeout_s: float = 0.25
 
     def first_group(self) -> int:
         if self.ke_group is not None:
             return self.ke_group
+        if self.stateless:
+            named = {g for p in self.proposals for g in p.dh}
+            free = [g for g in _STATELESS_KE_GROUPS if g not in named]
+            if not free:
+                raise LocalProtocolError("a stateless probe needs a KE group that no offered proposal names")
+            return free[0]
         return self.proposals[0].dh[0]
 
 
@@ -251,6 +298,8 @@ class _Outstanding:
     sent_at: float
     attempts: int
     next_at: float
+    sample: int | None = None  # index into natt_samples when this request went out on the NAT-T port
+    fell_back: bool = False
 
 
 @dataclass
@@ -294,6 +343,15 @@ class Initiator:
         self.transcript_dropped = 0
         self.round_trips = 0
         self._auth: AuthDone | None = None
+        self._sa_up = False  # IKE_SA_INIT completed: the responder holds a half-open SA of ours
+        self._sa_ended = False  # ... which it has since dropped (error notify, Delete answered)
+        self._fell_back = False
+        self._rto = config.retransmit_timeout_s
+        self.natt_flow = 0  # which NAT-T source port the driver should send from (see fresh_natt_flows)
+        self.natt_flows_used = 0  # distinct NAT-T flows that carried a request
+        # One entry per encrypted request sent on the NAT-T port: was it answered (on that port)?
+        # "answered" there, "elsewhere" (silent there, answered on the fallback port), or "lost".
+        self.natt_samples: list[str] = []
 
     # -- public API ----------------------------------------------------------------------------------
 
@@ -301,7 +359,7 @@ class Initiator:
         if self.state is not State.IDLE:
             self._fail_local("start() called twice")
         group = self.config.first_group()
-        if not any(group in p.dh for p in self.config.proposals):
+        if not self.config.stateless and not any(group in p.dh for p in self.config.proposals):
             self._fail_local(f"KE group {group} is not in any offered proposal")
         self._ctx = _SaInitContext(nonce_i=self._rng(32), ke=new_key_exchange(group, self._rng))
         self._natt = self.config.start_on_natt
@@ -330,17 +388,64 @@ class Initiator:
             self._reassembler = None
         if out.attempts >= self.config.retransmit_tries:
             self._outstanding = None
+            fallback = self.config.fallback_port
+            if (
+                fallback is not None
+                and out.exchange != ExchangeType.IKE_SA_INIT
+                and not out.fell_back
+                and out.remote[1] == self.config.natt_port
+                and out.remote[1] != fallback
+            ):
+                # Silence on the NAT-T port: ask the same question on `fallback` (the port whose flow
+                # created the SA). An answer there means the SA is alive but the NAT-T flow went elsewhere.
+                self._fell_back = True
+                self._events.append(FellBack(fallback))
+                remote = (self.remote[0], fallback)
+                self._outstanding = _Outstanding(
+                    exchange=out.exchange,
+                    message_id=out.message_id,
+                    datagrams=out.datagrams,
+                    remote=remote,
+                    sent_at=now,
+                    attempts=1,
+                    next_at=now + self._rto,
+                    sample=out.sample,
+                    fell_back=True,
+                )
+                self._natt = False
+                self.round_trips += 1
+                for dgram in out.datagrams:
+                    self._emit(dgram, remote, now, text="fallback " + self._describe_outgoing(dgram))
+                return
             if self.state is State.DELETE_SENT:
-                self._finish()  # a Delete without answer is no failure of the probe
+                self._finish()  # an unanswered end is no failure of the probe (server_holds_state says so)
                 return
             self._events.append(Timeout(out.exchange, out.message_id, out.attempts))
+            if self.server_holds_state and self.state in (State.AUTH_SENT, State.EAP_SENT):
+                # The answer was lost, not necessarily the request: end the SA the responder may hold.
+                self._send_delete(now)
+                return
             self._finish()
             return
         out.attempts += 1
-        wait = self.config.retransmit_timeout_s * self.config.retransmit_backoff ** (out.attempts - 1)
+        wait = self._rto * self.config.retransmit_backoff ** (out.attempts - 1)
         out.next_at = now + wait
         for dgram in out.datagrams:
             self._emit(dgram, out.remote, now, retransmit=True)
+
+    def wind_down(self, now: float) -> bool:
+        """The caller's deadline passed while the responder may hold our SA: send the request that ends it
+        (on the fallback port when there is one: the flow that created the SA). True when the caller should
+        give that exchange a short grace period before `deadline_reached`."""
+        if self.finished or not self.server_holds_state or self.state not in (State.AUTH_SENT, State.EAP_SENT):
+            return False
+        out = self._outstanding
+        if out is not None:
+            self._events.append(Timeout(out.exchange, out.message_id, out.attempts))
+        if self.config.fallback_port is not None:
+            self._natt = self.config.fallback_port == self.config.natt_port
+        self._send_delete(now)
+        return True
 
     def deadline_reached(self, now: float) -> None:
         """The caller's total deadline passed: whatever is outstanding timed out."""
@@ -370,6 +475,15 @@ class Initiator:
     @property
     def auth(self) -> AuthDone | None:
         return self._auth
+
+    @property
+    def server_holds_state(self) -> bool:
+        """The responder (as far as we can tell) still keeps a half-open SA of ours.
+
+        An IKE_SA_INIT that was never answered is taken to have left nothing: a responder that got it
+        would have answered its retransmissions from the same SA.
+        """
+        return self._sa_up and not self._sa_ended
 
     # -- state plumbing ------------------------------------------------------------------------------
 
@@ -413,6 +527,12 @@ class Initiator:
 
     def _request(self, exchange: int, datagrams: list[bytes], now: float, text: str | None = None) -> None:
         remote = (self.remote[0], self.config.natt_port) if self._natt else self.remote
+        if self._natt and exchange != ExchangeType.IKE_SA_INIT:
+            if self.natt_flows_used and self.config.fresh_natt_flows:
+                self.natt_flow += 1
+            if self.natt_flows_used == 0 or self.config.fresh_natt_flows:
+                self.natt_flows_used += 1
+            self.natt_samples.append("lost")
         message_id = self._next_message_id
         self._outstanding = _Outstanding(
             exchange=exchange,
@@ -421,7 +541,10 @@ class Initiator:
             remote=remote,
             sent_at=now,
             attempts=1,
-            next_at=now + self.config.retransmit_timeout_s,
+            next_at=now + self._rto,
+            sample=len(self.natt_samples) - 1
+            if self._natt and exchange != ExchangeType.IKE_SA_INIT
+            else None,
         )
         self.round_trips += 1
         for i, dgram in enumerate(datagrams):
@@ -528,6 +651,10 @@ class Initiator:
         if invalid_ke is not None:
             group = struct.unpack("!H", invalid_ke.data[:2])[0] if len(invalid_ke.data) >= 2 else 0
             self._events.append(KeGroupRequested(group, ctx.ke.group))
+            if self.config.stateless and any(group in p.dh for p in self.config.proposals):
+                self._events.append(ProposalAccepted(group))
+                self._finish()
+                return
             if ctx.ke_retried or not any(group in p.dh for p in self.config.proposals):
                 self._events.append(
                     ErrorNotify(ExchangeType.IKE_SA_INIT, NotifyType.INVALID_KE_PAYLOAD, invalid_ke.data)
@@ -572,6 +699,11 @@ class Initiator:
         if self.spi_r == b"\x00" * 8:
             self._peer_error("responder SPI is zero")
             return
+        self._sa_up = True
+        out_sa = self._outstanding
+        if self.config.adaptive_rto and out_sa is not None and out_sa.attempts == 1:  # Karn: no retransmits
+            rtt = max(0.0, now - out_sa.sent_at)
+            self._rto = min(self.config.retransmit_timeout_s, max(self.config.min_retransmit_timeout_s, 4 * rtt))
         try:
             self._keys = derive_ike_keys(suite, shared, ctx.nonce_i, nonce.data, self.spi_i, self.spi_r)
         except ValueError as exc:
@@ -606,8 +738,10 @@ class Initiator:
         if self.config.force_nat or (self.config.float_to_natt and (nat_local or nat_remote)):
             self._natt = True
         self._outstanding = None
-        if self.config.stop_after == "sa-init":
-            self._finish()  # the half-open SA times out on the server; nothing can delete it yet
+        if self.config.stop_after == "sa-init" or self.config.stateless:
+            # Nothing more to learn, but the responder holds a half-open SA: an IKE_AUTH it must refuse
+            # (small, certificate-free) ends it one round trip later instead of its half-open timeout.
+            self._send_ike_auth(now, style="psk-fail")
             return
         self._send_ike_auth(now)
 
@@ -670,17 +804,37 @@ class Initiator:
             )
         return SaPayload(proposals=tuple(proposals))
 
-    def _send_ike_auth(self, now: float) -> None:
+    def _send_ike_auth(self, now: float, style: str | None = None) -> None:
+        assert self._suite is not None
         self._set_state(State.AUTH_SENT)
         self._next_message_id = 1
         all4 = TrafficSelector(TsType.IPV4_ADDR_RANGE, 0, 0, 65535, b"\x00" * 4, b"\xff" * 4)
         all6 = TrafficSelector(TsType.IPV6_ADDR_RANGE, 0, 0, 65535, b"\x00" * 16, b"\xff" * 16)
+        idi = IdPayload(
+            id_type=IdType.RFC822_ADDR if "@" in self.config.identity else IdType.FQDN,
+            data=self.config.identity.encode(),
+            responder=False,
+        )
+        if (style or self.config.auth_style) == "psk-fail":
+            # A shared-key AUTH no responder can verify (random bytes of the PRF's length, no key behind
+            # them): it answers AUTHENTICATION_FAILED - no certificate - and drops the SA.
+            refused: list[Payload] = [
+                idi,
+                AuthPayload(method=AuthMethod.SHARED_KEY, data=self._rng(prf_output_bytes(self._suite.prf))),
+                self._child_sa(),
+                TsPayload(selectors=(all4, all6), responder=False),
+                TsPayload(selectors=(all4, all6), responder=True),
+            ]
+            self._reassembler = None
+            self._request(
+                ExchangeType.IKE_AUTH,
+                self._protect(ExchangeType.IKE_AUTH, refused),
+                now,
+                text=self._text(ExchangeType.IKE_AUTH, 1, refused),
+            )
+            return
         payloads: list[Payload] = [
-            IdPayload(
-                id_type=IdType.RFC822_ADDR if "@" in self.config.identity else IdType.FQDN,
-                data=self.config.identity.encode(),
-                responder=False,
-            ),
+            idi,
             *(
                 [
                     CertReqPayload(
@@ -719,6 +873,7 @@ class Initiator:
         self, msg: Message, raw: bytes, wire_size: int, addr: Address, now: float
     ) -> None:
         assert self._keys is not None and self._suite is not None
+        out = self._outstanding
         if self._reassembler is None:
             self._reassembler = FragmentReassembler(timeout_s=30.0)
         enc = msg.payloads[-1] if msg.payloads else None
@@ -761,13 +916,20 @@ class Initiator:
         self._log(
             "in", addr, wire_size, now, fragment_note + summary(Message(header=msg.header, payloads=inner))
         )
+        if out is not None and out.sample is not None and out.sample < len(self.natt_samples):
+            if addr[1] == self.config.natt_port and not out.fell_back:
+                self.natt_samples[out.sample] = "answered"
+            elif out.fell_back and addr[1] == out.remote[1]:
+                self.natt_samples[out.sample] = "elsewhere"
         self._outstanding = None
         exchange = msg.header.exchange
         if exchange == ExchangeType.IKE_AUTH and self.state is State.AUTH_SENT:
             self._on_auth_response(inner, fragments, now)
         elif exchange == ExchangeType.IKE_AUTH and self.state is State.EAP_SENT:
             self._on_eap_response(inner, now)
-        elif exchange == ExchangeType.INFORMATIONAL and self.state is State.DELETE_SENT:
+        elif self.state is State.DELETE_SENT:
+            # Any answer to the ending request: AUTHENTICATION_FAILED (or a Delete response) ends the SA.
+            self._sa_ended = True
             self._finish()
 
     def _on_auth_response(self, inner: tuple[Payload, ...], fragments: int, now: float) -> None:
@@ -813,6 +975,7 @@ class Initiator:
         self._events.append(self._auth)
         if errors:
             self._events.append(ErrorNotify(ExchangeType.IKE_AUTH, errors[0].type, errors[0].data))
+            self._sa_ended = True
             self._finish()  # the responder has already dropped the SA
             return
         self.reached = "IKE_AUTH"
@@ -849,26 +1012,35 @@ class Initiator:
             self._events.append(EapMethodRequested(eap.eap_type, eap.code))
         if errors:
             self._events.append(ErrorNotify(ExchangeType.IKE_AUTH, errors[0].type, errors[0].data))
+            self._sa_ended = True
             self._finish()
             return
         self._send_delete(now)
 
     def _send_delete(self, now: float) -> None:
-        if not self.config.send_delete:
+        """End the SA. Ours never complete authentication, and a responder ignores a Delete for an SA that is
+        still half-open (strongSwan answers the INFORMATIONAL and keeps the SA until its half-open timeout):
+        what ends it is an IKE_AUTH at the next message ID with a shared-key AUTH it must refuse, answered
+        by a small AUTHENTICATION_FAILED. After a lost IKE_AUTH response this is also the only message the
+        responder will take (it expects the next message ID)."""
+        if not self.config.send_delete or self._suite is None:
             self._finish()
             return
         self._set_state(State.DELETE_SENT)
         self._next_message_id += 1
-        delete = DeletePayload(protocol=ProtocolId.IKE, spi_size=0, spis=())
+        refused: list[Payload] = [
+            AuthPayload(method=AuthMethod.SHARED_KEY, data=self._rng(prf_output_bytes(self._suite.prf)))
+        ]
         self._request(
-            ExchangeType.INFORMATIONAL,
-            self._protect(ExchangeType.INFORMATIONAL, [delete]),
+            ExchangeType.IKE_AUTH,
+            self._protect(ExchangeType.IKE_AUTH, refused),
             now,
-            text=self._text(ExchangeType.INFORMATIONAL, self._next_message_id, [delete]),
+            text=self._text(ExchangeType.IKE_AUTH, self._next_message_id, refused),
         )
-        # One try is polite enough: the probe's answer does not depend on it.
+        # Two tries: the answer frees a place in the politeness budget, but the probe's result does not
+        # depend on it.
         if self._outstanding is not None:
-            self._outstanding.attempts = self.config.retransmit_tries
+            self._outstanding.attempts = max(1, self.config.retransmit_tries - 1)
 
     def _peer_error(self, reason: str) -> None:
         self._events.append(PeerMisbehaved(reason))

@@ -77,7 +77,11 @@ class Scenario(BaseModel):
     # 1.7 KB, larger than a 1500-byte path: it is IP-fragmented unless IKEv2 fragmentation splits it.
     server_key_bits: Literal[2048, 3072, 4096] = 3072
     proposals: str = DEFAULT_PROPOSALS
-    cookies: Literal["always", "never"] = "never"
+    # "default": the responders run with strongSwan's shipped DoS limits; "strict": a hardened gateway
+    # (cookie_threshold_ip 1, block_threshold 2); "off": no limits at all (a fault knob, not the norm).
+    dos_protection: Literal["default", "strict", "off"] = "default"
+    # "always": a COOKIE as soon as one SA is half-open; "default": as dos_protection says.
+    cookies: Literal["always", "default"] = "default"
     nat: Literal["none", "client-behind-nat"] = "none"
     edge_dnat: bool = False
     rtt_ms: float = Field(0.0, ge=0.0, le=5000.0)

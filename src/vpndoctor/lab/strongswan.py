@@ -37,27 +37,47 @@ def vici_uri(workdir: Path) -> str:
     return f"unix://{workdir / 'charon.vici'}"
 
 
+def dos_settings(s: Scenario | None) -> str:
+    """charon's DoS limits for one responder: strongSwan's shipped defaults unless a knob says otherwise.
+
+    `dos_protection: default` writes nothing, so charon runs with what it ships (cookie_threshold 30,
+    cookie_threshold_ip 3, block_threshold 5 half-open SAs per source, half_open_timeout 30 s), the way
+    most strongSwan gateways run. `strict` is a hardened gateway, `off` the old relaxed lab (kept only as
+    a fault knob, never to make a probe pass). `cookies: always` demands a COOKIE once any SA is half-open.
+    """
+    lines: list[str] = []
+    mode = s.dos_protection if s is not None else "off"
+    if mode == "off":
+        # 0 is not "off" for these limits: a threshold no lab run reaches is.
+        lines += [
+            "cookie_threshold = 1000000",
+            "cookie_threshold_ip = 1000000",
+            "block_threshold = 2000000",
+            "init_limit_half_open = 2000000",
+            "init_limit_job_load = 2000000",
+        ]
+    elif mode == "strict":
+        lines += ["cookie_threshold_ip = 1", "block_threshold = 2"]
+    if s is not None and s.cookies == "always":
+        lines = [x for x in lines if not x.startswith("cookie_threshold")]
+        lines += ["cookie_threshold = 1", "cookie_threshold_ip = 1"]
+    return "".join(f"  {line}\n" for line in lines)
+
+
 def strongswan_conf(workdir: Path, s: Scenario | None) -> str:
     """strongswan.conf for one charon. `s` is None for the lab's initiator."""
-    # charon raises block_threshold above cookie_threshold_ip, and 0 is not "off" for these limits:
-    # "never" is a threshold no lab run reaches, "always" demands a cookie once one SA is half-open.
-    threshold = 1 if s is not None and s.cookies == "always" else 1_000_000
-    cookie = f"  cookie_threshold = {threshold}\n  cookie_threshold_ip = {threshold}\n"
     frag = s.fragment_size_bytes if s is not None else 1280
+    # The lab's own client (not a system under test) gives up quickly; responders keep charon's defaults.
+    retransmit = (
+        "  retransmit_tries = 3\n  retransmit_timeout = 1.0\n  retransmit_base = 1.4\n" if s is None else ""
+    )
     return f"""# written by vpndoctor lab
 charon {{
   load_modular = no
   load = {PLUGINS}
   install_routes = no
   install_virtual_ip = no
-  retransmit_tries = 3
-  retransmit_timeout = 1.0
-  retransmit_base = 1.4
-  # Lab tests open many half-open SAs from one client; only the scenario's cookie knob limits them.
-{cookie}  block_threshold = 2000000
-  init_limit_half_open = 2000000
-  init_limit_job_load = 2000000
-  fragment_size = {frag}
+{retransmit}{dos_settings(s)}  fragment_size = {frag}
   plugins {{
     vici {{
       socket = {vici_uri(workdir)}
@@ -94,7 +114,8 @@ connections {{
     version = 2
     proposals = {s.proposals}
     fragmentation = {frag}
-    send_cert = ifasked
+    # Windows RRAS sends its certificate in IKE_AUTH whether the client asks for it or not.
+    send_cert = always
     send_certreq = yes
     unique = never
     pools = pool4, pool6

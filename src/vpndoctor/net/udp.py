@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from vpndoctor.errors import VpndoctorError
@@ -19,6 +19,7 @@ from vpndoctor.errors import VpndoctorError
 Address = tuple[str, int]
 
 MAX_DATAGRAM_BYTES = 65535
+WIND_DOWN_GRACE_S = 1.0  # past the deadline, how long an exchange that ends server state may take
 
 
 class NetworkError(VpndoctorError):
@@ -57,6 +58,8 @@ class UdpEndpoints:
     transports: dict[int, asyncio.DatagramTransport]
     inboxes: dict[int, _Inbox]
     queue: asyncio.Queue[tuple[bytes, Address]]
+    retired: list[asyncio.DatagramTransport] = field(default_factory=list)
+    flows: dict[int, int] = field(default_factory=dict)  # sockets renewed per remote port
 
     def local_address(self, port: int) -> Address:
         sockname = self.transports[port].get_extra_info("sockname")
@@ -65,6 +68,27 @@ class UdpEndpoints:
     def close(self) -> None:
         for t in self.transports.values():
             t.close()
+        for t in self.retired:
+            t.close()
+        self.retired.clear()
+
+    async def renew(self, port: int) -> None:
+        """A new socket (a new ephemeral source port, so a new flow for any middlebox) towards `port`."""
+        loop = asyncio.get_running_loop()
+        family = socket.AF_INET6 if ":" in self.remote_ip else socket.AF_INET
+        inbox = _Inbox(self.queue, port)
+        try:
+            transport, _ = await loop.create_datagram_endpoint(
+                _factory(inbox), remote_addr=(self.remote_ip, port), family=family
+            )
+        except OSError as exc:
+            raise NetworkError(f"cannot open a UDP socket towards {self.remote_ip}: {exc.strerror or exc}") from None
+        old = self.transports.get(port)
+        if old is not None:
+            # Kept open until the end: a late answer to the previous flow is still read (and judged).
+            self.retired.append(old)
+        self.transports[port] = transport
+        self.inboxes[port] = inbox
 
     @property
     def icmp_errors(self) -> list[str]:
@@ -103,21 +127,36 @@ async def drive(
     *,
     deadline_s: float,
     clock: Callable[[], float] = time.monotonic,
+    pace: Callable[[], Awaitable[None]] | None = None,
 ) -> bool:
     """Run until the machine finishes or the deadline passes. Returns False on the deadline."""
     end = clock() + deadline_s
 
-    def flush() -> None:
+    async def flush() -> None:
         for data, (_, port) in machine.datagrams_to_send(clock()):
+            flow = getattr(machine, "natt_flow", 0)  # the IKE initiator asks for a new source port
+            if port != endpoints.ports[0] and flow != endpoints.flows.get(port, 0):
+                await endpoints.renew(port)
+                endpoints.flows[port] = flow
+            if pace is not None:
+                await pace()
             transport = endpoints.transports.get(port)
             if transport is not None:
                 transport.sendto(data)
 
-    flush()
+    await flush()
+    winding = False
     while not machine.finished:
         now = clock()
         if now >= end:
-            return False
+            # Past the deadline a machine that leaves state on the server may end it, briefly.
+            wind_down = getattr(machine, "wind_down", None)
+            if winding or wind_down is None or not wind_down(now):
+                return False
+            winding = True
+            end = now + WIND_DOWN_GRACE_S
+            await flush()
+            continue
         timer = machine.get_timer()
         wait = end - now if timer is None else max(0.0, min(timer, end) - now)
         try:
@@ -125,8 +164,8 @@ async def drive(
         except TimeoutError:
             machine.handle_timer(clock())
         else:
-            if addr[1] in endpoints.transports:
+            if addr[1] in endpoints.transports:  # retired sockets of earlier flows feed the same queue
                 machine.receive_datagram(data, addr, clock())
             machine.handle_timer(clock())
-        flush()
+        await flush()
     return True

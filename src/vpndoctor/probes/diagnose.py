@@ -1,7 +1,11 @@
-"""Plan and run every probe `vpndoctor diagnose` needs, concurrently, and hand back the observations.
+"""Plan and run every probe `vpndoctor diagnose` needs, politely, and hand back the observations.
 
-Each probe is one independent exchange with its own sockets; they all start at once (a fixed, bounded
-number per target), so the critical path is DNS plus the longest single exchange.
+A diagnosis is a guest on the gateway (see net/polite.py): it holds at most `max_half_open` IKE SAs there
+at once and ends each one as soon as it has its answer. What can be asked without leaving state is asked
+statelessly and all at once (proposal acceptability, UDP 4500, the IP-fragmented IKE_SA_INIT: a KE payload
+of another group draws INVALID_KE_PAYLOAD or NO_PROPOSAL_CHOSEN and no SA). What needs an SA (the
+certificate, the unfragmented IKE_AUTH, load-balancer affinity samples) queues for a place in the budget.
+The critical path is DNS plus the longest chain of probes that waited for each other's places.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from typing import Any
 
 from cryptography import x509
 
+from vpndoctor.net.polite import DEFAULT_MAX_HALF_OPEN, DEFAULT_RATE_PPS, Politeness
 from vpndoctor.probes.dns import DnsObservation, resolve_all
 from vpndoctor.probes.ike import IkeObservation, run_ike_probe
 from vpndoctor.probes.iphttps import IphttpsObservation, run_iphttps_probe
@@ -22,9 +27,10 @@ from vpndoctor.probes.sstp import SstpObservation, run_sstp_probe
 from vpndoctor.probes.tls import TlsObservation, tls_handshake
 from vpndoctor.trust import trust_anchors
 
-# Per-service scheduling splits one attempt with probability 1/2 on two backends: 12 attempts all landing
-# together by chance happens once in 2**12 runs.
-AFFINITY_ATTEMPTS = 12
+# Per-service scheduling sends each new flow to either of two backends with probability 1/2: 8 samples that
+# all agree by chance happen once in 2**8 runs. Fewer answered samples are no verdict.
+AFFINITY_SAMPLES_NEEDED = 8
+AFFINITY_MAX_SAS = 10  # SAs opened only for sampling (each gives one sample), beyond the main two
 NATT_ATTEMPTS = 2
 PADDING_BYTES = 2600  # IKE_SA_INIT well beyond a 1500-byte MTU: the kernel must fragment it
 
@@ -49,6 +55,8 @@ class DiagnoseRequest:
     protocols: tuple[str, ...] = ("ikev2", "sstp")
     profile_proposal: str | None = None
     timeout_s: float = 5.0
+    max_half_open: int = DEFAULT_MAX_HALF_OPEN
+    rate_pps: float = DEFAULT_RATE_PPS
 
 
 @dataclass
@@ -65,7 +73,9 @@ class DiagnoseObservations:
     ike_nofrag: IkeObservation | None = None
     ike_padded: IkeObservation | None = None
     ike_natt: list[IkeObservation] = field(default_factory=list)
+    ike_natt_control: IkeObservation | None = None  # a stateless IKE_SA_INIT on 500 after 4500 was silent
     ike_affinity: list[IkeObservation] = field(default_factory=list)
+    politeness: dict[str, Any] = field(default_factory=dict)
     proposals: dict[str, IkeObservation] = field(default_factory=dict)
     profile: IkeObservation | None = None
     anchors: list[x509.Certificate] = field(default_factory=list)
@@ -110,6 +120,8 @@ async def run_diagnose(req: DiagnoseRequest, progress: Progress | None = None) -
         "deadline_at": deadline_at,
     }
     jobs: list[tuple[str, Coroutine[Any, Any, Any]]] = []
+    polite = Politeness(max_half_open=req.max_half_open, rate_pps=req.rate_pps)
+    common["politeness"] = polite
     if "sstp" in req.protocols:
         jobs.append(
             (
@@ -146,54 +158,177 @@ async def run_diagnose(req: DiagnoseRequest, progress: Progress | None = None) -
             )
         )
     if "ikev2" in req.protocols:
-        jobs.append(("ike_main", run_ike_probe(req.name, **common)))
-        jobs.append(("ike_nofrag", run_ike_probe(req.name, fragmentation=False, stop_after="auth", **common)))
-        jobs.append(
-            (
-                "ike_padded",
-                run_ike_probe(req.name, sa_init_padding_bytes=PADDING_BYTES, stop_after="sa-init", **common),
-            )
-        )
-        for i in range(NATT_ATTEMPTS):
-            jobs.append(
-                (f"ike_natt:{i}", run_ike_probe(req.name, start_on_natt=True, stop_after="sa-init", **common))
-            )
-        for i in range(AFFINITY_ATTEMPTS):
-            jobs.append(
-                (
-                    f"ike_affinity:{i}",
-                    run_ike_probe(req.name, force_nat=True, send_certreq=False, stop_after="auth", **common),
-                )
-            )
-        for label, proposal, _ in PROPOSAL_CATALOGUE:
-            jobs.append(
-                (
-                    f"proposal:{label}",
-                    run_ike_probe(req.name, proposals=[proposal], stop_after="sa-init", **common),
-                )
-            )
-        if req.profile_proposal:
-            jobs.append(
-                (
-                    "profile",
-                    run_ike_probe(req.name, proposals=[req.profile_proposal], stop_after="sa-init", **common),
-                )
-            )
-    say(f"probing {address}: {len(jobs)} exchanges at once")
+        jobs.append(("ike", _ike_probes(req, obs, common)))
+    say(f"probing {address}: {len(jobs)} probe groups at once, at most {req.max_half_open} IKE SAs half-open")
     results = await asyncio.gather(*(job for _, job in jobs))
     longest = 0
     for (key, _), result in zip(jobs, results, strict=True):
+        if key == "ike":
+            longest = max(longest, result)
+            continue
         longest = max(longest, result.round_trips)
-        if key == "tls":
-            obs.tls = result
-        elif key.startswith("ike_natt:"):
-            obs.ike_natt.append(result)
-        elif key.startswith("ike_affinity:"):
-            obs.ike_affinity.append(result)
-        elif key.startswith("proposal:"):
-            obs.proposals[key.split(":", 1)[1]] = result
-        else:
-            setattr(obs, key, result)
+        setattr(obs, key, result)
+    if "ikev2" in req.protocols:
+        obs.politeness = polite.stats(address)
     obs.round_trips = dns_rts + longest
     obs.duration_s = time.monotonic() - t0
     return obs
+
+
+def _depth(o: IkeObservation) -> int:
+    return o.queued_behind_round_trips + o.round_trips
+
+
+def _answered(o: IkeObservation) -> bool:
+    return (
+        o.reached != "none"
+        or o.stateless_answer is not None
+        or o.error_notify is not None
+        or o.ke_group_requested is not None
+        or o.cookie_rounds > 0
+    )
+
+
+# Which catalogue questions also carry a path question (see _ike_probes).
+PADDED_LABEL = "aovpn-baseline-aes128-sha256-dh14"
+NATT_LABELS = ("aes256-sha256-dh14", "gcm128-ecp256")
+PRIORITY_MAIN, PRIORITY_STATELESS, PRIORITY_SAMPLES = 0, 1, 2
+
+
+async def _ike_probes(req: DiagnoseRequest, obs: DiagnoseObservations, common: dict[str, Any]) -> int:
+    """Every IKE probe, within the politeness budget; fills `obs`, returns the critical path's round trips.
+
+    Two SAs go as far as the server lets an anonymous EAP client (the certificate, EAP, and three affinity
+    samples each: every encrypted request leaves from a new UDP 4500 source port); one of them without
+    IKEv2 fragmentation. The proposal catalogue is asked statelessly, and three of its questions also
+    carry a path question: one is padded so that the kernel must IP-fragment it, two go straight to
+    UDP 4500. What the path hides is asked again plainly on UDP 500, which doubles as the control that
+    tells a blocked port from a gateway that ignores us. Then as many one-sample SAs as still needed.
+    """
+    lb: dict[str, Any] = {
+        "force_nat": True,
+        "fresh_natt_flows": True,
+        "fallback_port": 500,
+        "retransmit_tries": 2,
+        "adaptive_rto": True,
+    }
+    stateful = {
+        "ike_main": run_ike_probe(req.name, stop_after="eap", priority=PRIORITY_MAIN, **lb, **common),
+        # Without IKEv2 fragmentation the certificate-bearing answer is one big, IP-fragmented datagram.
+        "ike_nofrag": run_ike_probe(
+            req.name, fragmentation=False, stop_after="eap", priority=PRIORITY_MAIN, **lb, **common
+        ),
+    }
+    main_tasks = {key: asyncio.ensure_future(coro) for key, coro in stateful.items()}
+
+    def ask(proposal: str, **extra: Any) -> Coroutine[Any, Any, IkeObservation]:
+        return run_ike_probe(
+            req.name, proposals=[proposal], stateless=True, priority=PRIORITY_STATELESS, **extra, **common
+        )
+
+    catalogue = {label: proposal for label, proposal, _ in PROPOSAL_CATALOGUE}
+    questions: dict[str, Coroutine[Any, Any, IkeObservation]] = {}
+    for label, proposal in catalogue.items():
+        if label == PADDED_LABEL:
+            questions[label] = ask(proposal, sa_init_padding_bytes=PADDING_BYTES)
+        elif label in NATT_LABELS:
+            questions[label] = ask(proposal, start_on_natt=True)
+        else:
+            questions[label] = ask(proposal)
+    if req.profile_proposal:
+        questions["profile"] = ask(req.profile_proposal)
+    labels = list(questions)
+    first = dict(zip(labels, await asyncio.gather(*questions.values()), strict=True))
+    again: dict[str, Coroutine[Any, Any, IkeObservation]] = {}
+    padded = first[PADDED_LABEL]
+    if not _answered(padded):
+        again[PADDED_LABEL] = ask(catalogue[PADDED_LABEL])
+    natt = [first[label] for label in NATT_LABELS]
+    for label in NATT_LABELS:
+        if not _answered(first[label]):
+            again[label] = ask(catalogue[label])
+    second = dict(zip(again, await asyncio.gather(*again.values()), strict=True))
+    longest = max(_depth(o) for o in [*first.values(), *second.values()])
+    obs.ike_padded, obs.ike_natt = padded, natt
+    if not any(_answered(o) for o in natt):
+        obs.ike_natt_control = second.get(NATT_LABELS[0])
+    for label in catalogue:
+        obs.proposals[label] = second.get(label, first[label])
+    if req.profile_proposal:
+        obs.profile = first["profile"]
+
+    obs.ike_affinity = await _affinity_samples(req, common, list(main_tasks.values()))
+    for key, task in main_tasks.items():
+        result: IkeObservation = await task
+        setattr(obs, key, result)
+        longest = max(longest, _depth(result))
+    return max([longest, *(_depth(o) for o in obs.ike_affinity)])
+
+
+def samples_of(observations: list[IkeObservation]) -> list[str]:
+    return [s for o in observations for s in o.natt_samples]
+
+
+async def _affinity_samples(
+    req: DiagnoseRequest, common: dict[str, Any], main_tasks: list[asyncio.Future[IkeObservation]]
+) -> list[IkeObservation]:
+    """SAs set up on UDP 500 whose one IKE_AUTH goes to UDP 4500 from a new source port: one small answer
+    each (AUTHENTICATION_FAILED: no certificate, so IP fragments cannot hide it), which also ends the SA.
+    Stops at the first sample that lands elsewhere, or once enough samples agree."""
+    done: list[IkeObservation] = []
+    running: set[asyncio.Future[IkeObservation]] = set()
+    under_way: dict[asyncio.Future[IkeObservation], asyncio.Event] = {}
+    launched = 0
+    deadline_at: float = common["deadline_at"]
+
+    def tally() -> tuple[int, bool, int]:
+        finished = [t.result() for t in main_tasks if t.done()] + done
+        samples = samples_of(finished)
+        pending_main = sum(3 for t in main_tasks if not t.done())
+        return samples.count("answered"), "elsewhere" in samples, pending_main
+
+    while True:
+        answered, elsewhere, pending_main = tally()
+        if elsewhere or answered >= AFFINITY_SAMPLES_NEEDED or time.monotonic() >= deadline_at:
+            break
+        want = AFFINITY_SAMPLES_NEEDED - answered - pending_main - len(running)
+        while want > 0 and launched < AFFINITY_MAX_SAS:
+            started = asyncio.Event()
+            task = asyncio.ensure_future(
+                run_ike_probe(
+                    req.name,
+                    stop_after="auth",
+                    auth_style="psk-fail",
+                    send_certreq=False,
+                    force_nat=True,
+                    fresh_natt_flows=True,
+                    fallback_port=500,
+                    retransmit_tries=3,
+                    adaptive_rto=True,
+                    priority=PRIORITY_SAMPLES,
+                    on_place=started.set,
+                    **common,
+                )
+            )
+            running.add(task)
+            under_way[task] = started
+            launched += 1
+            want -= 1
+        waiting = running | {t for t in main_tasks if not t.done()}
+        if not waiting:
+            break
+        finished, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        for task in finished & running:
+            running.discard(task)
+            done.append(task.result())
+    # Probes still queued for a place would only add samples we no longer need: they are called off;
+    # those already under way finish their (short) exchange, which ends their SA.
+    for task in running:
+        if not under_way[task].is_set():
+            task.cancel()
+    for task in running:
+        try:
+            done.append(await task)
+        except asyncio.CancelledError:
+            pass
+    return done

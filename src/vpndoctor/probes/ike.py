@@ -12,6 +12,7 @@ import hashlib
 import os
 import time
 from datetime import UTC, datetime
+from collections.abc import Callable
 from typing import Literal
 
 from cryptography import x509
@@ -37,6 +38,7 @@ from vpndoctor.ike.constants import (
 from vpndoctor.ike.proposals import DEFAULT_PROPOSALS, ProposalSyntaxError, parse_proposal
 from vpndoctor.ike.vendor_ids import describe as describe_vendor_id
 from vpndoctor.net.resolve import resolve_one
+from vpndoctor.net.polite import Politeness, Slot
 from vpndoctor.net.udp import drive, open_endpoints
 from vpndoctor.trust import load_trust_anchors
 
@@ -113,6 +115,20 @@ class IkeObservation(_Model):
     datagrams: list[DatagramInfo]
     icmp_errors: list[str]
     certificate_chain_pem: list[str]  # what the server sent in CERT payloads, end entity first
+    # Politeness (see net/polite.py and the README): a stateless probe's answer, the NAT-T flows used,
+    # whether the IKE_AUTH went to UDP 500 after 4500 stayed silent, whether the server may still hold a
+    # half-open SA of ours, and why the probe was cut short by throttling (ours or the server's).
+    stateless_answer: Literal["accepted", "refused"] | None = None
+    natt_flows: int = 0
+    # Each encrypted request sent on the NAT-T port: "answered" there, "elsewhere" (silent there, then
+    # answered on the fallback port: the SA lives on a server the NAT-T flow did not reach), or "lost".
+    natt_samples: list[Literal["answered", "elsewhere", "lost"]] = []
+    queued_behind_round_trips: int = 0  # round trips of the probes that held our budget's place before
+    fallback_port: int | None = None
+    fallback_answered: bool = False
+    left_half_open: bool = False
+    budget_wait_s: float = 0.0
+    throttled: str | None = None
 
 
 def _proposal_text(encr: int, bits: int | None, prf: int, integ: int | None, dh: int) -> str:
@@ -228,8 +244,21 @@ async def run_ike_probe(
     stop_after: str = "eap",
     address: str | None = None,
     deadline_at: float | None = None,
+    stateless: bool = False,
+    auth_style: str = "eap",
+    fallback_port: int | None = None,
+    fresh_natt_flows: bool = False,
+    politeness: Politeness | None = None,
+    priority: int = 0,
+    adaptive_rto: bool = False,
+    on_place: Callable[[], None] | None = None,
 ) -> IkeObservation:
-    """One exchange. `deadline_at` (time.monotonic()) bounds it absolutely, whatever delays its start."""
+    """One exchange. `deadline_at` (time.monotonic()) bounds it absolutely, whatever delays its start.
+
+    With `politeness`, the probe first takes a place in the target's half-open budget (waiting until
+    `deadline_at` at most; a stateless probe too, for the moment the responder holds its SA while it
+    decides) and every datagram is paced to the budget's rate cap.
+    """
     try:
         specs = tuple(parse_proposal(p) for p in (proposals or list(DEFAULT_PROPOSALS)))
     except ProposalSyntaxError as exc:
@@ -241,7 +270,18 @@ async def run_ike_probe(
         address = await resolve_one(target, timeout_s=min(timeout_s, 5.0))
     started = datetime.now(UTC)
     t0 = time.monotonic()
+    if deadline_at is None:
+        deadline_at = t0 + timeout_s
+    slot: Slot | None = None
+    if politeness is not None:
+        slot = await politeness.acquire(address, deadline_at, priority)
+        if slot is None:
+            return _not_run(target, address, port, natt_port, started, t0)
+    if on_place is not None:
+        on_place()
+    waited = time.monotonic() - t0
     endpoints = await open_endpoints(address, (port, natt_port))
+    machine: ini.Initiator | None = None
     try:
         config = ini.InitiatorConfig(
             proposals=specs,
@@ -258,18 +298,92 @@ async def run_ike_probe(
             sa_init_padding_bytes=sa_init_padding_bytes,
             start_on_natt=start_on_natt,
             stop_after=stop_after,
+            stateless=stateless,
+            auth_style=auth_style,
+            fallback_port=fallback_port,
+            fresh_natt_flows=fresh_natt_flows,
+            adaptive_rto=adaptive_rto,
         )
         machine = ini.Initiator(
             config, rng=os.urandom, local=endpoints.local_address(port), remote=(address, port)
         )
         machine.start(time.monotonic())
-        budget = timeout_s if deadline_at is None else max(0.0, deadline_at - time.monotonic())
-        if not await drive(machine, endpoints, deadline_s=budget):
+        budget = max(0.0, deadline_at - time.monotonic())
+        pace = None
+        if politeness is not None:
+            polite = politeness
+
+            async def pace() -> None:
+                await polite.pace(address)
+
+        if not await drive(machine, endpoints, deadline_s=budget, pace=pace):
             machine.deadline_reached(time.monotonic())
         icmp = endpoints.icmp_errors
     finally:
         endpoints.close()
-    return _observe(machine, target, address, port, natt_port, started, t0, anchors, icmp)
+        if slot is not None:
+            slot.depth_end = slot.depth + (machine.round_trips if machine is not None else 0)
+            if machine is not None and machine.server_holds_state:
+                slot.leak()
+            else:
+                slot.release()
+    assert machine is not None
+    obs = _observe(machine, target, address, port, natt_port, started, t0, anchors, icmp)
+    obs.budget_wait_s = round(waited, 3)
+    if slot is not None:
+        obs.queued_behind_round_trips = slot.depth
+    if politeness is not None and obs.cookie_rounds:
+        politeness.cookie_demanded(address)
+    if politeness is not None and politeness.max_half_open > 1 and _retransmitted_sa_init(obs):
+        politeness.lower(address)
+    return obs
+
+
+def _not_run(
+    target: str, address: str, port: int, natt_port: int, started: datetime, t0: float
+) -> IkeObservation:
+    """The politeness budget had no place for this probe before the deadline: nothing was sent."""
+    waited = round(time.monotonic() - t0, 3)
+    return IkeObservation(
+        tool={"name": "vpndoctor", "version": __version__},
+        target=target,
+        address=address,
+        port=port,
+        natt_port=natt_port,
+        spi_i="",
+        spi_r="",
+        started_at=started.isoformat(),
+        duration_s=waited,
+        reached="none",
+        proposal=None,
+        ke_group_requested=None,
+        cookie_rounds=0,
+        notifies=[],
+        fragmentation_supported=False,
+        signature_hash_algorithms=[],
+        nat_detected=False,
+        nat_local=False,
+        nat_remote=False,
+        natt_used=False,
+        vendor_ids=[],
+        idr=None,
+        certificate=None,
+        auth_method=None,
+        auth_verified=False,
+        auth_reason=None,
+        eap_type=None,
+        error_notify=None,
+        timeout_exchange=None,
+        peer_error=None,
+        request_fragments=0,
+        response_fragments=0,
+        round_trips=0,
+        datagrams=[],
+        icmp_errors=[],
+        certificate_chain_pem=[],
+        budget_wait_s=waited,
+        throttled="our half-open budget had no place for this probe before the deadline",
+    )
 
 
 def _observe(
@@ -290,6 +404,8 @@ def _observe(
     ke_requested: str | None = None
     eap_type: int | None = None
     cookie_rounds = 0
+    stateless_answer: str | None = None
+    fallback: int | None = None
     while (event := machine.next_event()) is not None:
         if isinstance(event, ini.SaInitDone):
             sa = event
@@ -303,6 +419,10 @@ def _observe(
             ke_requested = name_of(DhGroup, event.requested_group)
         elif isinstance(event, ini.CookieRequested):
             cookie_rounds += 1
+        elif isinstance(event, ini.ProposalAccepted):
+            stateless_answer = "accepted"
+        elif isinstance(event, ini.FellBack):
+            fallback = event.port
         elif isinstance(event, ini.EapMethodRequested) and event.eap_type is not None:
             eap_type = event.eap_type
     auth = machine.auth
@@ -366,7 +486,43 @@ def _observe(
         round_trips=machine.round_trips,
         datagrams=datagrams,
         icmp_errors=icmp,
+        stateless_answer=_stateless(machine, stateless_answer, error),  # type: ignore[arg-type]
+        natt_flows=machine.natt_flows_used,
+        natt_samples=list(machine.natt_samples),  # type: ignore[arg-type]
+        fallback_port=fallback,
+        fallback_answered=fallback is not None and any(d.dir == "in" and d.port == fallback for d in datagrams[1:]),
+        left_half_open=machine.server_holds_state,
+        throttled=_throttled(cookie_rounds, timeout, datagrams),
     )
+
+
+def _retransmitted_sa_init(obs: IkeObservation) -> bool:
+    """The first answer came only after our IKE_SA_INIT was sent again."""
+    outs = 0
+    for d in obs.datagrams:
+        if d.dir == "in":
+            return outs > 1
+        outs += 1
+    return False
+
+
+def _stateless(machine: ini.Initiator, answer: str | None, error: str | None) -> str | None:
+    if not machine.config.stateless:
+        return None
+    if answer is not None:
+        return answer
+    if error == "NO_PROPOSAL_CHOSEN":
+        return "refused"
+    if machine.reached != "none":
+        return "accepted"  # the server took our KE group after all: the proposal is acceptable
+    return None
+
+
+def _throttled(cookie_rounds: int, timeout: str | None, datagrams: list[DatagramInfo]) -> str | None:
+    """A COOKIE answered and then silence: the gateway is shedding our IKE_SA_INITs, not failing."""
+    if cookie_rounds and timeout == "IKE_SA_INIT":
+        return "the gateway demanded a COOKIE and then stopped answering (it rate-limits this client)"
+    return None
 
 
 def _pem(der: bytes) -> str:
