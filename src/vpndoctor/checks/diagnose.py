@@ -470,7 +470,10 @@ def check_affinity(obs: DiagnoseObservations) -> Finding:
         return _skip(
             ids.LB_PORT_AFFINITY, "no IKE_SA_INIT was answered, so the 4500 flows could not be compared"
         )
-    for o in probes:
+    # A request answered on 500 after silence on 4500 says "elsewhere" only if 4500 answers at all;
+    # otherwise it is what a blocked port looks like (ike.udp4500.reachable).
+    natt_works = answered > 0 or any(_answered(o) for o in obs.ike_natt)
+    for o in probes if natt_works else ():
         if "elsewhere" in o.natt_samples:
             at = o.natt_samples.index("elsewhere")
             evidence["first_elsewhere"] = {

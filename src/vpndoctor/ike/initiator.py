@@ -300,6 +300,7 @@ class _Outstanding:
     next_at: float
     sample: int | None = None  # index into natt_samples when this request went out on the NAT-T port
     fell_back: bool = False
+    also_message_id: int | None = None  # an ending request may be answered at either message ID
 
 
 @dataclass
@@ -422,8 +423,8 @@ class Initiator:
                 return
             self._events.append(Timeout(out.exchange, out.message_id, out.attempts))
             if self.server_holds_state and self.state in (State.AUTH_SENT, State.EAP_SENT):
-                # The answer was lost, not necessarily the request: end the SA the responder may hold.
-                self._send_delete(now)
+                # Lost: the answer, or the request itself. End the SA the responder may hold either way.
+                self._send_delete(now, unanswered=out.message_id)
                 return
             self._finish()
             return
@@ -444,7 +445,7 @@ class Initiator:
             self._events.append(Timeout(out.exchange, out.message_id, out.attempts))
         if self.config.fallback_port is not None:
             self._natt = self.config.fallback_port == self.config.natt_port
-        self._send_delete(now)
+        self._send_delete(now, unanswered=out.message_id if out is not None else None)
         return True
 
     def deadline_reached(self, now: float) -> None:
@@ -548,6 +549,9 @@ class Initiator:
         )
         self.round_trips += 1
         for i, dgram in enumerate(datagrams):
+            if text is not None and " + " in text:  # two requests in one flight, not fragments
+                self._emit(dgram, remote, now, text=text.split(" + ")[i] if i < 2 else None)
+                continue
             part = f" (fragment {i + 1}/{len(datagrams)})" if len(datagrams) > 1 else ""
             self._emit(dgram, remote, now, text=None if text is None else text + part)
 
@@ -624,7 +628,7 @@ class Initiator:
             # A request from the responder (e.g. a DPD or its own Delete): nothing we need to answer.
             self._log("in", addr, wire_size, now, f"{summary(msg)} - request from responder, ignored")
             return
-        if out is None or h.message_id != out.message_id or h.exchange != out.exchange:
+        if out is None or h.exchange != out.exchange or h.message_id not in (out.message_id, out.also_message_id):
             self._log("in", addr, wire_size, now, f"{summary(msg)} - unexpected, ignored")
             return
         if h.exchange == ExchangeType.IKE_SA_INIT:
@@ -1017,12 +1021,15 @@ class Initiator:
             return
         self._send_delete(now)
 
-    def _send_delete(self, now: float) -> None:
+    def _send_delete(self, now: float, unanswered: int | None = None) -> None:
         """End the SA. Ours never complete authentication, and a responder ignores a Delete for an SA that is
         still half-open (strongSwan answers the INFORMATIONAL and keeps the SA until its half-open timeout):
-        what ends it is an IKE_AUTH at the next message ID with a shared-key AUTH it must refuse, answered
-        by a small AUTHENTICATION_FAILED. After a lost IKE_AUTH response this is also the only message the
-        responder will take (it expects the next message ID)."""
+        what ends it is an IKE_AUTH with a shared-key AUTH it must refuse, answered by a small
+        AUTHENTICATION_FAILED, at the next message ID.
+
+        When request `unanswered` got no answer we cannot know whether the responder saw it: the refusal
+        goes at that message ID too (in the same flight), so whichever one the responder expects ends it.
+        """
         if not self.config.send_delete or self._suite is None:
             self._finish()
             return
@@ -1031,16 +1038,29 @@ class Initiator:
         refused: list[Payload] = [
             AuthPayload(method=AuthMethod.SHARED_KEY, data=self._rng(prf_output_bytes(self._suite.prf)))
         ]
-        self._request(
-            ExchangeType.IKE_AUTH,
-            self._protect(ExchangeType.IKE_AUTH, refused),
-            now,
-            text=self._text(ExchangeType.IKE_AUTH, self._next_message_id, refused),
-        )
-        # Two tries: the answer frees a place in the politeness budget, but the probe's result does not
-        # depend on it.
-        if self._outstanding is not None:
-            self._outstanding.attempts = max(1, self.config.retransmit_tries - 1)
+        datagrams = self._protect(ExchangeType.IKE_AUTH, refused)
+        text = self._text(ExchangeType.IKE_AUTH, self._next_message_id, refused)
+        if unanswered is not None and unanswered < self._next_message_id:
+            ending_id = self._next_message_id
+            self._next_message_id = unanswered
+            if unanswered == 1:
+                # The first IKE_AUTH needs its IDi to be judged at all.
+                first: list[Payload] = [
+                    IdPayload(
+                        id_type=IdType.RFC822_ADDR if "@" in self.config.identity else IdType.FQDN,
+                        data=self.config.identity.encode(),
+                        responder=False,
+                    ),
+                    *refused,
+                ]
+            else:
+                first = refused
+            datagrams = self._protect(ExchangeType.IKE_AUTH, first) + datagrams
+            text = self._text(ExchangeType.IKE_AUTH, unanswered, first) + " + " + text
+            self._next_message_id = ending_id
+        self._request(ExchangeType.IKE_AUTH, datagrams, now, text=text)
+        if self._outstanding is not None and unanswered is not None and unanswered < self._next_message_id:
+            self._outstanding.also_message_id = unanswered
 
     def _peer_error(self, reason: str) -> None:
         self._events.append(PeerMisbehaved(reason))

@@ -46,6 +46,7 @@ class _Target:
     refilled_at: float = 0.0
     sent: int = 0
     free_depths: list[int] = field(default_factory=list)  # critical-path depth of each free place
+    rtt_s: float | None = None  # smallest IKE_SA_INIT round trip seen
 
 
 class Slot:
@@ -164,6 +165,17 @@ class Politeness:
         t = self._t(address)
         t.lowered = True
         t.limit = 1
+
+    # -- round trips -----------------------------------------------------------------------------------
+
+    def note_rtt(self, address: str, rtt_s: float) -> None:
+        t = self._t(address)
+        t.rtt_s = rtt_s if t.rtt_s is None else min(t.rtt_s, rtt_s)
+
+    def retransmit_timeout_s(self, address: str, default_s: float, floor_s: float = 0.25) -> float:
+        """Four round trips once one was measured (a lost answer then costs little), else `default_s`."""
+        rtt = self._t(address).rtt_s
+        return default_s if rtt is None else min(default_s, max(floor_s, 4 * rtt))
 
     # -- packet rate ---------------------------------------------------------------------------------
 

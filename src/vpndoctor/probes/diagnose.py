@@ -223,7 +223,13 @@ async def _ike_probes(req: DiagnoseRequest, obs: DiagnoseObservations, common: d
 
     def ask(proposal: str, **extra: Any) -> Coroutine[Any, Any, IkeObservation]:
         return run_ike_probe(
-            req.name, proposals=[proposal], stateless=True, priority=PRIORITY_STATELESS, **extra, **common
+            req.name,
+            proposals=[proposal],
+            stateless=True,
+            priority=PRIORITY_STATELESS,
+            retransmit_tries=3,
+            **extra,
+            **common,
         )
 
     catalogue = {label: proposal for label, proposal, _ in PROPOSAL_CATALOGUE}
@@ -237,6 +243,7 @@ async def _ike_probes(req: DiagnoseRequest, obs: DiagnoseObservations, common: d
             questions[label] = ask(proposal)
     if req.profile_proposal:
         questions["profile"] = ask(req.profile_proposal)
+    sampler = asyncio.ensure_future(_affinity_samples(req, common, list(main_tasks.values())))
     labels = list(questions)
     first = dict(zip(labels, await asyncio.gather(*questions.values()), strict=True))
     again: dict[str, Coroutine[Any, Any, IkeObservation]] = {}
@@ -257,7 +264,7 @@ async def _ike_probes(req: DiagnoseRequest, obs: DiagnoseObservations, common: d
     if req.profile_proposal:
         obs.profile = first["profile"]
 
-    obs.ike_affinity = await _affinity_samples(req, common, list(main_tasks.values()))
+    obs.ike_affinity = await sampler
     for key, task in main_tasks.items():
         result: IkeObservation = await task
         setattr(obs, key, result)

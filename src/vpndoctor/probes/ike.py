@@ -279,6 +279,8 @@ async def run_ike_probe(
             return _not_run(target, address, port, natt_port, started, t0)
     if on_place is not None:
         on_place()
+    if politeness is not None:
+        retransmit_timeout_s = politeness.retransmit_timeout_s(address, retransmit_timeout_s)
     waited = time.monotonic() - t0
     endpoints = await open_endpoints(address, (port, natt_port))
     machine: ini.Initiator | None = None
@@ -336,6 +338,9 @@ async def run_ike_probe(
         politeness.cookie_demanded(address)
     if politeness is not None and politeness.max_half_open > 1 and _retransmitted_sa_init(obs):
         politeness.lower(address)
+    rtt = _first_rtt(obs)
+    if politeness is not None and rtt is not None:
+        politeness.note_rtt(address, rtt)
     return obs
 
 
@@ -494,6 +499,13 @@ def _observe(
         left_half_open=machine.server_holds_state,
         throttled=_throttled(cookie_rounds, timeout, datagrams),
     )
+
+
+def _first_rtt(obs: IkeObservation) -> float | None:
+    """The round trip of an IKE_SA_INIT answered at its first transmission (Karn's rule)."""
+    if len(obs.datagrams) >= 2 and obs.datagrams[0].dir == "out" and obs.datagrams[1].dir == "in":
+        return max(0.0, obs.datagrams[1].t - obs.datagrams[0].t)
+    return None
 
 
 def _retransmitted_sa_init(obs: IkeObservation) -> bool:
