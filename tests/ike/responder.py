@@ -97,6 +97,12 @@ class ScriptedResponder:
     _cookie: bytes = b"\x42" * 16
     sent_fragments: int = 0
     _answered: dict[bytes, list[bytes]] = field(default_factory=dict)
+    # Like strongSwan: an SA exists from the IKE_SA_INIT answer until an IKE_AUTH it refuses; requests
+    # other than the expected message ID (or a retransmission of the last one) are ignored.
+    half_open: bool = False
+    _expected_id: int = 1
+    _last: tuple[int, list[bytes]] | None = None
+    processed: list[int] = field(default_factory=list)  # message IDs of encrypted requests handled
 
     def handle(self, data: bytes, natt: bool) -> list[bytes]:
         if natt:
@@ -112,13 +118,29 @@ class ScriptedResponder:
         if h.exchange == ExchangeType.IKE_SA_INIT:
             return self._sa_init(msg)
         assert self._keys is not None and self._suite is not None
+        if not self.half_open:
+            return []  # an SA we dropped: its SPI is unknown now
+        if self._last is not None and h.message_id == self._last[0]:
+            return self._last[1]  # a retransmission gets the same answer
+        if h.message_id != self._expected_id:
+            return []
         first, plain = sk.unprotect(data, self._keys.initiator(), self._suite)
         inner = decode_payload_chain(first, plain)
-        if h.exchange == ExchangeType.IKE_AUTH and h.message_id == 1:
-            return self._auth(h, inner)
-        if h.exchange == ExchangeType.IKE_AUTH:
-            return self._protect(h, [EapPayload(EapCode.REQUEST, 2, EapType.MSCHAPV2, b"\x01" * 20)])
-        return self._protect(h, [])
+        self.processed.append(h.message_id)
+        self._expected_id += 1
+        if h.exchange == ExchangeType.IKE_AUTH and any(isinstance(p, AuthPayload) for p in inner):
+            # An AUTH we cannot verify (no shared key): refused, and the SA is gone.
+            self.half_open = False
+            replies = self._protect(h, [NotifyPayload(type=NotifyType.AUTHENTICATION_FAILED)])
+        elif h.exchange == ExchangeType.IKE_AUTH and h.message_id == 1:
+            replies = self._auth(h, inner)
+        elif h.exchange == ExchangeType.IKE_AUTH:
+            replies = self._protect(h, [EapPayload(EapCode.REQUEST, 2, EapType.MSCHAPV2, b"\x01" * 20)])
+        else:
+            replies = self._protect(h, [])  # an INFORMATIONAL is answered; a half-open SA stays
+        if replies:  # a request the responder stayed silent to was, for it, never there
+            self._last = (h.message_id, replies)
+        return replies
 
     def _reply_header(self, h: Header, spi_r: bytes, next_payload: int = 0) -> Header:
         return Header(
@@ -160,7 +182,9 @@ class ScriptedResponder:
         sa = next(p for p in payloads if isinstance(p, SaPayload))
         ke = next(p for p in payloads if isinstance(p, KePayload))
         nonce = next(p for p in payloads if isinstance(p, NoncePayload))
-        wanted = 19 if self.behaviour == "invalid-ke" else ke.group
+        # The proposal is chosen first, then the KE payload is checked against its group (RFC 7296 1.3).
+        groups = [t.id for p in sa.proposals for t in p.transforms if t.type == 4]
+        wanted = 19 if self.behaviour == "invalid-ke" else (ke.group if ke.group in groups else groups[0])
         if ke.group != wanted:
             return [
                 Message(
@@ -191,6 +215,8 @@ class ScriptedResponder:
         ]
         raw = Message(self._reply_header(h, spi_r), tuple(reply)).encode()
         self._keys = derive_ike_keys(suite, mine.shared_secret(ke.data), nonce.data, nonce_r, h.spi_i, spi_r)
+        self.half_open = True
+        self._expected_id, self._last = 1, None
         self._suite = suite
         self._init_response = raw
         self._nonce_i = nonce.data
@@ -207,8 +233,11 @@ class ScriptedResponder:
     def _auth(self, h: Header, inner: tuple[Payload, ...]) -> list[bytes]:
         assert self._keys is not None and self._suite is not None
         if self.behaviour == "silent-auth":
+            self._expected_id -= 1  # as if the request never arrived
+            self.processed.pop()
             return []
         if self.behaviour == "auth-failed":
+            self.half_open = False
             return self._protect(h, [NotifyPayload(type=NotifyType.AUTHENTICATION_FAILED)])
         key, der = cert()
         idr = IdPayload(id_type=IdType.FQDN, data=SERVER_NAME.encode(), responder=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+from collections.abc import Callable
 
 import pytest
 
@@ -187,3 +188,168 @@ def test_misuse_is_a_local_error_and_sticky() -> None:
     assert m.state is ini.State.FAILED
     with pytest.raises(ini.LocalProtocolError):
         machine("aes256-sha256-modp2048", ke_group=19).start(0.0)
+
+
+# ---- politeness: stateless questions, ending SAs, affinity samples (issue #13) ---------------------------
+
+
+def run_lossy(
+    m: ini.Initiator,
+    responder: ScriptedResponder,
+    *,
+    lose_request: Callable[[int, int, bytes], bool] = lambda _n, _port, _d: False,
+    lose_reply: Callable[[int, bytes], bool] = lambda _port, _d: False,
+    max_steps: int = 400,
+) -> tuple[list[object], list[tuple[int, bytes]]]:
+    """Like run(), with loss decided per request (n counts requests to the port; flow is m.natt_flow)."""
+    now = 0.0
+    m.start(now)
+    wire: list[tuple[int, bytes]] = []
+    for _ in range(max_steps):
+        out = m.datagrams_to_send(now)
+        for data, addr in out:
+            wire.append((addr[1], data))
+            if lose_request(m.natt_flow, addr[1], data):
+                continue
+            for reply in responder.handle(data, natt=addr[1] == 4500):
+                if lose_reply(addr[1], reply):
+                    continue
+                m.receive_datagram(
+                    b"\x00\x00\x00\x00" + reply if addr[1] == 4500 else reply, (REMOTE[0], addr[1]), now
+                )
+        if out:
+            continue
+        if m.finished:
+            break
+        timer = m.get_timer()
+        assert timer is not None
+        now = max(now, timer)
+        m.handle_timer(now)
+    events = []
+    while (e := m.next_event()) is not None:
+        events.append(e)
+    return events, wire
+
+
+def test_stateless_question_accepted_by_invalid_ke_and_leaves_nothing() -> None:
+    m = machine("aes256-sha256-modp2048", stateless=True)
+    responder = ScriptedResponder()
+    events, _ = run(m, responder)
+    assert m.config.first_group() == 19  # a group the proposal does not name
+    assert of(events, ini.ProposalAccepted)[0].group == 14
+    assert m.round_trips == 1 and not m.server_holds_state and not responder.half_open
+
+
+def test_stateless_question_refused_by_no_proposal_chosen() -> None:
+    m = machine("aes256-sha256-modp2048", stateless=True)
+    events, _ = run(m, ScriptedResponder(behaviour="no-proposal"))
+    assert not of(events, ini.ProposalAccepted)
+    assert of(events, ini.ErrorNotify)[0].notify == NotifyType.NO_PROPOSAL_CHOSEN
+
+
+def test_stateless_needs_a_free_group() -> None:
+    every = (
+        "aes128-sha256-ecp256",
+        "aes128-sha256-modp2048",
+        "aes128-sha256-modp1024",
+        "aes128-sha256-ecp384",
+        "aes128-sha256-x25519",
+        "aes128-sha256-modp1536",
+        "aes128-sha256-modp3072",
+        "aes128-sha256-modp4096",
+    )
+    with pytest.raises(ini.LocalProtocolError):
+        machine(*every, stateless=True).config.first_group()
+
+
+def test_sa_init_only_ends_the_sa_with_a_refused_ike_auth() -> None:
+    m = machine(stop_after="sa-init", send_certreq=False)
+    responder = ScriptedResponder()
+    events, _ = run(m, responder)
+    assert m.reached == "IKE_SA_INIT" and m.round_trips == 2
+    assert of(events, ini.ErrorNotify)[0].notify == NotifyType.AUTHENTICATION_FAILED
+    assert not m.server_holds_state and not responder.half_open
+
+
+def test_full_exchange_ends_the_half_open_sa() -> None:
+    responder = ScriptedResponder()
+    m = machine()
+    run(m, responder)
+    assert responder.processed == [1, 2, 3] and not responder.half_open and not m.server_holds_state
+
+
+def test_lost_ike_auth_answer_is_ended_at_both_message_ids() -> None:
+    """The answer to IKE_AUTH 1 never arrives: the responder expects request 2, so the refusal at 2 ends it."""
+    responder = ScriptedResponder()
+    m = machine(stop_after="auth", retransmit_tries=2)
+    events, _ = run_lossy(
+        m,
+        responder,
+        lose_reply=lambda _p, r: r[18] == ExchangeType.IKE_AUTH and r[20:24] == b"\x00\x00\x00\x01",
+    )
+    assert of(events, ini.Timeout)[0].exchange == ExchangeType.IKE_AUTH
+    assert responder.processed[:2] == [1, 2] and not responder.half_open
+    assert not m.server_holds_state
+
+
+def test_lost_ike_auth_request_is_ended_at_its_own_message_id() -> None:
+    """IKE_AUTH 1 never reaches the responder: request 2 would be ignored, the refusal at 1 ends the SA."""
+    responder = ScriptedResponder(behaviour="silent-auth")
+    m = machine(stop_after="auth", retransmit_tries=2)
+    events, _ = run(m, responder)
+    assert of(events, ini.Timeout)
+    assert not responder.half_open and not m.server_holds_state
+
+
+def test_fresh_natt_flows_and_fallback_give_affinity_samples() -> None:
+    """Every encrypted request on 4500 leaves from a new flow; one that is lost there and answered on 500
+    is an 'elsewhere' sample."""
+    responder = ScriptedResponder()
+    m = machine(force_nat=True, fresh_natt_flows=True, fallback_port=500, retransmit_tries=2)
+    # The second NAT-T flow (the EAP identity answer) is sent to a server that does not know the SA.
+    events, wire = run_lossy(m, responder, lose_request=lambda flow, port, _d: port == 4500 and flow == 1)
+    assert m.natt_samples[:2] == ["answered", "elsewhere"], m.natt_samples
+    assert of(events, ini.FellBack)[0].port == 500
+    assert not responder.half_open
+
+
+def test_silence_on_both_ports_is_a_lost_sample_and_the_sa_is_still_ended() -> None:
+    responder = ScriptedResponder()
+    m = machine(
+        stop_after="auth", force_nat=True, fresh_natt_flows=True, fallback_port=500, retransmit_tries=2
+    )
+    # Both copies of IKE_AUTH 1 arrive, only the answers are lost (too big for the path, say).
+    events, _ = run_lossy(
+        m,
+        responder,
+        lose_reply=lambda _p, r: r[18] == ExchangeType.IKE_AUTH and r[20:24] == b"\x00\x00\x00\x01",
+    )
+    assert m.natt_samples[0] == "lost"
+    assert not responder.half_open and not m.server_holds_state
+
+
+def test_adaptive_rto_follows_the_sa_init_round_trip() -> None:
+    m = machine(adaptive_rto=True, retransmit_timeout_s=0.5, min_retransmit_timeout_s=0.25)
+    events, now = run(m, ScriptedResponder(behaviour="silent-auth"))
+    outs = [
+        e for e in of(events, ini.DatagramEvent) if e.direction == "out" and "IKE_AUTH request 1" in e.summary
+    ]
+    assert [round(e.t, 2) for e in outs][:2] == [0.0, 0.25]  # 4 x 0 s round trip, floored at 0.25 s
+
+
+def test_wind_down_sends_the_ending_request() -> None:
+    responder = ScriptedResponder(behaviour="silent-auth")
+    m = machine(stop_after="auth", retransmit_tries=4)
+    now = 0.0
+    m.start(now)
+    for data, addr in m.datagrams_to_send(now):
+        for reply in responder.handle(data, natt=False):
+            m.receive_datagram(reply, (REMOTE[0], addr[1]), now)
+    m.datagrams_to_send(now)  # IKE_AUTH 1: the responder stays silent
+    assert m.server_holds_state
+    assert m.wind_down(now) is True
+    for data, addr in m.datagrams_to_send(now):
+        for reply in responder.handle(data, natt=addr[1] == 4500):
+            wire = b"\x00\x00\x00\x00" + reply if addr[1] == 4500 else reply
+            m.receive_datagram(wire, (REMOTE[0], addr[1]), now)
+    assert m.finished and not m.server_holds_state and not responder.half_open

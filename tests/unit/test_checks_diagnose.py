@@ -56,25 +56,43 @@ def ike(reached: str = "IKE_AUTH", **kw: Any) -> IkeObservation:
     return IkeObservation(**base)
 
 
+def stateless(answer: str | None, **kw: Any) -> IkeObservation:
+    """A stateless proposal question: INVALID_KE_PAYLOAD (accepted), NO_PROPOSAL_CHOSEN or silence."""
+    return ike(
+        "none",
+        stateless_answer=answer,
+        error_notify="NO_PROPOSAL_CHOSEN" if answer == "refused" else None,
+        timeout_exchange="IKE_SA_INIT" if answer is None else None,
+        round_trips=1,
+        **kw,
+    )
+
+
+def pair(sample: str) -> IkeObservation:
+    """A one-sample SA: IKE_AUTH with a refused AUTH sent to 4500 from a new source port."""
+    answered = sample != "lost"
+    return ike(
+        "IKE_SA_INIT", error_notify="AUTHENTICATION_FAILED" if answered else None, natt_samples=[sample]
+    )
+
+
 def observations(**kw: Any) -> DiagnoseObservations:
     obs = DiagnoseObservations(request=DiagnoseRequest(name="vpn.test"), started_at="now")
     obs.dns = DnsObservation("vpn.test", (ResolverAnswer("system", ("203.0.113.10",)),))
     obs.address = "203.0.113.10"
     obs.tls = TlsObservation("203.0.113.10", 443, connected=True, handshake=True, version="TLSv1.3")
     obs.sstp = sstp_obs()
-    obs.ike_main = ike()
-    obs.ike_nofrag = ike(datagrams=[DatagramInfo(t=0, dir="in", port=4500, size=1700, summary="big")])
-    obs.ike_padded = ike("IKE_SA_INIT")
-    obs.ike_natt = [ike("IKE_SA_INIT") for _ in range(2)]
-    obs.ike_affinity = [ike() for _ in range(12)]
-    obs.proposals = {label: ike("IKE_SA_INIT") for label, _, s in PROPOSAL_CATALOGUE if s == "strong"}
-    obs.proposals.update(
-        {
-            label: ike("none", error_notify="NO_PROPOSAL_CHOSEN")
-            for label, _, s in PROPOSAL_CATALOGUE
-            if s == "weak"
-        }
+    obs.ike_main = ike(natt_samples=["answered"] * 3)
+    obs.ike_nofrag = ike(
+        datagrams=[DatagramInfo(t=0, dir="in", port=4500, size=1700, summary="big")],
+        natt_samples=["answered"] * 3,
     )
+    obs.ike_padded = stateless("accepted")
+    obs.ike_natt = [stateless("accepted") for _ in range(2)]
+    obs.ike_affinity = [pair("answered") for _ in range(2)]
+    obs.proposals = {
+        label: stateless("accepted" if s == "strong" else "refused") for label, _, s in PROPOSAL_CATALOGUE
+    }
     for key, value in kw.items():
         setattr(obs, key, value)
     return obs
@@ -91,9 +109,10 @@ def test_every_id_once_in_order() -> None:
 
 def test_fragments_dropped_without_server_fragmentation() -> None:
     obs = observations(
-        ike_main=ike("IKE_SA_INIT", fragmentation_supported=False),
-        ike_padded=ike("none", timeout_exchange="IKE_SA_INIT"),
-        ike_nofrag=ike("IKE_SA_INIT", fragmentation_supported=False),
+        ike_main=ike("IKE_SA_INIT", fragmentation_supported=False, natt_samples=["lost", "answered"]),
+        ike_padded=stateless(None),
+        ike_nofrag=ike("IKE_SA_INIT", fragmentation_supported=False, natt_samples=["lost", "answered"]),
+        ike_affinity=[pair("answered") for _ in range(6)],
     )
     s = statuses(obs)
     assert s[ids.PATH_IP_FRAGMENTS] == "fail" and s[ids.IKE_FRAGMENTATION_SUPPORTED] == "fail"
@@ -104,7 +123,9 @@ def test_fragments_dropped_without_server_fragmentation() -> None:
 
 
 def test_fragments_dropped_but_mitigated_is_a_warning() -> None:
-    obs = observations(ike_padded=ike("none", timeout_exchange="IKE_SA_INIT"), ike_nofrag=ike("IKE_SA_INIT"))
+    obs = observations(
+        ike_padded=stateless(None), ike_nofrag=ike("IKE_SA_INIT", natt_samples=["lost", "answered"])
+    )
     s = statuses(obs)
     assert s[ids.PATH_IP_FRAGMENTS] == "warn" and s[ids.IKE_FRAGMENTATION_SUPPORTED] == "pass"
     assert judge(obs).verdict.status == "healthy"
@@ -115,19 +136,64 @@ def test_no_fragmentation_but_path_fine_is_a_warning() -> None:
     assert s[ids.IKE_FRAGMENTATION_SUPPORTED] == "warn" and s[ids.PATH_IP_FRAGMENTS] == "pass"
 
 
-def test_split_affinity_fails_and_4500_still_passes() -> None:
-    obs = observations(ike_affinity=[ike() for _ in range(6)] + [ike("IKE_SA_INIT") for _ in range(6)])
+def test_split_affinity_fails_on_the_first_sample_elsewhere() -> None:
+    obs = observations(ike_affinity=[pair("answered"), pair("elsewhere"), pair("answered")])
     s = statuses(obs)
     assert s[ids.LB_PORT_AFFINITY] == "fail" and s[ids.IKE_UDP4500_REACHABLE] == "pass"
+    f = next(f for f in judge(obs).findings if f.id == ids.LB_PORT_AFFINITY)
+    assert f.evidence["first_elsewhere"]["request"] == 1 and f.evidence["samples"] == 9
+
+
+def test_affinity_needs_eight_agreeing_samples() -> None:
+    seven = observations(ike_affinity=[pair("answered")])  # 3 + 3 + 1
+    f = next(f for f in judge(seven).findings if f.id == ids.LB_PORT_AFFINITY)
+    assert f.status == "skip" and "Inconclusive (7 samples, 8 needed)" in f.detail
+    assert f.evidence["samples_answered_on_4500"] == 7
+    eight = observations(ike_affinity=[pair("answered"), pair("answered")])
+    f = next(f for f in judge(eight).findings if f.id == ids.LB_PORT_AFFINITY)
+    assert f.status == "pass" and f.evidence["samples_answered_on_4500"] == 8 and "1 in 256" in f.detail
 
 
 def test_4500_blocked_is_not_mistaken_for_affinity() -> None:
+    """Silence on 4500 and answers on 500 for every sample: a blocked port, not a load balancer."""
     obs = observations(
-        ike_affinity=[ike("IKE_SA_INIT") for _ in range(12)],
-        ike_natt=[ike("none", timeout_exchange="IKE_SA_INIT") for _ in range(2)],
+        ike_main=ike(natt_samples=["elsewhere"] * 3),
+        ike_nofrag=ike(natt_samples=["elsewhere"] * 3),
+        ike_affinity=[pair("elsewhere") for _ in range(2)],
+        ike_natt=[stateless(None) for _ in range(2)],
+        ike_natt_control=stateless("accepted"),
     )
     s = statuses(obs)
     assert s[ids.IKE_UDP4500_REACHABLE] == "fail" and s[ids.LB_PORT_AFFINITY] == "skip"
+
+
+def test_4500_silent_while_the_gateway_ignores_us_is_throttling_not_a_fault() -> None:
+    obs = observations(
+        ike_main=ike(natt_samples=["lost"]),
+        ike_nofrag=ike(natt_samples=["lost"]),
+        ike_affinity=[],
+        ike_natt=[stateless(None) for _ in range(2)],
+        ike_natt_control=stateless(None),
+    )
+    f = {f.id: f for f in judge(obs).findings}
+    assert f[ids.IKE_UDP4500_REACHABLE].status == "skip"
+    assert f[ids.IKE_UDP4500_REACHABLE].evidence["throttled"] is True
+    assert "rate-limits this client" in f[ids.IKE_UDP4500_REACHABLE].detail
+    assert judge(obs).verdict.status == "healthy"
+
+
+def test_probes_our_budget_could_not_fit_are_skipped_as_throttled() -> None:
+    not_run = ike(
+        "none",
+        throttled="our half-open budget had no place for this probe before the deadline",
+        datagrams=[],
+        round_trips=0,
+    )
+    obs = observations(ike_main=not_run)
+    f = {f.id: f for f in judge(obs).findings}
+    for fid in (ids.CERT_NAME, ids.PATH_IP_FRAGMENTS, ids.IKE_FRAGMENTATION_SUPPORTED):
+        assert f[fid].status == "skip" and f[fid].evidence["throttled"] is True, fid
+    assert f[ids.IKE_UDP500_REACHABLE].status == "pass"  # the other probes were answered on 500
 
 
 def test_nxdomain_skips_everything_else() -> None:
@@ -149,10 +215,29 @@ def test_resolvers_that_disagree_fail() -> None:
 
 
 def test_only_weak_proposals_fail() -> None:
-    proposals = {label: ike("IKE_SA_INIT" if s == "weak" else "none") for label, _, s in PROPOSAL_CATALOGUE}
+    proposals = {
+        label: stateless("accepted" if s == "weak" else "refused") for label, _, s in PROPOSAL_CATALOGUE
+    }
     assert statuses(observations(proposals=proposals))[ids.IKE_PROPOSALS_STRENGTH] == "fail"
-    proposals = {label: ike("IKE_SA_INIT") for label, _, _ in PROPOSAL_CATALOGUE}
+    proposals = {label: stateless("accepted") for label, _, _ in PROPOSAL_CATALOGUE}
     assert statuses(observations(proposals=proposals))[ids.IKE_PROPOSALS_STRENGTH] == "warn"
+    assert statuses(observations())[ids.IKE_PROPOSALS_STRENGTH] == "pass"
+
+
+def test_unanswered_proposal_questions_are_no_verdict() -> None:
+    """Weak accepted and one strong question unanswered: it might be accepted, so no 'fail'."""
+    proposals = {
+        label: stateless("accepted" if s == "weak" else "refused") for label, _, s in PROPOSAL_CATALOGUE
+    }
+    proposals["gcm256-ecp384"] = stateless(None)
+    f = next(
+        f for f in judge(observations(proposals=proposals)).findings if f.id == ids.IKE_PROPOSALS_STRENGTH
+    )
+    assert (
+        f.status == "skip"
+        and f.evidence["throttled"] is True
+        and f.evidence["unanswered"] == ["gcm256-ecp384"]
+    )
 
 
 def test_no_certificate_skips_cert_checks() -> None:

@@ -24,7 +24,7 @@ import asyncio
 import heapq
 import itertools
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 DEFAULT_MAX_HALF_OPEN = 2
@@ -82,6 +82,7 @@ class Politeness:
         burst: int = DEFAULT_BURST,
         hold_s: float = HALF_OPEN_HOLD_S,
         clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         if max_half_open < 1:
             raise ValueError("the half-open budget must be at least 1")
@@ -92,6 +93,7 @@ class Politeness:
         self.burst = max(1, burst)
         self.hold_s = hold_s
         self._clock = clock
+        self._sleep = sleep
         self._targets: dict[str, _Target] = {}
         self._seq = itertools.count()
 
@@ -180,17 +182,16 @@ class Politeness:
     # -- packet rate ---------------------------------------------------------------------------------
 
     async def pace(self, address: str) -> None:
-        """Wait until one more datagram to `address` fits the rate cap."""
+        """Wait until one more datagram to `address` fits the rate cap. The token is taken at once (the
+        balance may go negative), so concurrent senders queue behind each other without re-checking."""
         t = self._t(address)
-        while True:
-            now = self._clock()
-            t.tokens = min(float(self.burst), t.tokens + (now - t.refilled_at) * self.rate_pps)
-            t.refilled_at = now
-            if t.tokens >= 1.0:
-                t.tokens -= 1.0
-                t.sent += 1
-                return
-            await asyncio.sleep((1.0 - t.tokens) / self.rate_pps)
+        now = self._clock()
+        t.tokens = min(float(self.burst), t.tokens + (now - t.refilled_at) * self.rate_pps)
+        t.refilled_at = now
+        t.tokens -= 1.0
+        t.sent += 1
+        if t.tokens < 0:
+            await self._sleep(-t.tokens / self.rate_pps)
 
     # -- what the evidence says ----------------------------------------------------------------------
 
