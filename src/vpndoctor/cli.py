@@ -294,6 +294,14 @@ def ike(
     ] = False,
     identity: Annotated[str, typer.Option(help="IDi sent in IKE_AUTH.")] = "anonymous@vpndoctor.invalid",
     ca: Annotated[list[str] | None, typer.Option("--ca", help="Trust anchor (PEM/DER), repeatable.")] = None,
+    stateless: Annotated[
+        bool,
+        typer.Option(
+            "--stateless",
+            help="Only ask whether the proposals are acceptable (a KE payload of another group): "
+            "INVALID_KE_PAYLOAD means accepted, NO_PROPOSAL_CHOSEN refused; the server keeps no SA.",
+        ),
+    ] = False,
     timeout_s: Annotated[float, typer.Option("--timeout-s", help="Total deadline in seconds.")] = 10.0,
     as_json: Annotated[
         bool, typer.Option("--json", help="One JSON object on stdout (schema/ike.json).")
@@ -311,6 +319,8 @@ def ike(
         raise UsageError("--timeout-s must be positive")
     if not target.strip():
         raise UsageError("give a server name or address to probe")
+    if stateless and group is not None:
+        raise UsageError("--stateless picks its own KE group; it does not go with --group")
     obs = probe(
         target,
         port=port,
@@ -322,6 +332,7 @@ def ike(
         identity=identity,
         ca_files=ca,
         timeout_s=timeout_s,
+        stateless=stateless,
     )
     if as_json:
         print(obs.model_dump_json())

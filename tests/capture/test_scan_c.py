@@ -178,9 +178,7 @@ def test_pcapng_blocks_same_as_python(seed: int, flips: int, monkeypatch: pytest
     max_keys=st.sampled_from([100_000, 2]),
     look=st.sampled_from([LOOK_BYTES, 200, 0]),
 )
-def test_worker_step_same_as_python(
-    seed: int, flips: int, link_type: int, max_keys: int, look: int
-) -> None:
+def test_worker_step_same_as_python(seed: int, flips: int, link_type: int, max_keys: int, look: int) -> None:
     rng = random.Random(seed)
     data = damaged(padded(Traffic(seed).pcap(rng.randrange(20, 250), link_type), rng), rng, flips)
     l2 = {1: 14, 113: 16, 276: 20}[link_type]

@@ -279,7 +279,7 @@ def test_full_exchange_ends_the_half_open_sa() -> None:
 
 
 def test_lost_ike_auth_answer_is_ended_at_both_message_ids() -> None:
-    """The answer to IKE_AUTH 1 never arrives: the responder expects request 2, so the refusal at 2 ends it."""
+    """The answer to IKE_AUTH 1 is lost: the responder expects request 2, so the refusal at 2 ends it."""
     responder = ScriptedResponder()
     m = machine(stop_after="auth", retransmit_tries=2)
     events, _ = run_lossy(

@@ -134,7 +134,9 @@ def _answered(o: IkeObservation | None) -> bool:
 
 def _ike_probes(obs: DiagnoseObservations) -> list[IkeObservation]:
     found = [obs.ike_main, obs.ike_nofrag, obs.ike_padded, obs.ike_natt_control, obs.profile]
-    return [o for o in found if o is not None] + obs.ike_natt + obs.ike_affinity + list(obs.proposals.values())
+    return (
+        [o for o in found if o is not None] + obs.ike_natt + obs.ike_affinity + list(obs.proposals.values())
+    )
 
 
 def throttling(obs: DiagnoseObservations) -> str | None:
@@ -150,7 +152,10 @@ def throttling(obs: DiagnoseObservations) -> str | None:
     # The padded IKE_SA_INIT is left out: its silence is what dropped IP fragments look like.
     on_500 = [o for o in probes if o is not obs.ike_padded and o.datagrams and o.datagrams[0].port == 500]
     if any(_answered(o) for o in on_500) and any(not _answered(o) for o in on_500):
-        return "the gateway ignored some IKE_SA_INITs on UDP 500 while answering others (it rate-limits this client)"
+        return (
+            "the gateway ignored some IKE_SA_INITs on UDP 500 while answering others "
+            "(it rate-limits this client)"
+        )
     return None
 
 
@@ -281,7 +286,10 @@ def check_udp500(obs: DiagnoseObservations) -> Finding:
     return _f(
         ids.IKE_UDP500_REACHABLE,
         "fail",
-        f"No answer to IKE_SA_INIT on UDP 500 ({sent} requests sent by {len(on_500)} probes).",
+        f"No answer to IKE_SA_INIT on UDP 500 ({sent} requests sent by {len(on_500)} probes). A gateway "
+        "that already ignores this client's address (its per-address half-open limit reached by other "
+        "clients behind the same address) looks the same: try again in a minute or from another address "
+        "before opening ports.",
         evidence,
         REMEDY_FIREWALL,
         (809,),

@@ -68,7 +68,6 @@ from vpndoctor.ike.payloads import (
     CertPayload,
     CertReqPayload,
     CpPayload,
-    DeletePayload,
     EapPayload,
     EncryptedFragmentPayload,
     EncryptedPayload,
@@ -116,7 +115,9 @@ class State(Enum):
 _TRANSITIONS: dict[State, frozenset[State]] = {
     State.IDLE: frozenset({State.SA_INIT_SENT, State.FAILED}),
     State.SA_INIT_SENT: frozenset({State.SA_INIT_SENT, State.AUTH_SENT, State.DONE, State.FAILED}),
-    State.AUTH_SENT: frozenset({State.AUTH_SENT, State.EAP_SENT, State.DELETE_SENT, State.DONE, State.FAILED}),
+    State.AUTH_SENT: frozenset(
+        {State.AUTH_SENT, State.EAP_SENT, State.DELETE_SENT, State.DONE, State.FAILED}
+    ),
     State.EAP_SENT: frozenset({State.DELETE_SENT, State.DONE, State.FAILED}),
     State.DELETE_SENT: frozenset({State.DONE, State.FAILED}),
     State.DONE: frozenset(),
@@ -438,7 +439,11 @@ class Initiator:
         """The caller's deadline passed while the responder may hold our SA: send the request that ends it
         (on the fallback port when there is one: the flow that created the SA). True when the caller should
         give that exchange a short grace period before `deadline_reached`."""
-        if self.finished or not self.server_holds_state or self.state not in (State.AUTH_SENT, State.EAP_SENT):
+        if (
+            self.finished
+            or not self.server_holds_state
+            or self.state not in (State.AUTH_SENT, State.EAP_SENT)
+        ):
             return False
         out = self._outstanding
         if out is not None:
@@ -628,7 +633,11 @@ class Initiator:
             # A request from the responder (e.g. a DPD or its own Delete): nothing we need to answer.
             self._log("in", addr, wire_size, now, f"{summary(msg)} - request from responder, ignored")
             return
-        if out is None or h.exchange != out.exchange or h.message_id not in (out.message_id, out.also_message_id):
+        if (
+            out is None
+            or h.exchange != out.exchange
+            or h.message_id not in (out.message_id, out.also_message_id)
+        ):
             self._log("in", addr, wire_size, now, f"{summary(msg)} - unexpected, ignored")
             return
         if h.exchange == ExchangeType.IKE_SA_INIT:
@@ -707,7 +716,9 @@ class Initiator:
         out_sa = self._outstanding
         if self.config.adaptive_rto and out_sa is not None and out_sa.attempts == 1:  # Karn: no retransmits
             rtt = max(0.0, now - out_sa.sent_at)
-            self._rto = min(self.config.retransmit_timeout_s, max(self.config.min_retransmit_timeout_s, 4 * rtt))
+            self._rto = min(
+                self.config.retransmit_timeout_s, max(self.config.min_retransmit_timeout_s, 4 * rtt)
+            )
         try:
             self._keys = derive_ike_keys(suite, shared, ctx.nonce_i, nonce.data, self.spi_i, self.spi_r)
         except ValueError as exc:
@@ -745,6 +756,9 @@ class Initiator:
         if self.config.stop_after == "sa-init" or self.config.stateless:
             # Nothing more to learn, but the responder holds a half-open SA: an IKE_AUTH it must refuse
             # (small, certificate-free) ends it one round trip later instead of its half-open timeout.
+            if not self.config.send_delete:
+                self._finish()  # told to leave it (tests use this to fill a gateway's half-open table)
+                return
             self._send_ike_auth(now, style="psk-fail")
             return
         self._send_ike_auth(now)

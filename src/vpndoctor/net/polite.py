@@ -21,6 +21,7 @@ Only `net/` opens sockets; this module only decides when they may be used.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import itertools
 import time
@@ -152,10 +153,8 @@ class Politeness:
     def _leak(self, address: str, depth: int) -> None:
         t = self._t(address)
         t.leaked += 1
-        try:
+        with contextlib.suppress(RuntimeError):  # no loop any more: the run is over
             asyncio.get_running_loop().call_later(self.hold_s, self._give_back, address, depth)
-        except RuntimeError:  # no loop any more: the run is over
-            pass
 
     def cookie_demanded(self, address: str) -> None:
         """The server counts our half-open SAs against a cookie threshold (noted; a cookie costs a round

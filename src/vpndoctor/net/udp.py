@@ -82,7 +82,9 @@ class UdpEndpoints:
                 _factory(inbox), remote_addr=(self.remote_ip, port), family=family
             )
         except OSError as exc:
-            raise NetworkError(f"cannot open a UDP socket towards {self.remote_ip}: {exc.strerror or exc}") from None
+            raise NetworkError(
+                f"cannot open a UDP socket towards {self.remote_ip}: {exc.strerror or exc}"
+            ) from None
         old = self.transports.get(port)
         if old is not None:
             # Kept open until the end: a late answer to the previous flow is still read (and judged).

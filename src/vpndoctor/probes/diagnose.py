@@ -11,6 +11,7 @@ The critical path is DNS plus the longest chain of probes that waited for each o
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -301,7 +302,7 @@ async def _affinity_samples(
         want = AFFINITY_SAMPLES_NEEDED - answered - pending_main - len(running)
         while want > 0 and launched < AFFINITY_MAX_SAS:
             started = asyncio.Event()
-            task = asyncio.ensure_future(
+            task: asyncio.Future[IkeObservation] = asyncio.ensure_future(
                 run_ike_probe(
                     req.name,
                     stop_after="auth",
@@ -334,8 +335,6 @@ async def _affinity_samples(
         if not under_way[task].is_set():
             task.cancel()
     for task in running:
-        try:
+        with contextlib.suppress(asyncio.CancelledError):
             done.append(await task)
-        except asyncio.CancelledError:
-            pass
     return done

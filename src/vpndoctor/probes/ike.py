@@ -11,8 +11,8 @@ import base64
 import hashlib
 import os
 import time
-from datetime import UTC, datetime
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Literal
 
 from cryptography import x509
@@ -37,8 +37,8 @@ from vpndoctor.ike.constants import (
 )
 from vpndoctor.ike.proposals import DEFAULT_PROPOSALS, ProposalSyntaxError, parse_proposal
 from vpndoctor.ike.vendor_ids import describe as describe_vendor_id
-from vpndoctor.net.resolve import resolve_one
 from vpndoctor.net.polite import Politeness, Slot
+from vpndoctor.net.resolve import resolve_one
 from vpndoctor.net.udp import drive, open_endpoints
 from vpndoctor.trust import load_trust_anchors
 
@@ -495,7 +495,8 @@ def _observe(
         natt_flows=machine.natt_flows_used,
         natt_samples=list(machine.natt_samples),  # type: ignore[arg-type]
         fallback_port=fallback,
-        fallback_answered=fallback is not None and any(d.dir == "in" and d.port == fallback for d in datagrams[1:]),
+        fallback_answered=fallback is not None
+        and any(d.dir == "in" and d.port == fallback for d in datagrams[1:]),
         left_half_open=machine.server_holds_state,
         throttled=_throttled(cookie_rounds, timeout, datagrams),
     )
@@ -510,12 +511,8 @@ def _first_rtt(obs: IkeObservation) -> float | None:
 
 def _retransmitted_sa_init(obs: IkeObservation) -> bool:
     """The first answer came only after our IKE_SA_INIT was sent again."""
-    outs = 0
-    for d in obs.datagrams:
-        if d.dir == "in":
-            return outs > 1
-        outs += 1
-    return False
+    first_in = next((i for i, d in enumerate(obs.datagrams) if d.dir == "in"), None)
+    return first_in is not None and first_in > 1
 
 
 def _stateless(machine: ini.Initiator, answer: str | None, error: str | None) -> str | None:
@@ -544,7 +541,10 @@ def _pem(der: bytes) -> str:
 
 
 def exit_code(obs: IkeObservation) -> int:
-    """0: IKE_AUTH answered; 1: the server answered with an error; 3: no answer."""
+    """0: IKE_AUTH answered (or, stateless, the proposals accepted); 1: the server answered with an error
+    (or refused them); 3: no answer."""
+    if obs.stateless_answer is not None:
+        return 0 if obs.stateless_answer == "accepted" else 1
     if obs.reached == "IKE_AUTH" and obs.error_notify is None:
         return 0
     if obs.error_notify is not None or obs.peer_error is not None or obs.reached != "none":

@@ -505,8 +505,6 @@ def check_client_certificate(cert: str | None, key: str | None) -> tuple[str, st
     return cert, key
 
 
-
-
 async def run_audit(req: AuditRequest) -> AuditObservation:
     endpoint = parse_endpoint(req.target)
     client_cert = check_client_certificate(req.client_cert, req.client_key)

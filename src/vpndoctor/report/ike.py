@@ -25,6 +25,9 @@ def render_ike(obs: IkeObservation, console: Console) -> None:
     facts = Table.grid(padding=(0, 2))
     facts.add_column(style="bold")
     facts.add_column()
+    if obs.stateless_answer:
+        word = "[green]accepted[/]" if obs.stateless_answer == "accepted" else "[red]refused[/]"
+        facts.add_row("proposals", f"{word} (stateless question: the server kept no SA)")
     if obs.proposal:
         facts.add_row("proposal", obs.proposal.text)
     if obs.ke_group_requested:
@@ -71,8 +74,12 @@ def render_ike(obs: IkeObservation, console: Console) -> None:
             f"request {obs.request_fragments or 'unfragmented'}, "
             f"response {obs.response_fragments or 'unfragmented'}",
         )
-    if obs.error_notify:
+    if obs.left_half_open:
+        facts.add_row("[yellow]server state[/]", "the server may still hold a half-open SA of ours")
+    if obs.error_notify and not (obs.stateless_answer or obs.error_notify == "AUTHENTICATION_FAILED"):
         facts.add_row("[red]error[/]", f"server answered {obs.error_notify}")
+    elif obs.error_notify:
+        facts.add_row("answer", obs.error_notify)
     if obs.timeout_exchange:
         facts.add_row("[red]timeout[/]", f"no answer to {obs.timeout_exchange}")
     if obs.peer_error:
