@@ -23,7 +23,9 @@ KNOB_VALUES = {
     "backends": {1, 2},
     "dns": {"correct", "wrong", "nxdomain"},
     "certificate": {"valid", "expired", "not-yet-valid", "wrong-name", "no-serverauth-eku", "untrusted-ca"},
-    "cookies": {"always", "never"},
+    "cookies": {"always", "default"},
+    # dos_protection: every built-in scenario runs strongSwan's defaults; "strict" variants live in
+    # tests/lab/scenarios/, and "off" exists only as a fault knob.
     "nat": {"none", "client-behind-nat"},
 }
 
@@ -90,12 +92,29 @@ def test_rendered_rules() -> None:
 def test_rendered_strongswan_config() -> None:
     s = builtin_scenarios()
     conf = strongswan.responder_swanctl_conf("vpn1", s["error-809-fragments"])
-    assert "fragmentation = no" in conf and "auth = eap-mschapv2" in conf and "send_cert = ifasked" in conf
+    assert "fragmentation = no" in conf and "auth = eap-mschapv2" in conf and "send_cert = always" in conf
     assert "proposals = 3des-sha1-modp1024" in strongswan.responder_swanctl_conf(
         "vpn2", s["proposals-windows-default"]
     )
-    assert "cookie_threshold = 1\n" in strongswan.strongswan_conf(Path("/x"), s["cookies-always"])
-    assert "cookie_threshold = 1000000" in strongswan.strongswan_conf(Path("/x"), s["healthy"])
+    cookies = strongswan.strongswan_conf(Path("/x"), s["cookies-always"])
+    assert "cookie_threshold = 1\n" in cookies and "cookie_threshold_ip = 1\n" in cookies
+
+
+def test_responders_run_strongswan_default_dos_limits() -> None:
+    """No lab setting may exist only to make our probes pass: the shipped scenarios leave charon's DoS
+    limits and timeouts at their defaults; `dos_protection` changes them on purpose."""
+    s = builtin_scenarios()
+    for name, scenario in s.items():
+        conf = strongswan.strongswan_conf(Path("/x"), scenario)
+        for setting in ("block_threshold", "init_limit_half_open", "half_open_timeout", "retransmit_"):
+            assert setting not in conf, (name, setting)
+        assert scenario.dos_protection == "default", name
+    strict = strongswan.strongswan_conf(Path("/x"), s["healthy"].model_copy(update={"dos_protection": "strict"}))
+    assert "cookie_threshold_ip = 1\n" in strict and "block_threshold = 2\n" in strict
+    off = strongswan.strongswan_conf(Path("/x"), s["healthy"].model_copy(update={"dos_protection": "off"}))
+    assert "block_threshold = 2000000" in off
+    client = strongswan.strongswan_conf(Path("/x"), None)  # the lab's own client gives up quickly
+    assert "retransmit_tries = 3" in client
 
 
 def _nft_check(text: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:

@@ -474,10 +474,12 @@ def check_affinity(obs: DiagnoseObservations) -> Finding:
         "samples_needed": AFFINITY_SAMPLES_NEEDED,
         "sas": len(probes),
     }
+    why = throttling(obs)
     if not any(_answered(o) for o in probes):
-        return _skip(
-            ids.LB_PORT_AFFINITY, "no IKE_SA_INIT was answered, so the 4500 flows could not be compared"
-        )
+        text = "no IKE_SA_INIT was answered, so the 4500 flows could not be compared"
+        if why is not None:
+            return _throttled_skip(ids.LB_PORT_AFFINITY, f"{text}: {why}.", evidence)
+        return _skip(ids.LB_PORT_AFFINITY, text)
     # A request answered on 500 after silence on 4500 says "elsewhere" only if 4500 answers at all;
     # otherwise it is what a blocked port looks like (ike.udp4500.reachable).
     natt_works = answered > 0 or any(_answered(o) for o in obs.ike_natt)
@@ -511,11 +513,10 @@ def check_affinity(obs: DiagnoseObservations) -> Finding:
             evidence,
         )
     if answered == 0 and not any(_answered(o) for o in obs.ike_natt):
-        return _skip(
-            ids.LB_PORT_AFFINITY,
-            "Nothing was answered on UDP 4500 at all (see ike.udp4500.reachable): affinity cannot be judged.",
-        )
-    why = throttling(obs)
+        text = "Nothing was answered on UDP 4500 at all (see ike.udp4500.reachable): affinity cannot be judged"
+        if why is not None:
+            return _throttled_skip(ids.LB_PORT_AFFINITY, f"{text}; {why}.", evidence)
+        return _skip(ids.LB_PORT_AFFINITY, text + ".")
     text = f"Inconclusive ({answered} samples, {AFFINITY_SAMPLES_NEEDED} needed)"
     if why is not None:
         return _throttled_skip(ids.LB_PORT_AFFINITY, f"{text}: {why}.", evidence)

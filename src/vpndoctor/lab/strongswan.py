@@ -46,7 +46,7 @@ def dos_settings(s: Scenario | None) -> str:
     a fault knob, never to make a probe pass). `cookies: always` demands a COOKIE once any SA is half-open.
     """
     lines: list[str] = []
-    mode = s.dos_protection if s is not None else "off"
+    mode = s.dos_protection if s is not None else "default"
     if mode == "off":
         # 0 is not "off" for these limits: a threshold no lab run reaches is.
         lines += [
