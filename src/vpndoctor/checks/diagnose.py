@@ -513,7 +513,9 @@ def check_affinity(obs: DiagnoseObservations) -> Finding:
             evidence,
         )
     if answered == 0 and not any(_answered(o) for o in obs.ike_natt):
-        text = "Nothing was answered on UDP 4500 at all (see ike.udp4500.reachable): affinity cannot be judged"
+        text = (
+            "Nothing was answered on UDP 4500 at all (see ike.udp4500.reachable): affinity cannot be judged"
+        )
         if why is not None:
             return _throttled_skip(ids.LB_PORT_AFFINITY, f"{text}; {why}.", evidence)
         return _skip(ids.LB_PORT_AFFINITY, text + ".")
