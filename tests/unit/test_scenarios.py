@@ -109,7 +109,9 @@ def test_responders_run_strongswan_default_dos_limits() -> None:
         for setting in ("block_threshold", "init_limit_half_open", "half_open_timeout", "retransmit_"):
             assert setting not in conf, (name, setting)
         assert scenario.dos_protection == "default", name
-    strict = strongswan.strongswan_conf(Path("/x"), s["healthy"].model_copy(update={"dos_protection": "strict"}))
+    strict = strongswan.strongswan_conf(
+        Path("/x"), s["healthy"].model_copy(update={"dos_protection": "strict"})
+    )
     assert "cookie_threshold_ip = 1\n" in strict and "block_threshold = 2\n" in strict
     off = strongswan.strongswan_conf(Path("/x"), s["healthy"].model_copy(update={"dos_protection": "off"}))
     assert "block_threshold = 2000000" in off
