@@ -84,12 +84,15 @@ def cert() -> tuple[rsa.RSAPrivateKey, bytes]:
 @dataclass
 class ScriptedResponder:
     """`behaviour` names the fault: normal, cookie, invalid-ke, no-proposal, truncated, oversized,
-    bad-lengths, wrong-spi, garbage, endless-fragments, fragmented, auth-failed, silent-auth."""
+    bad-lengths, wrong-spi, garbage, endless-fragments, fragmented, auth-failed, silent-auth, flood (each
+    datagram answered with `flood_datagrams` different garbage datagrams), flood-same (the same garbage
+    datagram, `flood_datagrams` times)."""
 
     behaviour: str = "normal"
     rng: Callable[[int], bytes] = os.urandom
     spi_r: bytes = field(default_factory=lambda: os.urandom(8))
     fragment_bytes: int = 300
+    flood_datagrams: int = 2000
     _keys: IkeKeys | None = None
     _suite: CipherSuite | None = None
     _init_response: bytes = b""
@@ -113,6 +116,10 @@ class ScriptedResponder:
             return [os.urandom(200)]
         if self.behaviour == "oversized":
             return [b"\x00" * 60000]
+        if self.behaviour == "flood":
+            return [os.urandom(200) for _ in range(self.flood_datagrams)]
+        if self.behaviour == "flood-same":
+            return [b"\x00" * 200] * self.flood_datagrams
         msg = decode_message(data)
         h = msg.header
         if h.exchange == ExchangeType.IKE_SA_INIT:

@@ -14,6 +14,7 @@ import jsonschema
 import pytest
 
 from tests.ike.responder import UdpResponderThread
+from vpndoctor.ike import initiator as ini
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schema" / "ike.json"
 CLI = [sys.executable, "-m", "vpndoctor", "ike"]
@@ -87,6 +88,28 @@ def test_hostile_server(behaviour: str) -> None:
     assert obs["reached"] != "IKE_AUTH"
     assert obs["timeout_exchange"] or obs["peer_error"], obs
     assert len(obs["datagrams"]) <= 2000
+
+
+def test_flood_transcript_is_bounded_in_json_and_terminal() -> None:
+    # A peer answering each datagram with 2,000 different garbage datagrams: the probe stops at its deadline,
+    # and what it keeps and prints is bounded too (it printed ~1,500-2,000 rows, taking the run 1.5-2 s past
+    # the deadline). Rows, not seconds, are asserted: interpreter start-up alone takes up to a second here.
+    with UdpResponderThread("flood") as server:
+        code, obs, _ = probe(server, "--timeout-s", "3")
+        proc = run(
+            "127.0.0.1", "--port", str(server.port), "--natt-port", str(server.natt_port), "--timeout-s", "3"
+        )
+    assert code == 3 and obs["timeout_exchange"] == "IKE_SA_INIT"
+    rows = obs["datagrams"]
+    assert isinstance(rows, list) and len(rows) <= 200
+    assert [d["dir"] for d in rows[:2]] == ["out", "in"]  # the checks read the first request and answer
+    assert proc.returncode == 3 and "Traceback" not in proc.stderr
+    ladder = [line for line in proc.stdout.splitlines() if " <- " in line or " -> " in line]
+    assert 2 <= len(ladder) <= 200
+    assert "more datagrams, not kept in the transcript" in proc.stdout
+    assert isinstance(obs["datagrams_dropped"], int) and obs["datagrams_dropped"] > 0
+    assert len(rows) <= ini.MAX_TRANSCRIPT
+    assert sum(1 for d in rows if "ignored" in d["summary"]) <= ini.MAX_IGNORED_ROWS
 
 
 @pytest.mark.parametrize(

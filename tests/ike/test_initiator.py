@@ -158,6 +158,33 @@ def test_hostile_responses_end_in_a_typed_outcome(behaviour: str) -> None:
     assert len(m.transcript) <= ini.MAX_TRANSCRIPT
 
 
+def test_flood_keeps_a_bounded_transcript_with_room_for_the_exchange() -> None:
+    # Each datagram we send is answered by 2,000 different garbage datagrams: the transcript keeps at most
+    # MAX_TRANSCRIPT rows, garbage fills at most MAX_IGNORED_ROWS of them, and our own retransmissions,
+    # sent after the first flood, are still there; everything else is counted, not kept.
+    m = machine()
+    events, _ = run(m, ScriptedResponder(behaviour="flood"), max_steps=50)
+    assert of(events, ini.Timeout)
+    rows = m.transcript
+    outs = [d for d in rows if d.direction == "out"]
+    ins = [d for d in rows if d.direction == "in"]
+    sent = m.config.retransmit_tries  # transmissions, the first included
+    assert len(outs) == sent and outs[-1].summary.startswith("retransmit IKE_SA_INIT")
+    assert len(rows) <= 200 and rows[0].direction == "out" and rows[1].direction == "in"
+    assert len(rows) <= ini.MAX_TRANSCRIPT and len(ins) <= ini.MAX_IGNORED_ROWS
+    assert sum(d.repeat for d in ins) + m.transcript_dropped == 2000 * sent
+
+
+def test_identical_datagrams_in_a_row_share_one_row() -> None:
+    m = machine()
+    events, _ = run(m, ScriptedResponder(behaviour="flood-same"), max_steps=50)
+    assert of(events, ini.Timeout)
+    sent = m.config.retransmit_tries  # transmissions, the first included
+    assert [d.direction for d in m.transcript] == ["out", "in"] * sent
+    assert [d.repeat for d in m.transcript if d.direction == "in"] == [2000] * sent
+    assert m.transcript_dropped == 0
+
+
 def test_forged_nat_detection_floats_to_4500() -> None:
     m = machine(force_nat=True)
     events, _ = run(m, ScriptedResponder())

@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from tests.tls.openssl_server import free_port
+from vpndoctor.tls.hello import ExtensionType, HandshakeType, Version, parse_client_hello
 
 
 def _name(cn: str) -> x509.Name:
@@ -332,3 +333,71 @@ class HostileServer:
         fut.result(5)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
+
+
+def big_certificate(extension_bytes: int, directory: Path) -> bytes:
+    """A DER certificate for da.test carrying an opaque private extension of `extension_bytes` bytes
+    (how a hostile or broken server makes its first flight arbitrarily large)."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    now = datetime.datetime.now(datetime.UTC)
+    blob = b"\x04\x83" + extension_bytes.to_bytes(3, "big") + b"A" * extension_bytes  # OCTET STRING
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(_name("da.test"))
+        .issuer_name(_name("da.test"))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(days=90))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("da.test")]), critical=False)
+        .add_extension(
+            x509.UnrecognizedExtension(x509.ObjectIdentifier("1.3.6.1.4.1.55555.1"), blob), critical=False
+        )
+        .sign(key, hashes.SHA256())
+    )
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "big.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    _write_key(directory / "big.key", key)
+    return cert.public_bytes(serialization.Encoding.DER)
+
+
+def tls12_certificate_server(cert_der: bytes) -> Handler:
+    """Accepts TLS 1.2 only, with whatever suite the client offers first, and answers with ServerHello,
+    Certificate (`cert_der`, however large, in 16 KiB records) and ServerHelloDone; other versions get a
+    protocol_version alert. It never finishes a handshake: the flight is what is under test."""
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        header = await reader.readexactly(5)
+        body = await reader.readexactly(int.from_bytes(header[3:5], "big"))
+        hello = parse_client_hello(body[4:])
+        sv = hello.extension(ExtensionType.SUPPORTED_VERSIONS)
+        offered = (
+            {int.from_bytes(sv.data[i : i + 2], "big") for i in range(1, len(sv.data), 2)}
+            if sv is not None
+            else {hello.legacy_version}
+        )
+        suite = next((s for s in hello.cipher_suites if s >> 8 != 0x13 and s not in (0x00FF, 0x5600)), None)
+        if Version.TLS1_2 not in offered or suite is None:
+            writer.write(b"\x15\x03\x03\x00\x02\x02\x46")  # fatal protocol_version
+            await writer.drain()
+            return
+        secure_renegotiation = b"\x00\x05\xff\x01\x00\x01\x00"  # RFC 5746, or OpenSSL clients stop at once
+        server_hello = b"\x03\x03" + b"\x42" * 32 + b"\x00" + suite.to_bytes(2, "big") + b"\x00"
+        server_hello += secure_renegotiation
+        chain = len(cert_der).to_bytes(3, "big") + cert_der
+        chain = len(chain).to_bytes(3, "big") + chain
+        flight = b"".join(
+            bytes([t]) + len(b).to_bytes(3, "big") + b
+            for t, b in (
+                (HandshakeType.SERVER_HELLO, server_hello),
+                (HandshakeType.CERTIFICATE, chain),
+                (HandshakeType.SERVER_HELLO_DONE, b""),
+            )
+        )
+        for i in range(0, len(flight), 2**14):
+            part = flight[i : i + 2**14]
+            writer.write(b"\x16\x03\x03" + len(part).to_bytes(2, "big") + part)
+        await writer.drain()
+        await reader.read(65536)  # until the client gives up
+
+    return handler

@@ -4,6 +4,7 @@ resumption, each with its stable id and status."""
 from __future__ import annotations
 
 import datetime
+from dataclasses import replace
 
 import pytest
 from cryptography import x509
@@ -11,7 +12,21 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from tests.tls.test_audit_plan import ModelServer
+from tests.tls.test_audit_plan import run as run_plan
 from vpndoctor.checks import tls as C
+from vpndoctor.probes.tls_audit import AuditObservation
+from vpndoctor.tls.audit import (
+    ErrorReason,
+    HelloJob,
+    HelloOutcome,
+    Job,
+    JobResult,
+    JobStatus,
+    StackJob,
+    combine,
+)
+from vpndoctor.tls.hello import Version
 
 NOW = datetime.datetime(2026, 6, 1, tzinfo=datetime.UTC)
 CA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -181,3 +196,67 @@ def test_sha1_signature_fails() -> None:
     sha1 = cert.model_copy(update={"signature_algorithm": "sha1WithRSAEncryption"})
     got = {f.id: f.status for f in C.check_certificate(sha1, True, NOW)}
     assert got[C.TLS_CERT_SIGNATURE] == "fail"
+
+
+class _LeafServer(ModelServer):
+    """The model server of the planner tests, presenting a real certificate."""
+
+    der: bytes = b""
+
+    def answer(self, job: Job) -> JobResult:
+        result = super().answer(job)
+        if isinstance(result.outcome, HelloOutcome) and result.outcome.certificates:
+            return replace(result, outcome=replace(result.outcome, certificates=(self.der,)))
+        return result
+
+
+def _judge_run(extra: list[JobResult]) -> C.TlsReport:
+    server = _LeafServer({Version.TLS1_2: [0xC02F, 0xC030], Version.TLS1_3: [0x1301]})
+    server.der = leaf()
+    planner = run_plan(server)
+    results = list(planner.results) + extra
+    obs = AuditObservation(
+        target="da.example.com",
+        host="da.example.com",
+        address="192.0.2.10",
+        port=443,
+        sni="da.example.com",
+        started_at=NOW.isoformat(),
+        duration_s=1.0,
+        facts=combine(planner),
+        results=results,
+        anchors=[CA],
+        anchor_source="--ca",
+        connect_error=None,
+        client_cert_given=False,
+        connections=len(results),
+        max_concurrent=8,
+        round_trip_s=0.001,
+    )
+    return C.judge(obs, now=NOW)
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        JobResult(StackJob(900, "resume-ticket", Version.TLS1_3), JobStatus.NOT_SCHEDULED, detail="deadline"),
+        JobResult(
+            HelloJob(901, "enumerate", Version.TLS1_2, (0xC030,)),
+            JobStatus.ERROR,
+            reason=ErrorReason.TIMEOUT,
+            detail="total deadline reached",
+        ),
+    ],
+)
+def test_an_incomplete_audit_is_never_healthy(extra: JobResult) -> None:
+    # Nothing fails in what was seen, but one connection timed out or was never started: that used to be
+    # "healthy", exit 0, with only `complete: false` to tell.
+    complete = _judge_run([])
+    assert complete.verdict.status == "healthy" and complete.complete and C.exit_code(complete) == 0
+    incomplete = _judge_run([extra])
+    assert not incomplete.complete
+    assert incomplete.verdict.status == "problems" and C.exit_code(incomplete) == 1
+    assert incomplete.verdict.root_causes == ["tls.audit.complete"]
+    assert "Incomplete audit" in incomplete.verdict.summary
+    assert {f.id: f.status for f in complete.findings}["tls.audit.complete"] == "pass"
+    assert {f.id: f.status for f in incomplete.findings}["tls.audit.complete"] == "error"

@@ -12,6 +12,7 @@ import struct
 import subprocess
 import sys
 import time
+import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +21,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from tests.tls.openssl_server import free_port, make_pki
-from tests.tls.servers import Handler, HostileServer
+from tests.tls.servers import Handler, HostileServer, big_certificate, tls12_certificate_server
+from vpndoctor.checks.tls import judge
+from vpndoctor.probes.tls_audit import AuditRequest, audit
 from vpndoctor.tls.hello import HandshakeType, parse_client_hello
 from vpndoctor.tls.records import RecordBuffer
 
@@ -252,3 +255,48 @@ def test_deadline_leaves_later_jobs_not_scheduled() -> None:
         reasons = {e["status"] for e in report["errors"]}
         assert reasons == {"error", "not_scheduled"}
         assert server.connections == 1
+
+
+# ------------------------------------------------------------------------------ oversized certificates
+
+
+def test_certificate_past_the_cap_makes_the_audit_incomplete_not_healthy(tmp_path: Path) -> None:
+    # A 200 KB certificate extension: the TLS 1.2 answer passes the 128 KiB cap on a first flight, so TLS
+    # 1.2 and every tls.certificate.* check are unknown. Nothing else fails: it used to be "healthy", exit 0.
+    der = big_certificate(200_000, tmp_path)
+    for server in serve(tls12_certificate_server(der)):
+        proc, _ = vpndoctor_tls(f"127.0.0.1:{server.port}", "--json", "--timeout-s", "10")
+        report = json.loads(proc.stdout)
+        jsonschema.validate(report, SCHEMA)
+        assert proc.returncode == 1, report["verdict"]
+        assert report["verdict"]["status"] == "problems" and not report["complete"]
+        assert report["verdict"]["root_causes"] == ["tls.audit.complete"]
+        finding = next(f for f in report["findings"] if f["id"] == "tls.audit.complete")
+        assert finding["status"] == "fail" and finding["remedy"]
+        assert "131072-byte cap" in finding["detail"] and "131072 bytes read" in finding["detail"]
+        first = finding["evidence"]["oversized"][0]
+        assert finding["evidence"]["answer_cap_bytes"] == 131072 == first["bytes_read"]
+        assert first["version"] == "TLSv1.2" and first["message"] == "certificate"
+        assert first["announced_bytes"] > 200_000
+        assert "the server certificate" in finding["detail"] and report["certificate"] is None
+
+
+def test_large_certificate_on_every_hello_stays_small_in_memory(tmp_path: Path) -> None:
+    # 100 KB certificate (under the cap) sent to each of ~250 hellos, 8 connections at a time: the audit's
+    # memory must not grow with the number of answers. It peaked at ~126 MB (tracemalloc; ~200 MB RSS):
+    # a copy of the chain in every hello result, and asyncio formatting the repr of the whole observation
+    # when asyncio.run() ended. Bounds are loose: a few MB are expected either way.
+    der = big_certificate(100_000, tmp_path)
+    for server in serve(tls12_certificate_server(der)):
+        tracemalloc.start()
+        try:
+            obs = audit(AuditRequest(f"127.0.0.1:{server.port}", timeout_s=30))
+            kept, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert len(obs.results) >= 200 and obs.facts.certificates == (der,)
+        assert peak < 32_000_000, f"peak {peak / 1e6:.1f} MB"
+        assert kept < 10_000_000, f"kept {kept / 1e6:.1f} MB"
+        report = judge(obs)
+        assert report.complete and report.certificate is not None
+        assert next(f for f in report.findings if f.id == "tls.audit.complete").status == "pass"

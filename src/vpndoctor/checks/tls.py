@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from vpndoctor import __version__
 from vpndoctor.certs import eku_names, issued_by_anchor, san_names
 from vpndoctor.checks.model import Finding, Status, Verdict
-from vpndoctor.probes.tls_audit import AuditObservation
+from vpndoctor.probes.tls_audit import AuditObservation, OversizedAnswer
 from vpndoctor.tls import suites as S
 from vpndoctor.tls.audit import (
     VERSION_NAMES,
@@ -52,6 +52,7 @@ TLS_CERT_EKU = "tls.certificate.eku"
 TLS_CERT_KEY = "tls.certificate.key"
 TLS_CERT_SIGNATURE = "tls.certificate.signature"
 TLS_RESUMPTION = "tls.resumption"
+TLS_AUDIT_COMPLETE = "tls.audit.complete"
 
 # Report order; failing ids explain the verdict in this order too.
 ALL = (
@@ -73,6 +74,7 @@ ALL = (
     TLS_CERT_KEY,
     TLS_CERT_SIGNATURE,
     TLS_RESUMPTION,
+    TLS_AUDIT_COMPLETE,
 )
 
 EXPIRY_WARNING = timedelta(days=30)
@@ -100,6 +102,11 @@ REMEDY_CERT = (
     "Issue the TLS certificate from a CA the clients trust, with the public name in its SAN, the Server "
     "Authentication EKU, an RSA key of at least 2048 bits and a SHA-2 signature; bind it on the ADC (or "
     "with `netsh http add sslcert` for IP-HTTPS/SSTP on Windows) and restart the service."
+)
+REMEDY_SIZE = (
+    "Bind a certificate chain of ordinary size (a few KB: the server certificate and its intermediates, "
+    "without oversized extensions or unrelated certificates) to this listener; TLS clients refuse "
+    "certificate messages this large (OpenSSL stops at 100 KiB, Go and rustls at 64 KiB)."
 )
 REMEDY_RESUMPTION = (
     "Enable a session cache and tickets (nginx `ssl_session_cache shared:SSL:10m; ssl_session_tickets "
@@ -230,6 +237,7 @@ TITLES = {
     TLS_CERT_KEY: "certificate key",
     TLS_CERT_SIGNATURE: "certificate signature",
     TLS_RESUMPTION: "session resumption",
+    TLS_AUDIT_COMPLETE: "audit complete",
 }
 
 
@@ -772,6 +780,86 @@ def check_resumption(session_id: bool | None, ticket: bool | None, why: str) -> 
     )
 
 
+def _oversized_evidence(o: OversizedAnswer) -> dict[str, Any]:
+    return {
+        "job_id": o.job_id,
+        "version": o.version,
+        "limited_by": o.limited_by,
+        "limit_bytes": o.limit_bytes,
+        "bytes_read": o.bytes_read,
+        "message": o.message,
+        "announced_bytes": o.announced_bytes,
+    }
+
+
+def _oversized_words(o: OversizedAnswer) -> str:
+    if o.limited_by == "ssl":
+        return (
+            f"the TLS stack (OpenSSL) refused a {o.version} handshake as too large after {o.bytes_read} bytes"
+        )
+    what = f", inside a {o.message} message announcing {o.announced_bytes} bytes" if o.message else ""
+    return (
+        f"a {o.version} hello's answer passed our {o.limit_bytes}-byte cap: {o.bytes_read} bytes read{what}"
+    )
+
+
+def check_complete(
+    obs: AuditObservation, unknown: list[str], counts: dict[JobStatus, int], cert_obtained: bool
+) -> Finding:
+    """Whether every planned connection got its answer: an incomplete audit must not read as healthy. An
+    answer too large to read fails (the server's fault, and what it hid is unknown); errors and jobs the
+    deadline left unstarted are "error" (the audit could not finish); both keep the verdict from healthy."""
+    errors, not_scheduled = counts[JobStatus.ERROR], counts[JobStatus.NOT_SCHEDULED]
+    planned = sum(counts.values())
+    missing = [f"{v} (every attempt failed)" for v in unknown]
+    if not cert_obtained:
+        missing.append("the server certificate")
+    ev: dict[str, Any] = {
+        "jobs": planned,
+        "error": errors,
+        "not_scheduled": not_scheduled,
+        "versions_unknown": unknown,
+        "certificate_obtained": cert_obtained,
+    }
+    if obs.oversized:
+        ev["answer_cap_bytes"] = obs.answer_cap_bytes
+        ev["oversized"] = [_oversized_evidence(o) for o in obs.oversized[:20]]
+        first = obs.oversized[0]
+        more = len(obs.oversized) - 1
+        also = f"; {more} more connection(s) stopped at a size limit" if more else ""
+        lost = f" Not audited because of it: {', '.join(missing)}." if missing else ""
+        return _f(
+            TLS_AUDIT_COMPLETE,
+            "fail",
+            f"Incomplete audit: the server's handshake is too large to read ({_oversized_words(first)}"
+            f"{also}).{lost}",
+            ev,
+            REMEDY_SIZE,
+        )
+    if errors or not_scheduled:
+        reasons: dict[str, int] = {}
+        for r in obs.results:
+            if r.status != JobStatus.COMPLETED:
+                key = r.reason.value if r.reason else r.status.value
+                reasons[key] = reasons.get(key, 0) + 1
+        ev["reasons"] = reasons
+        parts = []
+        if errors:
+            parts.append(f"{errors} of {planned} connection(s) ended in error")
+        if not_scheduled:
+            parts.append(f"{not_scheduled} were not started before the deadline")
+        why = ", ".join(f"{k} {n}" for k, n in reasons.items())
+        lost = f"; unknown: {', '.join(missing)}" if missing else ""
+        return _f(
+            TLS_AUDIT_COMPLETE,
+            "error",
+            f"Incomplete audit: {' and '.join(parts)} ({why}{lost}); see errors. The findings cover only "
+            "what the other connections showed.",
+            ev,
+        )
+    return _f(TLS_AUDIT_COMPLETE, "pass", f"Every planned connection completed ({planned}).", ev)
+
+
 # ------------------------------------------------------------------------------------------ judge
 
 
@@ -851,10 +939,23 @@ def judge(obs: AuditObservation, *, now: datetime | None = None) -> TlsReport:
         if facts.client_auth == "required" and not obs.client_cert_given:
             why = "a client certificate is required: give --client-cert/--client-key to test resumption"
         findings.append(check_resumption(facts.resumption_session_id, facts.resumption_ticket, why))
-    failing = [f.id for f in findings if f.status == "fail"]
+    counts = {s: sum(1 for r in obs.results if r.status == s) for s in JobStatus}
+    if error is None:
+        findings.append(check_complete(obs, unknown, counts, cert is not None))
+    # An incomplete audit is never healthy: a failing or "error" audit-complete finding is a root cause.
+    failing = [
+        f.id for f in findings if f.status == "fail" or (f.id == TLS_AUDIT_COMPLETE and f.status == "error")
+    ]
     status: Literal["healthy", "problems"] = "problems" if failing else "healthy"
     if error is not None:
         summary = f"{obs.target}: {error}."
+    elif failing == [TLS_AUDIT_COMPLETE]:
+        audit_finding = next(f for f in findings if f.id == TLS_AUDIT_COMPLETE)
+        summary = (
+            audit_finding.detail
+            + " Nothing else fails, but an incomplete audit cannot call the endpoint healthy."
+            + (f" First fix: {audit_finding.remedy}" if audit_finding.remedy else "")
+        )
     elif failing:
         first = next(f for f in findings if f.id == failing[0])
         summary = f"{len(failing)} problem(s): {', '.join(failing)}. {first.detail}" + (
@@ -863,7 +964,6 @@ def judge(obs: AuditObservation, *, now: datetime | None = None) -> TlsReport:
     else:
         warns = [f.id for f in findings if f.status == "warn"]
         summary = "No problems found" + (f"; worth a look: {', '.join(warns)}." if warns else ".")
-    counts = {s: sum(1 for r in obs.results if r.status == s) for s in JobStatus}
     return TlsReport(
         tool={"name": "vpndoctor", "version": __version__},
         target=obs.target,
@@ -894,7 +994,7 @@ def judge(obs: AuditObservation, *, now: datetime | None = None) -> TlsReport:
             connections=obs.connections,
             max_concurrent=obs.max_concurrent,
         ),
-        complete=counts[JobStatus.ERROR] == 0 and counts[JobStatus.NOT_SCHEDULED] == 0,
+        complete=counts[JobStatus.ERROR] == 0 and counts[JobStatus.NOT_SCHEDULED] == 0 and not obs.oversized,
         errors=[
             TlsJobError(
                 job=_job_name(r),

@@ -27,7 +27,7 @@ import ipaddress
 import struct
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 
 from vpndoctor.ike import auth as ike_auth
@@ -92,7 +92,13 @@ FLAG_INITIATOR = 0x08
 FLAG_RESPONSE = 0x20
 NON_ESP_MARKER = b"\x00\x00\x00\x00"
 PADDING_VENDOR_ID = b"vpndoctor path-fragment probe"
-MAX_TRANSCRIPT = 2000
+# The transcript is evidence, not a log of everything a hostile peer can send: identical incoming datagrams in
+# a row share one row (with a count), at most MAX_TRANSCRIPT rows are kept, and datagrams we ignored
+# (garbage, strays, floods) fill at most MAX_IGNORED_ROWS of them, so that the exchange's own datagrams
+# (ours, and the answers we took) still have room after a flood. The rest is only counted
+# (`transcript_dropped`). The first rows, which checks read (first request, first answer), are always kept.
+MAX_TRANSCRIPT = 200
+MAX_IGNORED_ROWS = 100
 MAX_COOKIE_ROUNDS = 2
 # Groups a stateless probe's KE payload may use (one none of the offered proposals names); cheap ones first.
 _STATELESS_KE_GROUPS = (19, 14, 2, 20, 31, 5, 15, 16)
@@ -136,6 +142,9 @@ class DatagramEvent:
     remote: Address
     size: int  # UDP payload bytes, non-ESP marker included
     summary: str
+    # Identical incoming datagrams (same port, size and summary) that arrived in a row, this one included.
+    # The event stream carries a row once, when it opens; `Initiator.transcript` has the final count.
+    repeat: int = 1
 
 
 @dataclass(frozen=True)
@@ -342,7 +351,9 @@ class Initiator:
         self._request_fragments = 0
         self.reached = "none"
         self.transcript: list[DatagramEvent] = []
-        self.transcript_dropped = 0
+        self.transcript_dropped = 0  # datagrams in no row of the transcript (see MAX_TRANSCRIPT)
+        self._ignored_rows = 0
+        self._row_open = False  # the last datagram logged went into transcript[-1]: a repeat may join it
         self.round_trips = 0
         self._auth: AuthDone | None = None
         self._sa_up = False  # IKE_SA_INIT completed: the responder holds a half-open SA of ours
@@ -374,13 +385,15 @@ class Initiator:
         if addr[1] == self.config.natt_port:
             stripped = strip_non_esp_marker(data)
             if stripped is None:  # ESP or a NAT keepalive: not for us
-                self._log("in", addr, len(data), now, "non-IKE datagram on the NAT-T port (ignored)")
+                self._log(
+                    "in", addr, len(data), now, "non-IKE datagram on the NAT-T port (ignored)", ignored=True
+                )
                 return
             raw = stripped
         try:
             self._receive_ike(raw, len(data), addr, now)
         except MalformedMessage as exc:
-            self._log("in", addr, len(data), now, f"malformed ({exc}) - ignored")
+            self._log("in", addr, len(data), now, f"malformed ({exc}) - ignored", ignored=True)
 
     def handle_timer(self, now: float) -> None:
         out = self._outstanding
@@ -508,13 +521,29 @@ class Initiator:
             self._set_state(State.DONE)
         self._events.append(Finished(self.reached))
 
-    def _log(self, direction: str, remote: Address, size: int, now: float, text: str) -> None:
-        event = DatagramEvent(t=now, direction=direction, remote=remote, size=size, summary=text)
-        if len(self.transcript) < MAX_TRANSCRIPT:
-            self.transcript.append(event)
-            self._events.append(event)
-        else:
+    def _log(
+        self, direction: str, remote: Address, size: int, now: float, text: str, *, ignored: bool = False
+    ) -> None:
+        """One datagram into the transcript; `ignored`: an incoming one we did not act on."""
+        last = self.transcript[-1] if self.transcript else None
+        if (
+            self._row_open
+            and last is not None
+            and direction == "in" == last.direction
+            and (remote, size, text) == (last.remote, last.size, last.summary)
+        ):
+            self.transcript[-1] = replace(last, repeat=last.repeat + 1)
+            return
+        if len(self.transcript) >= MAX_TRANSCRIPT or (ignored and self._ignored_rows >= MAX_IGNORED_ROWS):
             self.transcript_dropped += 1
+            self._row_open = False
+            return
+        if ignored:
+            self._ignored_rows += 1
+        event = DatagramEvent(t=now, direction=direction, remote=remote, size=size, summary=text)
+        self.transcript.append(event)
+        self._events.append(event)
+        self._row_open = True
 
     def _emit(
         self, dgram: bytes, remote: Address, now: float, *, retransmit: bool = False, text: str | None = None
@@ -627,18 +656,19 @@ class Initiator:
         h = msg.header
         out = self._outstanding
         if h.spi_i != self.spi_i:
-            self._log("in", addr, wire_size, now, f"{summary(msg)} - not our SPI, ignored")
+            self._log("in", addr, wire_size, now, f"{summary(msg)} - not our SPI, ignored", ignored=True)
             return
         if not h.flags & FLAG_RESPONSE:
             # A request from the responder (e.g. a DPD or its own Delete): nothing we need to answer.
-            self._log("in", addr, wire_size, now, f"{summary(msg)} - request from responder, ignored")
+            text = f"{summary(msg)} - request from responder, ignored"
+            self._log("in", addr, wire_size, now, text, ignored=True)
             return
         if (
             out is None
             or h.exchange != out.exchange
             or h.message_id not in (out.message_id, out.also_message_id)
         ):
-            self._log("in", addr, wire_size, now, f"{summary(msg)} - unexpected, ignored")
+            self._log("in", addr, wire_size, now, f"{summary(msg)} - unexpected, ignored", ignored=True)
             return
         if h.exchange == ExchangeType.IKE_SA_INIT:
             self._log("in", addr, wire_size, now, summary(msg))
@@ -901,7 +931,8 @@ class Initiator:
             try:
                 first, part = sk.unprotect(raw, self._keys.responder(), self._suite)
             except MalformedMessage as exc:
-                self._log("in", addr, wire_size, now, f"{note} failed protection check ({exc})")
+                text = f"{note} failed protection check ({exc})"
+                self._log("in", addr, wire_size, now, text, ignored=True)
                 return
             try:
                 done = self._reassembler.add(enc.fragment_number, enc.total_fragments, first, part, now)
@@ -919,11 +950,13 @@ class Initiator:
             try:
                 first, plain = sk.unprotect(raw, self._keys.responder(), self._suite)
             except MalformedMessage as exc:
-                self._log("in", addr, wire_size, now, f"{summary(msg)} failed protection check ({exc})")
+                text = f"{summary(msg)} failed protection check ({exc})"
+                self._log("in", addr, wire_size, now, text, ignored=True)
                 return
             fragments = 0
         else:
-            self._log("in", addr, wire_size, now, f"{summary(msg)} - unprotected response, ignored")
+            text = f"{summary(msg)} - unprotected response, ignored"
+            self._log("in", addr, wire_size, now, text, ignored=True)
             return
         try:
             inner = decode_payload_chain(first, plain)

@@ -76,6 +76,7 @@ class DatagramInfo(_Model):
     port: int  # the server's port (500 or the NAT-T port)
     size: int  # UDP payload bytes, non-ESP marker included
     summary: str
+    repeat: int = 1  # identical incoming datagrams in a row shown as this one row (t: the first one's)
 
 
 class IkeObservation(_Model):
@@ -112,7 +113,7 @@ class IkeObservation(_Model):
     request_fragments: int
     response_fragments: int
     round_trips: int
-    datagrams: list[DatagramInfo]
+    datagrams: list[DatagramInfo]  # the transcript: bounded (see ike.initiator.MAX_TRANSCRIPT)
     icmp_errors: list[str]
     certificate_chain_pem: list[str]  # what the server sent in CERT payloads, end entity first
     # Politeness (see net/polite.py and the README): a stateless probe's answer, the NAT-T flows used,
@@ -129,6 +130,8 @@ class IkeObservation(_Model):
     left_half_open: bool = False
     budget_wait_s: float = 0.0
     throttled: str | None = None
+    # Datagrams in no row of `datagrams`: past the transcript's bound (a flood, garbage, strays).
+    datagrams_dropped: int = 0
 
 
 def _proposal_text(encr: int, bits: int | None, prf: int, integ: int | None, dh: int) -> str:
@@ -451,6 +454,7 @@ def _observe(
             port=d.remote[1],
             size=d.size,
             summary=d.summary,
+            repeat=d.repeat,
         )
         for d in machine.transcript
     ]
@@ -499,6 +503,7 @@ def _observe(
         and any(d.dir == "in" and d.port == fallback for d in datagrams[1:]),
         left_half_open=machine.server_holds_state,
         throttled=_throttled(cookie_rounds, timeout, datagrams),
+        datagrams_dropped=machine.transcript_dropped,
     )
 
 

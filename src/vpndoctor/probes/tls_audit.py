@@ -18,8 +18,9 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Literal
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -36,6 +37,7 @@ from vpndoctor.net.tcp import (
     Unreachable,
 )
 from vpndoctor.tls.audit import (
+    VERSION_NAMES,
     AuditFacts,
     AuditPlanner,
     ErrorReason,
@@ -51,12 +53,17 @@ from vpndoctor.tls.audit import (
     prepare_hello,
 )
 from vpndoctor.tls.errors import TlsDecodeError
-from vpndoctor.tls.hello import Version
+from vpndoctor.tls.hello import HandshakeType, Version
+from vpndoctor.tls.records import RecordBuffer
 from vpndoctor.trust import trust_anchors
 
 DEFAULT_PORT = 443
-MAX_ANSWER_BYTES = 128 * 1024  # a first flight with a long chain is ~10 KB; more is hostile
+# A first flight with a long chain is ~10 KB. Past this cap a hello's answer is not read further: the job
+# ends OVERSIZED (or, TLS 1.3, undecrypted) and the audit is incomplete (`AuditObservation.oversized`).
+MAX_ANSWER_BYTES = 128 * 1024
 HTTP_READ_BYTES = 8192
+# OpenSSL's reason when a handshake message passes its own limit (the certificate list: 100 KiB by default).
+SSL_SIZE_FAILURE = "EXCESSIVE_MESSAGE_SIZE"
 
 
 @dataclass(frozen=True)
@@ -119,6 +126,19 @@ class AuditRequest:
     client_key: str | None = None
 
 
+@dataclass(frozen=True)
+class OversizedAnswer:
+    """One connection whose answer was too large to read whole: what it would have told is missing."""
+
+    job_id: int
+    version: str  # the version the job asked for (the highest one offered, for a TLS stack job)
+    limited_by: Literal["cap", "ssl"]  # our MAX_ANSWER_BYTES, or the ssl module's (OpenSSL's) own limit
+    limit_bytes: int | None  # None: the ssl module does not say
+    bytes_read: int
+    message: str | None = None  # the handshake message cut short, e.g. "certificate" (TLS <= 1.2 only)
+    announced_bytes: int | None = None  # the length that message announced
+
+
 @dataclass
 class AuditObservation:
     target: str
@@ -128,15 +148,19 @@ class AuditObservation:
     sni: str | None
     started_at: str
     duration_s: float
-    facts: AuditFacts
-    results: list[JobResult]
-    anchors: list[x509.Certificate]
+    # Not in repr: asyncio formats the repr of the task's result when asyncio.run() ends (Python 3.11), and
+    # a full repr of hundreds of results with certificates in them cost more memory than the audit itself.
+    facts: AuditFacts = field(repr=False)
+    results: list[JobResult] = field(repr=False)
+    anchors: list[x509.Certificate] = field(repr=False)
     anchor_source: str
     connect_error: str | None  # set when TCP could not connect at all (the endpoint is unreachable)
     client_cert_given: bool
     connections: int
     max_concurrent: int
     round_trip_s: float | None  # smallest TCP connect time seen
+    oversized: list[OversizedAnswer] = field(default_factory=list)
+    answer_cap_bytes: int = MAX_ANSWER_BYTES
 
 
 # ------------------------------------------------------------------------------------------- stack
@@ -171,6 +195,7 @@ class _Pipe:
 
     def __init__(self, conn: TcpConnection, obj: ssl.SSLObject, inc: ssl.MemoryBIO, out: ssl.MemoryBIO):
         self.conn, self.obj, self.inc, self.out = conn, obj, inc, out
+        self.bytes_in = 0
 
     async def flush(self, deadline: float) -> None:
         data = self.out.read()
@@ -183,6 +208,7 @@ class _Pipe:
         if not chunk:
             self.inc.write_eof()
             return False
+        self.bytes_in += len(chunk)
         self.inc.write(chunk)
         return True
 
@@ -284,6 +310,10 @@ class _Runner:
     open_now: int = 0
     max_open: int = 0
     connect_times: list[float] = field(default_factory=list)
+    oversized: list[OversizedAnswer] = field(default_factory=list)
+    # Versions whose certificate chain one hello result already holds: combine() reads one chain per
+    # version, and hundreds of copies of a large one (a hello per suite) were most of the audit's memory.
+    chain_kept: set[Version] = field(default_factory=set)
 
     async def connect(self) -> TcpConnection:
         left = self.deadline - time.monotonic()
@@ -340,10 +370,22 @@ class _Runner:
             )
         finally:
             conn.close()
+        if got.end == "cap":
+            self.oversized.append(_capped(job, got.data))
         outcome, reason, detail = interpret_answer(prepared, got.data, got.end)
         if outcome is None:
             return JobResult(job, JobStatus.ERROR, reason=reason, detail=detail)
+        if outcome.certificates:
+            if outcome.version == job.version and job.version not in self.chain_kept:
+                self.chain_kept.add(job.version)
+            else:
+                outcome = replace(outcome, certificates=())
         return JobResult(job, JobStatus.COMPLETED, outcome, detail=detail)
+
+    def _note_ssl_limit(self, job: StackJob, failure: str | None, pipe: _Pipe) -> None:
+        if failure is not None and SSL_SIZE_FAILURE in failure:
+            name = VERSION_NAMES[job.max_version]
+            self.oversized.append(OversizedAnswer(job.id, name, "ssl", None, pipe.bytes_in))
 
     async def _stack(self, job: StackJob) -> JobResult:
         # Resumption needs a full handshake first: where a certificate is required, only the user's gets one.
@@ -363,6 +405,7 @@ class _Runner:
         try:
             pipe = self._pipe(conn, ctx, None)
             failure = await pipe.handshake(self.deadline)
+            self._note_ssl_limit(job, failure, pipe)
             if failure is not None:
                 return self._done(job, StackOutcome(False, failure=failure))
             obj = pipe.obj
@@ -409,6 +452,7 @@ class _Runner:
         try:
             pipe = self._pipe(conn, ctx, None)
             failure = await pipe.handshake(self.deadline)
+            self._note_ssl_limit(job, failure, pipe)
             if failure is not None:
                 return self._done(job, StackOutcome(False, failure=failure))
             version = pipe.obj.version()
@@ -432,6 +476,7 @@ class _Runner:
         try:
             pipe = self._pipe(conn, ctx, session)
             failure = await pipe.handshake(self.deadline)
+            self._note_ssl_limit(job, failure, pipe)
             resumed = failure is None and pipe.obj.session_reused
         finally:
             conn.close()
@@ -460,6 +505,25 @@ class _Runner:
                 job, JobStatus.ERROR, reason=ErrorReason.TIMEOUT, detail="TLS handshake timed out"
             )
         return JobResult(job, JobStatus.COMPLETED, outcome)
+
+
+def _capped(job: HelloJob, data: bytes) -> OversizedAnswer:
+    """What a hello's answer cut at MAX_ANSWER_BYTES was: the handshake message it was in the middle of, and
+    the length that message announced (TLS <= 1.2; a TLS 1.3 flight is encrypted past its ServerHello)."""
+    message = announced = None
+    buf = RecordBuffer(max_bytes=2**24 + len(data))  # `data` is capped already; let any length be announced
+    with contextlib.suppress(TlsDecodeError):
+        buf.feed(data)
+        pending = buf.pending_handshake
+        if pending is not None:
+            kind, announced = pending
+            try:
+                message = HandshakeType(kind).name.lower().replace("_", " ")
+            except ValueError:
+                message = f"type {kind}"
+    return OversizedAnswer(
+        job.id, VERSION_NAMES[job.version], "cap", MAX_ANSWER_BYTES, len(data), message, announced
+    )
 
 
 def _throwaway_certificate(directory: Path) -> tuple[str, str]:
@@ -550,6 +614,7 @@ async def run_audit(req: AuditRequest) -> AuditObservation:
         connections=runner.connections,
         max_concurrent=runner.max_open,
         round_trip_s=min(runner.connect_times) if runner.connect_times else None,
+        oversized=sorted(runner.oversized, key=lambda o: o.job_id),
     )
 
 

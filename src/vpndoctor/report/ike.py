@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from vpndoctor.probes.ike import IkeObservation
@@ -85,8 +86,19 @@ def render_ike(obs: IkeObservation, console: Console) -> None:
     if obs.peer_error:
         facts.add_row("[red]protocol[/]", obs.peer_error)
     console.print(facts)
+    # The transcript is bounded by the probe (a run of identical datagrams is one row with a count, and
+    # what did not fit is only counted), so printing it costs little whatever the server sent.
     ladder = Table("t (s)", "", "port", "bytes", "message", box=None, padding=(0, 1))
     for d in obs.datagrams:
         arrow = "->" if d.dir == "out" else "<-"
-        ladder.add_row(f"{d.t:.3f}", arrow, str(d.port), str(d.size), d.summary)
+        times = f" [bold](x{d.repeat})[/]" if d.repeat > 1 else ""
+        ladder.add_row(f"{d.t:.3f}", arrow, str(d.port), str(d.size), escape(d.summary) + times)
+    if obs.datagrams_dropped:
+        ladder.add_row(
+            "",
+            "",
+            "",
+            "",
+            f"[yellow]... {obs.datagrams_dropped} more datagrams, not kept in the transcript[/]",
+        )
     console.print(ladder)

@@ -142,6 +142,14 @@ class RecordBuffer:
         """Bytes received that do not yet form a complete record or handshake message."""
         return len(self._buf) + len(self._hs)
 
+    @property
+    def pending_handshake(self) -> tuple[int, int] | None:
+        """(type, announced body length) of the handshake message begun but not complete, if any: what a
+        peer said it was sending when a size cap stopped us (e.g. a 200 KB Certificate)."""
+        if len(self._hs) < HANDSHAKE_HEADER_BYTES:
+            return None
+        return self._hs[0], int.from_bytes(self._hs[1:4], "big")
+
     def feed(self, data: bytes) -> list[Record | HandshakeMessage]:
         if self._error is not None:
             raise self._error
