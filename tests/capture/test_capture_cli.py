@@ -78,3 +78,60 @@ def test_big_file_without_the_c_walk_says_so(tmp_path: Path) -> None:
         assert json.loads(proc.stdout)["packets"] == (1 if noted else 0)
     proc = run(str(big), "--json")  # with the C walk: no note
     assert proc.returncode == 0 and "not built" not in proc.stderr
+
+
+def test_read_error_is_one_line_exit_2() -> None:
+    # /proc/self/mem opens but every read at offset 0 fails with EIO: an error during reading, not opening.
+    if not Path("/proc/self/mem").exists():
+        pytest.skip("no /proc")
+    proc = run("/proc/self/mem")
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "vpndoctor: error: cannot read the capture at byte 0: Input/output error" in proc.stderr
+
+
+def test_fifo_without_a_writer_does_not_hang(tmp_path: Path) -> None:
+    fifo = tmp_path / "capture.fifo"
+    os.mkfifo(fifo)
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "vpndoctor", "capture", str(fifo)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("capture of a FIFO with no writer still blocked after 60 s")
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "no writer" in proc.stderr
+
+
+def test_fifo_with_a_writer_is_read(tmp_path: Path) -> None:
+    path = PUBLIC / "ikev2four.pcap"
+    if not path.exists():
+        pytest.skip(f"shared captures not found at {PUBLIC}")
+    fifo = tmp_path / "capture.fifo"
+    os.mkfifo(fifo)
+    with subprocess.Popen(  # the usual order: the writer (tcpdump -w) first, blocked until we open
+        ["sh", "-c", 'cat "$1" > "$2"', "sh", str(path), str(fifo)]
+    ) as writer:
+        proc = run(str(fifo), "--json")
+        writer.wait(30)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["packets"] == json.loads(run(str(path), "--json").stdout)["packets"]
+
+
+def test_gzip_bomb_is_one_line_exit_2(tmp_path: Path) -> None:
+    import zlib
+
+    comp = zlib.compressobj(9, zlib.DEFLATED, 31)  # 4 M empty pcap records, 64 MiB from about 62 KiB
+    header = bytes.fromhex("d4c3b2a1020004000000000000000000ffff000001000000")
+    bomb = comp.compress(header) + b"".join(comp.compress(bytes(1 << 20)) for _ in range(64)) + comp.flush()
+    path = tmp_path / "bomb.pcap.gz"
+    path.write_bytes(bomb)
+    proc = run(str(path), "--json")
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "decompression bomb" in proc.stderr and not proc.stdout

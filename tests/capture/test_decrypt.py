@@ -428,6 +428,141 @@ def test_bad_key_files_are_one_line_exit_2(content: str, message: str, tmp_path:
     assert message in proc.stderr
 
 
+# Key-file errors name the line and the field, never the key: a shifted column puts a key where a name or an
+# SPI was expected, and a typo makes a key "not hex". No 6-character piece of any key may reach the message.
+_SK = {
+    "ei": "3f44bf47cafd8150591deb088199fcbf",
+    "er": "bedb67ec7dc3d00cccac42e70cd63bde",
+    "ai": "4ea8e662b07cdd430f6944c6723e4b82d5722418",
+    "ar": "515b0bd22e6d76b34fdb760aa7bfad80b109b75d",
+}
+_SPIS = "0x0001020304050607 0xc02e7a3031a03188"
+_ENC, _INT = '"AES-CBC-128 [RFC3602]"', '"HMAC_SHA1_96 [RFC2404]"'
+
+
+def _wireshark(*fields: str) -> str:
+    return ",".join(fields)
+
+
+@pytest.mark.parametrize(
+    ("line", "field"),
+    [
+        # Wireshark ikev2_decryption_table
+        (
+            _wireshark(
+                "0001020304050607",
+                "c02e7a3031a03188",
+                _SK["ei"][:-1] + "Z",
+                _SK["er"],
+                _ENC,
+                _SK["ai"],
+                _SK["ar"],
+                _INT,
+            ),
+            "field 3, SK_ei",
+        ),
+        (
+            _wireshark(
+                "0001020304050607",
+                "c02e7a3031a03188",
+                _SK["ei"],
+                _SK["er"],
+                _ENC,
+                _SK["ai"],
+                "0x" + _SK["ar"][:-1] + "g",
+                _INT,
+            ),
+            "field 7, SK_ar",
+        ),
+        (
+            _wireshark(
+                "0001020304050607", "c02e7a3031a03188", _SK["ei"], _ENC, _SK["er"], _SK["ai"], _SK["ar"], _INT
+            ),
+            "field 5, unknown encryption algorithm",
+        ),
+        (
+            _wireshark(
+                "0001020304050607", "c02e7a3031a03188", _SK["ei"], _SK["er"], _ENC, _SK["ai"], _INT, _SK["ar"]
+            ),
+            "field 8, unknown integrity algorithm",
+        ),
+        (
+            _wireshark("c02e7a3031a03188", _SK["ei"] + "x", _SK["er"], _ENC, _SK["ai"], _SK["ar"], _INT, "x"),
+            "field 2, SPIr",
+        ),
+        (
+            _wireshark(
+                "0001020304050607",
+                "c02e7a3031a03188",
+                _SK["ei"],
+                _SK["er"],
+                '"NULL [RFC2410]"',
+                _SK["ai"],
+                _SK["ar"],
+                _SK["ar"],
+            ),
+            "field 8, unknown integrity algorithm",
+        ),
+        (
+            _wireshark(
+                "0001020304050607",
+                "c02e7a3031a03188",
+                _SK["ei"],
+                _SK["er"],
+                _SK["ai"],
+                '"AES-CTR-128 [RFC5930]"',
+                _SK["ar"],
+                _INT,
+            ),
+            "field 5, unknown encryption algorithm",
+        ),
+        # tcpdump -E ikev2 lines
+        (f"ikev2 sha1:0x{_SK['ai']} I {_SPIS} aes128:0x{_SK['ei']}", "field 2 (role)"),
+        (
+            f"ikev2 I 0x0001020304050607 sha1:0x{_SK['ai']} 0xc02e7a3031a03188 aes128:0x{_SK['ei']}",
+            "field 4 (SPIr)",
+        ),
+        (
+            f"ikev2 I 0x{_SK['ei'][:16]} {_SPIS.split()[1]} sha1:0x{_SK['ai']} aes128:0x{_SK['ei']}",
+            None,
+        ),  # a valid line (an SPI is no secret): the control case
+        (f"ikev2 I {_SPIS} sha1:0x{_SK['ai']}Z aes128:0x{_SK['ei']}", "field 5 (integrity algorithm:key)"),
+        (f"ikev2 I {_SPIS} {_SK['ai']}:0x{_SK['ai']} aes128:0x{_SK['ei']}", "field 5 (integrity algorithm"),
+        (f"ikev2 I {_SPIS} sha1:0x{_SK['ai']} {_SK['ei']}:0x{_SK['ei']}", "field 6 (encryption algorithm"),
+        (f"ikev2 I {_SPIS} sha1:0x{_SK['ai']} aes128:0x{_SK['ei'][:30]}", "field 6 (aes128 key)"),
+        (f"sha1:0x{_SK['ai']}\taes128:0x{_SK['ei']}", "field 1"),
+    ],
+)
+def test_key_file_errors_never_echo_a_key(line: str, field: str | None) -> None:
+    if field is None:
+        assert len(parse_keys(line + "\n")) == 1
+        return
+    with pytest.raises(UsageError) as caught:
+        parse_keys("# keys\n" + line + "\n", name="keys.txt")
+    message = str(caught.value)
+    assert "line 2" in message and field in message, message
+    for key in _SK.values():
+        pieces = {key[i : i + 6] for i in range(len(key) - 5)}
+        assert not any(p in message.lower() for p in pieces), message
+
+
+def test_key_file_error_through_the_cli_is_one_line_without_the_key(tmp_path: Path) -> None:
+    keys = tmp_path / "keys.txt"
+    keys.write_text(PI2_WIRESHARK.replace(_SK["ei"], _SK["ei"][:-1] + "Z") + "\n")
+    proc = cli(str(public("ikev2pI2.pcap")), "--keys", str(keys))
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "field 3, SK_ei is not hex" in proc.stderr and _SK["ei"][:6] not in proc.stderr, proc.stderr
+
+
+def test_unsupported_line_warning_names_only_known_algorithms() -> None:
+    table = parse_keys(
+        PI2_WIRESHARK.replace("AES-CBC-128 [RFC3602]", "NULL [RFC2410]") + "\n" + PI2_WIRESHARK
+    )
+    assert table.warnings == [
+        "--keys keys line 1: NULL [RFC2410] / HMAC_SHA1_96 [RFC2404] not supported for decryption; skipped"
+    ]
+
+
 def test_missing_and_binary_key_files(tmp_path: Path) -> None:
     binary = tmp_path / "keys.bin"
     binary.write_bytes(b"\xff\xfe\x00garbage")
@@ -482,3 +617,41 @@ def test_mutated_encrypted_messages_never_raise(
     for m in report.conversations[0].messages if report.conversations else []:
         if m.decrypted is not None and m.decrypted.integrity == "failed":
             assert m.decrypted.payloads == [] and m.decrypted.items == []
+
+
+def test_key_file_from_a_named_pipe(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    from vpndoctor.capture import reader
+    from vpndoctor.capture.decrypt import load_keys
+
+    monkeypatch.setattr(reader, "FIFO_WRITER_WAIT_S", 0.2, raising=False)
+    fifo = tmp_path / "keys.fifo"
+    os.mkfifo(fifo)
+    result: list[object] = []
+
+    def attempt() -> None:
+        try:
+            result.append(load_keys(str(fifo)))
+        except BaseException as exc:
+            result.append(exc)
+
+    thread = threading.Thread(target=attempt, daemon=True)  # open() of a FIFO with no writer blocks forever
+    thread.start()
+    thread.join(10)
+    if thread.is_alive():
+        with open(fifo, "wb"):  # unblock it
+            pass
+        pytest.fail("--keys blocked on a named pipe with no writer")
+    assert isinstance(result[0], UsageError) and "no writer" in str(result[0]), result
+
+    def write() -> None:
+        with open(fifo, "w") as out:  # blocks until load_keys opens the pipe
+            out.write(PI2_WIRESHARK + "\n")
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        assert len(load_keys(str(fifo))) == 1
+    finally:
+        writer.join(10)

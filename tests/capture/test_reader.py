@@ -4,11 +4,16 @@ orders and resolutions, and damaged input (only CaptureError or warnings, never 
 from __future__ import annotations
 
 import contextlib
+import errno
 import gzip
 import io
+import os
+import random
 import struct
 import subprocess
+import threading
 import time
+import zlib
 from pathlib import Path
 
 import pytest
@@ -16,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.capture import writer as w
+from vpndoctor.capture import reader
 from vpndoctor.capture.ip import packet_from_frame
 from vpndoctor.capture.reader import CaptureError, CaptureReader, Frame, iter_frames, open_capture
 from vpndoctor.errors import UsageError
@@ -297,3 +303,189 @@ def test_200k_packets_stream_through() -> None:
     finally:
         path.unlink(missing_ok=True)
     assert n == m == 200_000
+
+
+# --- hostile input: read errors, budgets, pipes -------------------------------------------------------------
+
+
+class _FailingStream(io.RawIOBase):
+    """`data`, then an I/O error (as /proc/self/mem or a dying disk gives) once `fail_at` bytes were read."""
+
+    def __init__(self, data: bytes, fail_at: int) -> None:
+        self._data = data
+        self._fail_at = fail_at
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        if self._pos >= self._fail_at:
+            raise OSError(errno.EIO, "Input/output error")
+        chunk = self._data[self._pos : min(self._fail_at, self._pos + len(buffer))]
+        buffer[: len(chunk)] = chunk
+        self._pos += len(chunk)
+        return len(chunk)
+
+
+_RECORDS = w.pcap([(i, 0, w.ether(w.ipv4(w.udp(500, 500, bytes(40))))) for i in range(50)])
+
+
+@pytest.mark.parametrize(
+    ("data", "fail_at"),
+    [
+        (_RECORDS, 0),  # the first read
+        (_RECORDS, 100),  # inside the records
+        (w.shb() + w.idb(1) + w.epb(0, 0, bytes(60)) * 50, 200),
+        (gzip.compress(_RECORDS), 0),
+        (gzip.compress(_RECORDS), 30),  # inside the compressed stream
+    ],
+    ids=["pcap-start", "pcap-middle", "pcapng", "gzip-start", "gzip-middle"],
+)
+def test_read_error_while_reading_is_a_capture_error(data: bytes, fail_at: int) -> None:
+    from vpndoctor.capture.analysis import analyse
+
+    match = r"cannot read the capture at byte \d+: Input/output error"
+    with pytest.raises(CaptureError, match=match):
+        list(CaptureReader(_FailingStream(data, fail_at)).frames())  # type: ignore[arg-type]
+    with pytest.raises(CaptureError, match=match):
+        analyse(_FailingStream(data, fail_at), name="x")  # type: ignore[arg-type]
+
+
+def _empty_records_gz(n: int) -> bytes:
+    """A pcap of `n` empty records, gzip-compressed: the shape of a decompression bomb (16 bytes a record,
+    about a thousand to one)."""
+    comp = zlib.compressobj(9, zlib.DEFLATED, 31)
+    out = [comp.compress(w.pcap([]))]
+    block = bytes(16 * 65536)
+    for _ in range(n // 65536):
+        out.append(comp.compress(block))
+    out.append(comp.compress(bytes(16 * (n % 65536))))
+    return b"".join(out) + comp.flush()
+
+
+def test_gzip_bomb_is_refused_with_the_default_budget() -> None:
+    # 4 M empty records (64 MiB) from 62 KiB: refused early, in one line, instead of read for seconds.
+    bomb = _empty_records_gz(4 << 20)
+    assert len(bomb) < 100_000
+    with pytest.raises(CaptureError, match="decompression bomb") as caught:
+        for _ in iter_frames(io.BytesIO(bomb)):
+            pass
+    assert "\n" not in str(caught.value)
+
+
+def test_gzip_ratio_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(reader, "GZIP_RATIO_GRACE_BYTES", 4096)
+    monkeypatch.setattr(reader, "MAX_GZIP_RATIO", 20)
+    # Below the grace any ratio is fine; above it, only up to MAX_GZIP_RATIO.
+    assert len(read(_empty_records_gz(200))[0]) == 200
+    with pytest.raises(reader.CaptureBudgetError, match="more than 20 times its compressed size"):
+        read(_empty_records_gz(5000))
+    rng = random.Random(7)
+    varied = w.pcap([(i, 0, rng.randbytes(200)) for i in range(500)])  # ~1:1
+    assert read(gzip.compress(varied)) == read(varied)
+
+
+def test_gzip_output_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(reader, "MAX_GZIP_OUTPUT_BYTES", 50_000)
+    rng = random.Random(8)
+    small = w.pcap([(i, 0, rng.randbytes(200)) for i in range(200)])  # 44 KB
+    big = w.pcap([(i, 0, rng.randbytes(200)) for i in range(300)])  # 65 KB
+    assert read(gzip.compress(small)) == read(small)
+    with pytest.raises(reader.CaptureBudgetError, match="more than 50000 bytes"):
+        read(gzip.compress(big))
+    assert len(read(big)[0]) == 300  # the cap is for compressed input only
+
+
+@pytest.mark.parametrize("fmt", ["pcap", "pcapng", "gzip"])
+def test_record_budget(fmt: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vpndoctor.capture.analysis import analyse
+
+    monkeypatch.setattr(reader, "MAX_RECORDS", 30)
+
+    def capture(n: int) -> bytes:
+        if fmt == "pcapng":
+            return w.shb() + w.idb(1) + w.epb(0, 0, bytes(14)) * (n - 2)  # blocks are records: SHB, IDB too
+        data = w.pcap([(i, 0, bytes(14)) for i in range(n)])
+        return gzip.compress(data) if fmt == "gzip" else data
+
+    assert len(read(capture(30))[0]) == 30 - 2 * (fmt == "pcapng")
+    assert analyse(io.BytesIO(capture(30)), name="x").packets == 30 - 2 * (fmt == "pcapng")
+    for attempt in (read, lambda d: analyse(io.BytesIO(d), name="x")):
+        with pytest.raises(reader.CaptureBudgetError, match="more than 30 records"):
+            attempt(capture(31))
+
+
+def test_pcapng_interface_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(reader, "MAX_INTERFACES", 8)
+    packet = w.epb(7, 0, w.ether(w.ipv4(w.udp(9, 9, b"x"))))
+    assert len(read(w.shb() + w.idb(1) * 8 + packet)[0]) == 1
+    assert len(read((w.shb() + w.idb(1) * 8 + packet) * 2)[0]) == 2  # the count is per section
+    with pytest.raises(reader.CaptureBudgetError, match="more than 8 interfaces"):
+        read(w.shb() + w.idb(1) * 9 + packet)
+
+
+def test_pcapng_many_interfaces_cost_the_fast_path_nothing_per_packet(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An interface list is handed to the fast path as the same list, at most a few dozen long, however many
+    interfaces the section describes: rebuilding it per block made thousands of IDBs quadratic."""
+    from vpndoctor.capture.fastpath import FastPath
+
+    seen: list[list[bool]] = []
+    real = FastPath.pcapng_blocks
+
+    def spy(
+        self: FastPath, buf: bytes, pos: int, end: int, ethernet: list[bool], clocks: list[object]
+    ) -> int:
+        seen.append(ethernet)
+        return real(self, buf, pos, end, ethernet, clocks)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(FastPath, "pcapng_blocks", spy)
+    data = w.shb() + w.idb(1) * 2000 + w.epb(0, 0, bytes(14)) * 100
+    fast = FastPath({}, {}, on_merge=lambda r: None, on_tick=lambda t: None)
+    frames = list(CaptureReader(io.BytesIO(data), fast).frames())
+    assert len(frames) == 100 and len(seen) >= 99
+    assert all(e is seen[0] for e in seen) and len(seen[0]) <= 64
+
+
+def test_fifo_with_a_writer_is_read(tmp_path: Path) -> None:
+    fifo = tmp_path / "capture.fifo"
+    os.mkfifo(fifo)
+    data = w.pcap([(1, 0, b"abc"), (2, 0, b"defg")])
+
+    def write() -> None:
+        with open(fifo, "wb") as out:  # blocks until the reader opens
+            out.write(data)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        with open_capture(fifo) as stream:
+            assert [f.data for f in iter_frames(stream)] == [b"abc", b"defg"]
+    finally:
+        writer.join(10)
+
+
+def test_fifo_without_a_writer_is_a_usage_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(reader, "FIFO_WRITER_WAIT_S", 0.2, raising=False)
+    fifo = tmp_path / "capture.fifo"
+    os.mkfifo(fifo)
+    result: list[BaseException | None] = []
+
+    def attempt() -> None:
+        try:
+            open_capture(fifo)
+        except BaseException as exc:
+            result.append(exc)
+        else:
+            result.append(None)
+
+    thread = threading.Thread(target=attempt, daemon=True)  # open() of a FIFO with no writer blocks forever
+    thread.start()
+    thread.join(10)
+    if thread.is_alive():  # unblock the stuck open() so that the daemon thread ends
+        with open(fifo, "wb"):
+            pass
+        pytest.fail("open_capture blocked on a FIFO with no writer")
+    assert isinstance(result[0], UsageError) and "no writer" in str(result[0]), result

@@ -11,7 +11,9 @@ tcpdump and Wireshark both show such content with a warning. Only well-formed co
 from __future__ import annotations
 
 import csv
+import difflib
 import ipaddress
+import re
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +21,7 @@ from pathlib import Path
 from cryptography import x509
 
 from vpndoctor.capture.model import Decrypted, DecryptedPayload, Integrity
+from vpndoctor.capture.reader import open_without_blocking
 from vpndoctor.errors import UsageError
 from vpndoctor.ike.constants import (
     AuthMethod,
@@ -37,7 +40,16 @@ from vpndoctor.ike.constants import (
 )
 from vpndoctor.ike.errors import MalformedMessage
 from vpndoctor.ike.fragments import FragmentReassembler
-from vpndoctor.ike.keys import CipherSuite, DirectionKeys, SecretsFileError, parse_tcpdump_secrets
+from vpndoctor.ike.keys import (  # the private names: tcpdump's line format, to name a field at fault
+    _KEY_RE,
+    _SECRET_ENCR,
+    _SECRET_INTEG,
+    _SPI_RE,
+    CipherSuite,
+    DirectionKeys,
+    SecretsFileError,
+    parse_tcpdump_secrets,
+)
 from vpndoctor.ike.message import HEADER_BYTES, Header, decode_payload_chain
 from vpndoctor.ike.payloads import (
     AuthPayload,
@@ -102,6 +114,22 @@ _HMAC_KEY_BYTES: dict[int, int] = {
     IntegId.HMAC_SHA2_512_256: 64,
 }
 _MAX_KEY_FILE_BYTES = 16 * 1024 * 1024
+# A field that should name an algorithm is echoed in an error only when it is a name we know (of either
+# format): with the columns shifted it holds a key, and no error may show a key or any part of one.
+_KNOWN_NAMES = frozenset(
+    n.lower()
+    for n in (
+        *WIRESHARK_ENCR,
+        *_WIRESHARK_ENCR_UNSUPPORTED,
+        *WIRESHARK_INTEG,
+        *_WIRESHARK_INTEG_UNSUPPORTED,
+        *_SECRET_ENCR,
+        *_SECRET_INTEG,
+    )
+)
+_WIRESHARK_FIELDS = ("SPIi", "SPIr", "SK_ei", "SK_er", "encryption", "SK_ai", "SK_ar", "integrity")
+_TCPDUMP_FIELDS = ("ikev2", "role", "SPIi", "SPIr", "integrity algorithm:key", "encryption algorithm:key")
+_TCPDUMP_KEY_LENGTH = re.compile(r"found ([a-z0-9-]+) key of (\d+) bytes")
 _MAX_PENDING_FRAGMENTED = 256  # fragmented messages being reassembled at once
 _MAX_ITEMS = 64  # decrypted payloads described per message
 
@@ -138,7 +166,7 @@ class KeyTable:
 def load_keys(path: str) -> KeyTable:
     """Read a key file; any problem is a UsageError naming the file (and line)."""
     try:
-        with open(path, "rb") as fh:
+        with open_without_blocking(path) as fh:  # a named pipe with no writer: an error, not a hang
             data = fh.read(_MAX_KEY_FILE_BYTES + 1)
     except OSError as exc:
         raise UsageError(f"--keys {path}: {exc.strerror or exc}") from None
@@ -169,8 +197,7 @@ def parse_keys(text: str, *, name: str = "keys") -> KeyTable:
             try:
                 secrets = parse_tcpdump_secrets(line)
             except SecretsFileError as exc:
-                found = (exc.found or "").split(" on line")[0]
-                raise UsageError(f"{where}: expected {exc.expected}, {found}") from None
+                raise _tcpdump_error(where, line, exc) from None
             for s in secrets:
                 suite = s.suite()
                 table.add(s.spi_i, s.spi_r, s.initiator, _DirKeys(s.keys, suite, checked=True))
@@ -189,6 +216,47 @@ def parse_keys(text: str, *, name: str = "keys") -> KeyTable:
     return table
 
 
+def _tcpdump_error(where: str, line: str, exc: SecretsFileError) -> UsageError:
+    """The error for a tcpdump line, naming the field at fault. `exc.found` quotes the field (a key, when
+    the columns are shifted), so only its kind is used; `exc.expected` is our own text."""
+    fields = line.split()
+    found = exc.found or ""
+
+    def at(index: int, label: str | None = None) -> UsageError:
+        return UsageError(
+            f"{where}: expected {exc.expected} in field {index + 1} ({label or _TCPDUMP_FIELDS[index]})"
+        )
+
+    if fields[0] != "ikev2":
+        return at(0, "the first word")
+    if len(fields) != len(_TCPDUMP_FIELDS):
+        return UsageError(f"{where}: expected {exc.expected}, found {len(fields)} fields")
+    if found.startswith("found role"):
+        return at(1)
+    if found.startswith("found SPI"):
+        return at(2 if _SPI_RE.fullmatch(fields[2]) is None else 3)
+    if found.startswith("found algorithm:key"):
+        return at(4 if _KEY_RE.fullmatch(fields[4]) is None else 5)
+    if found.startswith("found integrity algorithm"):
+        return at(4, "integrity algorithm: not one we know")
+    if found.startswith("found cipher"):
+        return at(5, "encryption algorithm: not one we know")
+    length = _TCPDUMP_KEY_LENGTH.match(found)
+    if length is not None:  # a name parse_tcpdump_secrets accepted, and a count: no key
+        name, size = length.groups()
+        index = 4 if fields[4].split(":", 1)[0].lower() == name else 5
+        return UsageError(f"{where}: expected {exc.expected} in field {index + 1} ({name} key), found {size}")
+    return UsageError(f"{where}: expected {exc.expected}")
+
+
+def _unknown_algorithm(where: str, index: int, kind: str, value: str, names: list[str]) -> UsageError:
+    echo = f" {value!r}" if value.lower() in _KNOWN_NAMES else ""
+    close = difflib.get_close_matches(value, names, n=1) if len(value) <= 64 else []
+    # Only ever one of our own names, never the field.
+    hint = f"did you mean {close[0]!r}?" if close else f'Wireshark names, e.g. "{names[0]}"'
+    return UsageError(f"{where}: field {index + 1}, unknown {kind} algorithm{echo} ({hint})")
+
+
 def _parse_wireshark_line(table: KeyTable, line: str, where: str) -> None:
     fields = [f.strip() for f in next(csv.reader([line], skipinitialspace=True))]
     if len(fields) != 8:
@@ -199,31 +267,30 @@ def _parse_wireshark_line(table: KeyTable, line: str, where: str) -> None:
     spi_i, spi_r, sk_ei, sk_er, encr_name, sk_ai, sk_ar, integ_name = fields
 
     def hexfield(label: str, value: str, size: int | None = None) -> bytes:
-        value = value.removeprefix("0x")
+        # Never quote `value`: it is (or, with the columns shifted, may be) a key.
+        place = f"field {_WIRESHARK_FIELDS.index(label) + 1}, {label}"
         try:
-            data = bytes.fromhex(value)
+            data = bytes.fromhex(value.removeprefix("0x"))
         except ValueError:
-            raise UsageError(f"{where}: {label} is not hex: {value[:40]!r}") from None
+            raise UsageError(f"{where}: {place} is not hex") from None
         if size is not None and len(data) != size:
             raise UsageError(
-                f"{where}: {label} must be {size} bytes ({2 * size} hex digits), found {len(data)}"
+                f"{where}: {place} must be {size} bytes ({2 * size} hex digits), found {len(data)}"
             )
         return data
 
     spis = hexfield("SPIi", spi_i, 8), hexfield("SPIr", spi_r, 8)
+    if encr_name not in WIRESHARK_ENCR and encr_name not in _WIRESHARK_ENCR_UNSUPPORTED:
+        raise _unknown_algorithm(
+            where, 4, "encryption", encr_name, ["AES-CBC-256 [RFC3602]", *WIRESHARK_ENCR]
+        )
+    if integ_name not in WIRESHARK_INTEG and integ_name not in _WIRESHARK_INTEG_UNSUPPORTED:
+        raise _unknown_algorithm(
+            where, 7, "integrity", integ_name, ["HMAC_SHA2_256_128 [RFC4868]", *WIRESHARK_INTEG]
+        )
     if encr_name in _WIRESHARK_ENCR_UNSUPPORTED or integ_name in _WIRESHARK_INTEG_UNSUPPORTED:
         table.warnings.append(f"{where}: {encr_name} / {integ_name} not supported for decryption; skipped")
         return
-    if encr_name not in WIRESHARK_ENCR:
-        raise UsageError(
-            f"{where}: unknown encryption algorithm {encr_name!r} (Wireshark names, e.g. "
-            '"AES-CBC-256 [RFC3602]")'
-        )
-    if integ_name not in WIRESHARK_INTEG:
-        raise UsageError(
-            f"{where}: unknown integrity algorithm {integ_name!r} (Wireshark names, e.g. "
-            '"HMAC_SHA2_256_128 [RFC4868]")'
-        )
     encr, bits = WIRESHARK_ENCR[encr_name]
     integ, checked = WIRESHARK_INTEG[integ_name]
     aead = encr == EncrId.AES_GCM_16

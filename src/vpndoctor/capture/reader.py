@@ -3,7 +3,9 @@
 Hand-written rather than scapy/dpkt for speed and safety: it streams (never loads a file), builds one small
 tuple per packet instead of a tree of layer objects, caps every length it trusts (a 256 KiB packet, a 16 MiB
 block), and a damaged file raises only `CaptureError` (fatal, with the byte offset) or, for a truncated
-final packet, yields what is there and records a warning on the reader.
+final packet, yields what is there and records a warning on the reader. An I/O error while reading is a
+`CaptureReadError`; a file beyond the budgets below (a decompression bomb, a flood of records or pcapng
+interfaces) a `CaptureBudgetError`: both are `CaptureError`s, one line for the user.
 """
 
 from __future__ import annotations
@@ -16,21 +18,54 @@ import os
 import stat
 import struct
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, NamedTuple
+from typing import TYPE_CHECKING, BinaryIO, NamedTuple, Protocol
 
 from vpndoctor.errors import UsageError
 
 if TYPE_CHECKING:
     from vpndoctor.capture.fastpath import FastPath, Split, SplitResult
 
-__all__ = ["MAX_PACKET_BYTES", "CaptureError", "CaptureReader", "Frame", "iter_frames", "open_capture"]
+__all__ = [
+    "MAX_PACKET_BYTES",
+    "CaptureBudgetError",
+    "CaptureError",
+    "CaptureReadError",
+    "CaptureReader",
+    "Frame",
+    "iter_frames",
+    "open_capture",
+    "open_without_blocking",
+]
 
 MAX_PACKET_BYTES = 256 * 1024
 # Non-packet blocks (section headers, interface descriptions with long comments) may be larger than a
 # packet, but a block claiming more than this is a damaged length, not data worth buffering.
 MAX_BLOCK_BYTES = 16 * 1024 * 1024
+
+# Budgets against captures built to cost far more to read than their size (module constants: the README
+# states them, tests lower them). Past any of them reading stops with one CaptureBudgetError line (exit 2).
+# A gzip capture may expand to at most this much: more than any capture worth analysing compressed; a
+# bigger genuine one can be read uncompressed, which no budget below limits but the record count.
+MAX_GZIP_OUTPUT_BYTES = 8 << 30
+# ... and, once past the grace, to at most this many times the compressed bytes read so far. Captures
+# compress 1-10 to 1 (ESP and TLS hardly at all); deflate's limit, about 1030 to 1, is a bomb's: 64 MiB
+# of empty records from 62 KiB, read one by one at a few microseconds each.
+MAX_GZIP_RATIO = 100
+GZIP_RATIO_GRACE_BYTES = 4 << 20  # a small capture may compress as well as it likes
+# Records (pcap) and blocks (pcapng) the exact path reads one by one, at a few microseconds each: what the
+# fast path settles in its walk is not counted (its cost is that of the bytes, bounded above). A 2 GB
+# capture of the benchmark's mix has 2.4 M records in all; 100 M minimum-size Ethernet frames is a 7 GB file.
+MAX_RECORDS = 100_000_000
+# Interfaces one pcapng section may describe (each is kept until the section ends; dumpcap writes one per
+# capture interface, and the obsolete Packet Block can name only 65536).
+MAX_INTERFACES = 65536
+_FAST_MAX_INTERFACES = 64  # the fast path knows the first ones; packets on others take the exact path
+# A named pipe opened before its writer: wait this long for the writer, then refuse rather than block in
+# open() forever.
+FIFO_WRITER_WAIT_S = 2.0
 _CHUNK_BYTES = 1 << 20
 _FAST_WINDOW_BYTES = 1 << 18  # refill the buffer below this much when the fast path is on
 _FAST_STEP_BYTES = 4 << 20  # the fast path returns at least this often (mapped pages are released)
@@ -54,10 +89,24 @@ _OPT_IF_TSOFFSET = 14
 class CaptureError(UsageError):
     """The capture file cannot be read: bad magic, a truncated header or a length that lies."""
 
+    _TEXT = "capture file damaged at byte {offset}: {message}"
+
     def __init__(self, offset: int, message: str) -> None:
-        super().__init__(f"capture file damaged at byte {offset}: {message}")
+        super().__init__(self._TEXT.format(offset=offset, message=message))
         self.offset = offset
         self.reason = message
+
+
+class CaptureReadError(CaptureError):
+    """Reading failed (an I/O error from the device or the kernel), whatever the bytes were."""
+
+    _TEXT = "cannot read the capture at byte {offset}: {message}"
+
+
+class CaptureBudgetError(CaptureError):
+    """The capture goes beyond one of the budgets above (`offset`: bytes of capture data read by then)."""
+
+    _TEXT = "{message}"
 
 
 class Frame(NamedTuple):
@@ -69,12 +118,16 @@ class Frame(NamedTuple):
     original_length: int
 
 
+class _Readable(Protocol):
+    def read(self, n: int = -1, /) -> bytes: ...
+
+
 class _Source:
     """Chunked buffer over a binary stream: one read() per megabyte, not per field."""
 
     __slots__ = ("_buf", "_pos", "_stream", "consumed")
 
-    def __init__(self, stream: BinaryIO, prefix: bytes = b"") -> None:
+    def __init__(self, stream: _Readable, prefix: bytes = b"") -> None:
         self._stream = stream
         self._buf = prefix
         self._pos = 0
@@ -202,19 +255,21 @@ class CaptureReader:
         self.warnings: list[str] = []
         self.format = ""
         self._fast = fast
+        self._records = 0  # read by the exact path, against MAX_RECORDS
 
     def frames(self) -> Iterator[Frame]:
         """Every frame in order; with a `FastPath`, only those it leaves to the exact path (the first frame
         always among them)."""
-        magic = _read_exact_or_fail(self._stream, 4)
+        stream = _Checked(self._stream)
+        magic = _read_exact_or_fail(stream, 4)
         if magic[:2] == _GZIP_MAGIC:
-            guard = _GzipGuard(gzip.GzipFile(fileobj=_Prefixed(magic, self._stream), mode="rb"))
+            guard = _GzipGuard(gzip.GzipFile(fileobj=_Prefixed(magic, stream), mode="rb"), stream)
             magic = guard.read(4)
             if len(magic) < 4:
                 raise CaptureError(len(magic), "compressed capture shorter than a file header")
-            src = _Source(guard, magic)  # type: ignore[arg-type]
+            src = _Source(guard, magic)
         else:
-            src = self._mapped(magic) or _Source(self._stream, magic)
+            src = self._mapped(magic) or _Source(stream, magic)
         word_le = struct.unpack("<I", magic)[0]
         if word_le == _PCAPNG_SHB:
             self.format = "pcapng"
@@ -308,6 +363,9 @@ class CaptureReader:
                 self.warnings.append(f"truncated packet header at byte {at} ({len(head)} of 16 bytes)")
             ctx.done = True
             return None
+        self._records += 1
+        if self._records > MAX_RECORDS:
+            raise _too_many_records(at)
         sec, frac, caplen, origlen = ctx.unpack(head)
         if caplen > MAX_PACKET_BYTES:
             raise CaptureError(at, f"packet claims {caplen} captured bytes (limit {MAX_PACKET_BYTES})")
@@ -365,6 +423,10 @@ class CaptureReader:
     def _pcapng(self, src: _Source) -> Iterator[Frame]:
         order = "<"
         interfaces: list[_Interface] = []
+        # What the fast path knows of the first interfaces, kept as they are described rather than built
+        # per block: a section of thousands of interfaces made that quadratic.
+        ethernet: list[bool] = []
+        clocks: list[tuple[float, int]] = []
         u32 = struct.Struct("<I")
         fast = self._fast
         yielded = False  # the first frame always takes the exact path
@@ -372,8 +434,6 @@ class CaptureReader:
             if fast is not None and yielded and order == "<" and interfaces:
                 buf, pos = src.window(_FAST_WINDOW_BYTES)
                 end = min(len(buf), pos + _FAST_STEP_BYTES)
-                ethernet = [i.link_type == 1 for i in interfaces]
-                clocks = [(i.ts_scale, i.ts_offset) for i in interfaces]
                 src.advance(fast.pcapng_blocks(buf, pos, end, ethernet, clocks) - pos)
             at = src.consumed
             head = src.take(8)
@@ -382,6 +442,9 @@ class CaptureReader:
             if len(head) < 8:
                 self.warnings.append(f"truncated block header at byte {at} ({len(head)} of 8 bytes)")
                 return
+            self._records += 1
+            if self._records > MAX_RECORDS:
+                raise _too_many_records(at)
             if head[:4] == b"\x0a\x0d\x0d\x0a":
                 bom = src.take(4)
                 if len(bom) < 4:
@@ -398,7 +461,7 @@ class CaptureReader:
                 total = u32.unpack(head[4:])[0]
                 _check_block_length(at, total, 28)
                 body_len = total - 16  # after type, length, BOM; before trailing length
-                interfaces = []
+                interfaces, ethernet, clocks = [], [], []
             else:
                 block_type, total = struct.unpack(order + "II", head)
                 _check_block_length(at, total, 12)
@@ -427,7 +490,15 @@ class CaptureReader:
             if block_type == _PCAPNG_SHB:
                 continue
             if block_type == _BT_IDB:
-                interfaces.append(_parse_idb(body, order, at))
+                if len(interfaces) >= MAX_INTERFACES:
+                    raise CaptureBudgetError(
+                        at, f"capture section describes more than {MAX_INTERFACES} interfaces (the limit)"
+                    )
+                iface = _parse_idb(body, order, at)
+                interfaces.append(iface)
+                if len(ethernet) < _FAST_MAX_INTERFACES:
+                    ethernet.append(iface.link_type == 1)
+                    clocks.append((iface.ts_scale, iface.ts_offset))
                 continue
             yield _packet_block(block_type, body, order, interfaces, at, complete=True)
             yielded = True
@@ -452,6 +523,14 @@ class CaptureReader:
 
     def _truncated(self, at: int, what: str) -> None:
         self.warnings.append(f"truncated final {what} at byte {at}")
+
+
+def _too_many_records(at: int) -> CaptureBudgetError:
+    return CaptureBudgetError(
+        at,
+        f"capture has more than {MAX_RECORDS} records to decode one by one (the limit): "
+        "split it (editcap -c) and read the parts",
+    )
 
 
 def _check_block_length(at: int, total: int, minimum: int) -> None:
@@ -535,7 +614,29 @@ def _packet_block(
 # -- stream plumbing ----------------------------------------------------------------------------------------
 
 
-def _read_exact_or_fail(stream: BinaryIO, n: int) -> bytes:
+class _Checked:
+    """The capture stream as the reader reads it: an I/O error while reading (a failing disk, a file such as
+    /proc/self/mem that opens but cannot be read) becomes a CaptureReadError, and `offset` counts the bytes
+    read (for gzip input: the compressed bytes)."""
+
+    __slots__ = ("_stream", "offset")
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._stream = stream
+        self.offset = 0
+
+    def read(self, n: int = -1, /) -> bytes:
+        try:
+            data = self._stream.read(n)
+        except OSError as exc:
+            raise CaptureReadError(self.offset, exc.strerror or str(exc)) from None
+        if not data:  # None from a non-blocking stream with nothing to read: as before, the end
+            return b""
+        self.offset += len(data)
+        return data
+
+
+def _read_exact_or_fail(stream: _Readable, n: int) -> bytes:
     out = b""
     while len(out) < n:
         chunk = stream.read(n - len(out))
@@ -550,9 +651,15 @@ def _read_exact_or_fail(stream: BinaryIO, n: int) -> bytes:
 class _Prefixed(io.RawIOBase):
     """A stream with bytes already read from it pushed back in front (stdin cannot seek)."""
 
-    def __init__(self, prefix: bytes, stream: BinaryIO) -> None:
+    def __init__(self, prefix: bytes, stream: _Readable, *, owner: BinaryIO | None = None) -> None:
         self._prefix = prefix
         self._stream = stream
+        self._owner = owner  # closed with this stream (else the caller closes `stream`)
+
+    def close(self) -> None:
+        if self._owner is not None and not self.closed:
+            self._owner.close()
+        super().close()
 
     def readable(self) -> bool:
         return True
@@ -569,18 +676,35 @@ class _Prefixed(io.RawIOBase):
 
 
 class _GzipGuard:
-    """Turns a damaged gzip stream into the end of data plus CaptureError, never zlib/EOF errors."""
+    """Turns a damaged gzip stream into the end of data plus CaptureError, never zlib/EOF errors, and holds
+    its output to MAX_GZIP_OUTPUT_BYTES and MAX_GZIP_RATIO times the compressed bytes read."""
 
-    def __init__(self, inner: gzip.GzipFile) -> None:
+    def __init__(self, inner: gzip.GzipFile, compressed: _Checked) -> None:
         self._inner = inner
+        self._compressed = compressed
         self._pos = 0
 
-    def read(self, n: int = -1) -> bytes:
+    def read(self, n: int = -1, /) -> bytes:
         try:
             data = self._inner.read(n)
+        except CaptureError:  # the compressed stream could not be read
+            raise
         except Exception as exc:  # zlib.error, EOFError, BadGzipFile: all mean the same to the user
             raise CaptureError(self._pos, f"compressed capture is damaged: {exc}") from exc
         self._pos += len(data)
+        if self._pos > GZIP_RATIO_GRACE_BYTES and self._pos > MAX_GZIP_RATIO * self._compressed.offset:
+            raise CaptureBudgetError(
+                self._pos,
+                f"compressed capture expands to more than {MAX_GZIP_RATIO} times its compressed size "
+                f"({self._pos} bytes from {self._compressed.offset}): refused as a decompression bomb "
+                "(if it is a genuine capture, gunzip it and read the plain file)",
+            )
+        if self._pos > MAX_GZIP_OUTPUT_BYTES:
+            raise CaptureBudgetError(
+                self._pos,
+                f"compressed capture expands to more than {MAX_GZIP_OUTPUT_BYTES} bytes (the limit): "
+                "gunzip it and read the plain file",
+            )
         return data
 
 
@@ -592,10 +716,50 @@ def iter_frames(stream: BinaryIO) -> Iterator[Frame]:
 
 def open_capture(path: str | Path) -> BinaryIO:
     """A binary stream for `path`, or standard input for "-". A file that cannot be opened is a usage error
-    (not a damaged capture)."""
+    (not a damaged capture), and so is a named pipe that no writer opens within FIFO_WRITER_WAIT_S."""
     if str(path) == "-":
         return sys.stdin.buffer
     try:
-        return open(path, "rb")  # noqa: SIM115 - the caller owns the stream
+        return open_without_blocking(path)
     except OSError as exc:
         raise UsageError(f"cannot open capture file {path}: {exc.strerror or exc}") from None
+
+
+def open_without_blocking(path: str | Path) -> BinaryIO:
+    """`open(path, "rb")`, except that a named pipe is not waited on forever: open() of one blocks until a
+    writer comes. Raises OSError as open() does, and UsageError for a pipe no writer opens within
+    FIFO_WRITER_WAIT_S (`tcpdump -w pipe &` may not have reached its open() yet)."""
+    stream = open(path, "rb", opener=_open_nonblocking)  # noqa: SIM115 - the caller owns the stream
+    try:
+        fd = stream.fileno()
+        first = _wait_for_writer(fd, path) if stat.S_ISFIFO(os.fstat(fd).st_mode) else b""
+        os.set_blocking(fd, True)
+    except BaseException:
+        stream.close()
+        raise
+    if first:  # bytes the wait read: put them back in front
+        return io.BufferedReader(_Prefixed(first, stream, owner=stream))
+    return stream
+
+
+def _open_nonblocking(path: str, flags: int) -> int:
+    return os.open(path, flags | os.O_NONBLOCK)
+
+
+def _wait_for_writer(fd: int, path: str | Path) -> bytes:
+    """Wait until a named pipe has a writer; return what was already written (perhaps nothing). A read of
+    a pipe opened without blocking says which: EAGAIN while a writer is there, end of file while none is."""
+    deadline = time.monotonic() + FIFO_WRITER_WAIT_S
+    while True:
+        try:
+            first = os.read(fd, _CHUNK_BYTES)
+        except BlockingIOError:
+            return b""  # a writer, nothing written yet
+        if first:
+            return first
+        if time.monotonic() >= deadline:
+            raise UsageError(
+                f"{path} is a named pipe with no writer (waited {FIFO_WRITER_WAIT_S:g} s): start the writer "
+                "first"
+            )
+        time.sleep(0.05)
