@@ -64,6 +64,16 @@ _TEREDO_RESERVED = 0x4000
 _TEREDO_RANDOM = 0x3CFF
 
 _MAX_SHOWN = 60
+# The longest address a user pastes is ~130 characters: [IPv6, dotted IPv4%64-character zone] (Deprecated).
+MAX_ADDRESS_CHARS = 256
+# `ipconfig /all` and Get-NetIPAddress output is a few KB; the CLI reads no more (parsing is linear).
+MAX_IPCONFIG_BYTES = 4 * 1024 * 1024
+# One host lists a few dozen IPv6 addresses; each costs a decode (~0.1 ms), and every one is in the report.
+MAX_IPCONFIG_ADDRESSES = 4096
+# Windows interface indexes (NET_IFINDEX) are 32-bit unsigned.
+_IF_INDEX = re.compile(r"[0-9]{1,10}")
+# Get-NetIPAddress prints a handful of columns; a "table" of thousands is not one (and costs rows x columns).
+_MAX_TABLE_COLUMNS = 64
 
 
 @dataclass(frozen=True)
@@ -221,6 +231,12 @@ def _parse(text: str) -> tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, st
         raise UsageError(f"expected an IP address as text, got {type(text).__name__}")
     if not text.strip():
         raise UsageError("empty address; expected an IPv6 address such as 2001:db8:1:8000:0:5efe:10.0.0.5")
+    if len(text.strip()) > MAX_ADDRESS_CHARS:
+        # Also keeps the backtracking in _split_input's regex off long runs of spaces.
+        raise UsageError(
+            f"{_show(text)}: too long for an IP address ({len(text.strip())} characters;"
+            f" at most {MAX_ADDRESS_CHARS})"
+        )
     core, zone, state = _split_input(text)
     if "/" in core:
         try:
@@ -540,9 +556,37 @@ def text_from_bytes(data: bytes) -> str:
         return data.decode("cp437")
 
 
-# An ipconfig entry: "   IPv6 Address. . . . . . . . . . . : value"; the dotted leader tells keys from IPv6
-# continuation lines, which contain colons too.
-_IPCONFIG_ENTRY = re.compile(r"^\s+(?P<key>[^:\s][^:]*?)\s*(?:\.\s*)+:(?:\s(?P<value>.*))?$")
+def _interface_index(text: str | None) -> int | None:
+    # ASCII digits only: str.isdigit() also passes "12\u00b2", which int() refuses, and int() itself takes
+    # Arabic-Indic digits, underscores and (past 4300 digits) raises.
+    if text is None or not _IF_INDEX.fullmatch(text):
+        return None
+    value = int(text)
+    return value if value <= 0xFFFFFFFF else None
+
+
+def _ipconfig_entry(line: str) -> tuple[str, str | None] | None:
+    r"""(key, value) of an ipconfig entry, "   IPv6 Address. . . . . . . . . . . : value"; None otherwise.
+
+    The dotted leader tells keys from IPv6 continuation lines, which contain colons too. A scan, not the
+    regex `^\s+(?P<key>[^:\s][^:]*?)\s*(?:\.\s*)+:(?:\s(?P<value>.*))?$` it replaces (same matches), which
+    backtracked for hours over a long dotted line without a colon.
+    """
+    head, colon, rest = line.partition(":")
+    if not colon or not head[:1].isspace():
+        return None
+    core = head.lstrip()
+    end = len(core)
+    while end > 0 and (core[end - 1] == "." or core[end - 1].isspace()):
+        end -= 1
+    end = max(end, 1)  # the key has at least one character (a lone "." in the degenerate ". . . :")
+    if "." not in core[end:]:
+        return None
+    if rest and not rest[0].isspace():
+        return None
+    return core[:end], (rest[1:] if rest else None)
+
+
 _ADAPTER_HEADER = re.compile(r"^(?P<header>\S.*?):\s*$")
 _PS_PROPERTY = re.compile(r"^(?P<key>[A-Za-z][A-Za-z0-9]*)\s*:(?:\s(?P<value>.*))?$")
 _ADDRESS_VALUE = re.compile(
@@ -550,7 +594,22 @@ _ADDRESS_VALUE = re.compile(
 )
 
 
-def _address_value(value: str) -> tuple[str, str | None] | None:
+@dataclass
+class _Budget:
+    # How many more addresses the input may list: past that it is not one host's ipconfig output.
+    source: str
+    left: int = MAX_IPCONFIG_ADDRESSES
+
+    def take(self) -> None:
+        self.left -= 1
+        if self.left < 0:
+            raise UsageError(
+                f"{self.source}: more than {MAX_IPCONFIG_ADDRESSES} IPv6 addresses; the ipconfig /all or"
+                " Get-NetIPAddress output of one host lists a few dozen"
+            )
+
+
+def _address_value(value: str, budget: _Budget) -> tuple[str, str | None] | None:
     """(IPv6 address, zone) from "fe80::5efe:10.0.0.5%12(Preferred)", or None for anything else."""
     m = _ADDRESS_VALUE.match(value.strip())
     if not m:
@@ -561,11 +620,14 @@ def _address_value(value: str) -> tuple[str, str | None] | None:
         return None
     if not isinstance(addr, ipaddress.IPv6Address):
         return None
-    text = (
-        with_dotted_ipv4(addr)
-        if _kind_of(addr.compressed) in (KIND_ISATAP, KIND_ISATAP_LINK_LOCAL)
-        else str(addr)
+    budget.take()
+    # Only ISATAP addresses are shown with their IPv4 dotted; the full decode (~50 us) only for those that
+    # carry the ISATAP marker in their interface id.
+    isatap = (int(addr) >> 32) & 0xFFFF == _ISATAP_MARKER and _kind_of(addr.compressed) in (
+        KIND_ISATAP,
+        KIND_ISATAP_LINK_LOCAL,
     )
+    text = with_dotted_ipv4(addr) if isatap else str(addr)
     return text, m.group("zone")
 
 
@@ -580,12 +642,14 @@ class _Draft:
     interface_index: int | None = None
     media_disconnected: bool = False
     addresses: list[str] = field(default_factory=list)
+    _seen: set[str] = field(default_factory=set)  # `addresses` as a set: a list lookup per line is quadratic
 
     def add(self, address: str, zone: str | None) -> None:
-        if address not in self.addresses:
+        if address not in self._seen:
+            self._seen.add(address)
             self.addresses.append(address)
-        if zone and zone.isdigit() and self.interface_index is None:
-            self.interface_index = int(zone)
+        if self.interface_index is None:
+            self.interface_index = _interface_index(zone)
 
     def freeze(self) -> IsatapAdapter:
         return IsatapAdapter(
@@ -603,7 +667,7 @@ def _is_isatap_name(name: str | None) -> bool:
     return bool(name) and "isatap" in str(name).lower()
 
 
-def _parse_ipconfig_sections(lines: list[str]) -> list[_Draft]:
+def _parse_ipconfig_sections(lines: list[str], budget: _Budget) -> list[_Draft]:
     drafts: list[_Draft] = []
     current: _Draft | None = None
     last_key = ""
@@ -622,10 +686,10 @@ def _parse_ipconfig_sections(lines: list[str]) -> list[_Draft]:
             current = None  # whatever follows an unindented line is not this adapter's any more
         if current is None:
             continue
-        entry = _IPCONFIG_ENTRY.match(line)
+        entry = _ipconfig_entry(line)
         if entry:
-            last_key = entry.group("key").strip().lower()
-            value = (entry.group("value") or "").strip()
+            last_key = entry[0].strip().lower()
+            value = (entry[1] or "").strip()
         else:
             value = line.strip()  # a continuation line: one more value for the previous key
         if last_key == "description" and entry:
@@ -636,19 +700,18 @@ def _parse_ipconfig_sections(lines: list[str]) -> list[_Draft]:
         elif last_key == "media state":
             current.media_disconnected = "disconnected" in value.lower()
         elif last_key.endswith("address") and last_key != "physical address":
-            parsed = _address_value(value)
+            parsed = _address_value(value, budget)
             if parsed:
                 current.add(*parsed)
     return drafts
 
 
-def _ps_record_to_draft(record: dict[str, str], drafts: dict[str, _Draft]) -> None:
-    parsed = _address_value(record.get("ipaddress", ""))
+def _ps_record_to_draft(record: dict[str, str], drafts: dict[str, _Draft], budget: _Budget) -> None:
+    parsed = _address_value(record.get("ipaddress", ""), budget)
     if parsed is None or record.get("addressfamily", "IPv6").strip().lower() not in ("ipv6", ""):
         return
     alias = record.get("interfacealias", "").strip() or None
-    index_text = (record.get("interfaceindex") or record.get("ifindex") or "").strip()
-    index = int(index_text) if index_text.isdigit() else None
+    index = _interface_index((record.get("interfaceindex") or record.get("ifindex") or "").strip())
     isatap = _is_isatap_name(alias) if alias else _kind_of(parsed[0]) in (KIND_ISATAP, KIND_ISATAP_LINK_LOCAL)
     name = alias or (f"interface {index}" if index is not None else "interface ?")
     draft = drafts.get(name.lower())
@@ -660,7 +723,7 @@ def _ps_record_to_draft(record: dict[str, str], drafts: dict[str, _Draft]) -> No
     draft.add(parsed[0], parsed[1])
 
 
-def _parse_ps_list(lines: list[str], drafts: dict[str, _Draft]) -> None:
+def _parse_ps_list(lines: list[str], drafts: dict[str, _Draft], budget: _Budget) -> None:
     record: dict[str, str] = {}
     for line in [*lines, ""]:
         m = _PS_PROPERTY.match(line)
@@ -668,37 +731,46 @@ def _parse_ps_list(lines: list[str], drafts: dict[str, _Draft]) -> None:
             record[m.group("key").lower()] = (m.group("value") or "").strip()
         elif not line.strip():
             if "ipaddress" in record:
-                _ps_record_to_draft(record, drafts)
+                _ps_record_to_draft(record, drafts, budget)
             record = {}
 
 
-def _parse_ps_tables(lines: list[str], drafts: dict[str, _Draft]) -> None:
-    for i in range(len(lines) - 1):
+def _parse_ps_tables(lines: list[str], drafts: dict[str, _Draft], budget: _Budget) -> None:
+    i = 0
+    while i < len(lines) - 1:
         header, rule = lines[i], lines[i + 1]
+        i += 1
         if not re.search(r"\bIPAddress\b", header) or not re.fullmatch(r"\s*-+(\s+-+)*\s*", rule):
             continue
         starts = [m.start() for m in re.finditer(r"-+", rule)]
+        if len(starts) > _MAX_TABLE_COLUMNS:
+            continue
         spans = [(s, starts[k + 1] if k + 1 < len(starts) else None) for k, s in enumerate(starts)]
         names = [header[s:e].strip().lower() for s, e in spans]
-        for row in lines[i + 2 :]:
-            if not row.strip():
-                break
-            _ps_record_to_draft({n: row[s:e].strip() for n, (s, e) in zip(names, spans, strict=True)}, drafts)
+        # A table's rows end at a blank line; the scan goes on after them, so no row is read twice.
+        i += 1
+        while i < len(lines) and lines[i].strip():
+            row = lines[i]
+            record = {n: row[s:e].strip() for n, (s, e) in zip(names, spans, strict=True)}
+            _ps_record_to_draft(record, drafts, budget)
+            i += 1
 
 
 def parse_ipconfig(text: str, source: str = "the input") -> list[IsatapAdapter]:
     """The ISATAP adapters in English `ipconfig [/all]` or `Get-NetIPAddress` (list or table) output.
 
     Adapters are recognised by name or description ("isatap..."); a table without InterfaceAlias falls back
-    on the ISATAP interface id. Raises UsageError when there is none.
+    on the ISATAP interface id. Raises UsageError when there is none, or past MAX_IPCONFIG_ADDRESSES
+    addresses. Time is linear in the length of `text`.
     """
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     merged: dict[str, _Draft] = {}
-    for draft in _parse_ipconfig_sections(lines):
+    budget = _Budget(source)
+    for draft in _parse_ipconfig_sections(lines, budget):
         merged.setdefault(draft.name.lower(), draft)
     ps: dict[str, _Draft] = {}
-    _parse_ps_list(lines, ps)
-    _parse_ps_tables(lines, ps)
+    _parse_ps_list(lines, ps, budget)
+    _parse_ps_tables(lines, ps, budget)
     for key, draft in ps.items():
         known = merged.get(key)
         if known is None:

@@ -544,12 +544,68 @@ def _register_tools(argv: list[str]) -> None:
 _register_tools(sys.argv)
 
 
-def main() -> None:
+def _click_exceptions() -> Any:
+    # typer >= 0.20 carries its own copy of click as typer._click; older releases use the click package.
+    import importlib
+
     try:
-        app()
+        return importlib.import_module("typer._click.exceptions")
+    except ImportError:
+        return importlib.import_module("click.exceptions")
+
+
+def _one_line(text: str) -> str:
+    # A file name or argument with a newline or escape in it must not break the one-line promise.
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+
+
+def _fail(message: str) -> None:
+    err.print(f"vpndoctor: error: {_one_line(message)}", highlight=False, markup=False, soft_wrap=True)
+    sys.exit(2)
+
+
+def _usage_message(exc: Any) -> str:
+    """click's usage error as one line: the message, then where the help is (click prints three lines and
+    typer a rich box)."""
+    message = str(exc.format_message())
+    ctx = getattr(exc, "ctx", None)
+    if ctx is not None:
+        if ctx.command.get_help_option(ctx) is None:
+            return message
+        return f"{message} (try '{ctx.command_path} {ctx.help_option_names[0]}')"
+    # Some parser errors ("Option '--prefix' requires an argument.") carry no context: find the command
+    # from the words of the command line.
+    command, words = typer.main.get_command(app), ["vpndoctor"]
+    for arg in sys.argv[1:]:
+        sub = getattr(command, "commands", {}).get(arg)
+        if sub is None:
+            break
+        command, words = sub, [*words, arg]
+    return f"{message} (try '{' '.join(words)} --help')"
+
+
+def main() -> None:
+    # standalone_mode=False: click hands its usage errors to us instead of printing them in its own shape.
+    click_errors = _click_exceptions()
+    try:
+        code = app(standalone_mode=False)
     except VpndoctorError as exc:
-        err.print(f"vpndoctor: error: {exc}", highlight=False, markup=False, soft_wrap=True)
-        sys.exit(2)
+        _fail(str(exc))
+    except click_errors.ClickException as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":  # a bare group: its help (rich prints it already)
+            if exc.format_message().strip():
+                typer.echo(exc.format_message())
+            sys.exit(exc.exit_code)
+        if exc.exit_code != 2:  # not a usage error (click.FileError and the like): still one line
+            err.print(f"vpndoctor: error: {_one_line(_usage_message(exc))}", highlight=False, markup=False)
+            sys.exit(exc.exit_code)
+        _fail(_usage_message(exc))
+    except typer.Abort:
+        err.print("vpndoctor: aborted", highlight=False)
+        sys.exit(1)
     except KeyboardInterrupt:
         err.print("vpndoctor: interrupted", highlight=False)
         sys.exit(130)
+    # Without standalone mode, typer.Exit(n) from a command (and --help, --version) comes back as n.
+    if isinstance(code, int) and code:
+        sys.exit(code)

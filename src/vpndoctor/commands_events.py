@@ -17,7 +17,6 @@ from rich.markup import escape
 from rich.table import Table
 
 from vpndoctor import errorcodes
-from vpndoctor.errors import UsageError
 from vpndoctor.events import Attempt, CodeCount, EventsReport, NameCount, analyse
 
 out = Console()
@@ -45,12 +44,7 @@ def explain_cmd(
     Exit 0 when the code is in the catalogue, 1 when it is not, 2 on a usage error.
     """
     if nps:
-        try:
-            value = int(code.strip())
-        except ValueError:
-            raise UsageError(f"--nps {code!r}: an NPS reason code is a decimal number, e.g. 16") from None
-        if not 0 <= value <= 0xFFFFFFFF:
-            raise UsageError(f"--nps {code}: out of range")
+        value = errorcodes.parse_nps_code(code)
         entry = errorcodes.lookup_nps(value)
     else:
         value = errorcodes.parse_code(code)
@@ -107,7 +101,8 @@ def events_cmd(
     files: Annotated[
         list[str],
         typer.Argument(
-            help="Exported logs: .evtx, `wevtutil qe LOG /f:xml` output, or Event Viewer CSV (any mix).",
+            help="Exported logs: .evtx, `wevtutil qe LOG /f:xml` output, or Event Viewer CSV (any mix); "
+            "- reads stdin.",
             metavar="FILE...",
         ),
     ],
@@ -117,7 +112,9 @@ def events_cmd(
 ) -> None:
     """Read RasClient (20220-20227), NPS (6272/6273), IKEEXT and SSTP events: attempts, failures, why.
 
-    Exit 0 when the files were read (damaged EVTX chunks are skipped with a warning), 2 on a bad file.
+    Exit 0 when the files were read (damaged EVTX chunks are skipped with a warning), 2 on a bad file
+    (one line on stderr; also a FIFO without a writer, a terminal, or input past the limits on nesting and
+    size that keep memory flat).
     """
     report = analyse(Path(f) for f in files)
     for w in report.warnings:

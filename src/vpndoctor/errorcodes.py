@@ -18,11 +18,14 @@ from vpndoctor.errors import UsageError
 
 _U32 = 0xFFFFFFFF
 _FACILITY_WIN32 = 0x8007_0000  # HRESULT_FROM_WIN32(x) == 0x80070000 | x for 0 < x <= 0xFFFF
-_HEX_RE = re.compile(r"0x[0-9a-f]{1,8}", re.IGNORECASE)
+# Every form is matched by one of these before int() sees it: int() alone would take "1_6" as 16 and
+# Arabic-Indic or other Unicode decimal digits; re.IGNORECASE without re.ASCII lets [A-Z] match a dotless i.
+_HEX_RE = re.compile(r"0x[0-9a-f]{1,8}", re.IGNORECASE | re.ASCII)
 # A bare 8-digit hex word such as 800B0109: only when it has a letter, as all-digit words are decimal.
-_BARE_HEX_RE = re.compile(r"(?=[0-9a-f]*[a-f])[0-9a-f]{8}", re.IGNORECASE)
+_BARE_HEX_RE = re.compile(r"(?=[0-9a-f]*[a-f])[0-9a-f]{8}", re.IGNORECASE | re.ASCII)
 _DEC_RE = re.compile(r"[+-]?[0-9]{1,11}")
-_NAME_RE = re.compile(r"[A-Z][A-Z0-9_]{2,}", re.IGNORECASE)
+_NAME_RE = re.compile(r"[A-Z][A-Z0-9_]{2,}", re.IGNORECASE | re.ASCII)
+_NPS_RE = re.compile(r"[0-9]{1,10}")
 FAMILIES = frozenset({"ras", "ike", "win32", "certificate", "nps"})
 
 
@@ -110,6 +113,17 @@ def parse_code(text: str) -> int:
         f"{text!r}: not an error code (expected decimal 809, hex 0x80092013, signed HRESULT -2146885613 "
         "or a name such as ERROR_VPN_TIMEOUT)"
     )
+
+
+def parse_nps_code(text: str) -> int:
+    """`16` -> 16: an NPS reason code is plain decimal digits (no sign, hex, `_` or non-ASCII digits)."""
+    t = text.strip()
+    if not _NPS_RE.fullmatch(t):
+        raise UsageError(f"--nps {text!r}: an NPS reason code is a decimal number, e.g. 16")
+    value = int(t)
+    if value > _U32:
+        raise UsageError(f"--nps {t}: out of range")
+    return value
 
 
 def lookup(code: int) -> ErrorEntry | None:

@@ -9,14 +9,19 @@ from __future__ import annotations
 
 import codecs
 import csv
+import io
 import json
+import os
 import re
+import stat
+import sys
+import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import IO, TYPE_CHECKING, Any, Literal, TextIO
 from xml.etree.ElementTree import Element, ParseError
 
 import defusedxml.ElementTree as SafeET  # type: ignore[import-untyped]
@@ -25,6 +30,9 @@ from pydantic import BaseModel, ConfigDict
 
 from vpndoctor import __version__, errorcodes
 from vpndoctor.errors import LocalEnvironmentError, UsageError
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 Format = Literal["evtx", "xml", "csv"]
 Outcome = Literal["connected", "disconnected", "failed", "incomplete"]
@@ -59,6 +67,22 @@ FAILURE_EVENTS = frozenset({20220, 20227})
 MAX_DETAIL = 1000  # NPS and other-provider records kept in full; beyond that only counted
 MAX_STEPS = 100  # per attempt: a CoId reused for hours must not grow without bound
 _CONSECUTIVE_EVTX_ERRORS = 10_000  # a file that only fails is not worth iterating forever
+
+STDIN = "-"  # the FILE that names standard input
+_SNIFF_BYTES = 4096
+# evtx seeks in its input, so EVTX from a pipe is first copied to an unnamed temporary file, up to this size.
+MAX_EVTX_SPOOL_BYTES = 4 << 30
+# What a hostile export can make the readers hold; past a bound the file is refused with one line.
+MAX_XML_DEPTH = 64  # elements deep (an event's <Data> is at 3): every open element is held until it ends
+# A tag with its attributes, a comment, a CDATA section or a processing instruction is handed to the parser
+# whole (expat 2.5 scans an unfinished one again from its start on every feed: quadratic time), so it is
+# held in memory whole: up to this many characters.
+MAX_XML_MARKUP_CHARS = 1 << 20
+# One <Event> is held until its end tag, and text until the next tag; a real event is a few KB (an EVTX
+# record fits in a 64 KiB chunk).
+MAX_XML_EVENT_CHARS = 4 << 20
+MAX_XML_EVENT_ELEMENTS = 10_000
+MAX_CSV_LINE_CHARS = 1 << 20  # the csv module bounds a field (128 K characters) but reads a line whole first
 
 _GUID = r"\{?([0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12})\}?"
 _GUID_RE = re.compile(rf"(?:CoId=)?{_GUID}", re.IGNORECASE)
@@ -148,52 +172,239 @@ class FileInfo:
 # ---------------------------------------------------------------------------------------------------------
 
 
+class _Chained(io.RawIOBase):
+    """The sniffer's bytes, then the rest of the source: a pipe cannot be reopened or rewound."""
+
+    def __init__(
+        self, label: str, head: bytes, read: Callable[[int], bytes], close: Callable[[], None]
+    ) -> None:
+        super().__init__()
+        self._label = label
+        self._head = head
+        self._read = read
+        self._close = close
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: WriteableBuffer, /) -> int:
+        view = memoryview(buffer).cast("B")
+        if self._head:
+            data, self._head = self._head[: len(view)], self._head[len(view) :]
+        else:
+            data = _read_some(self._read, len(view), self._label)
+        view[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._close()
+        super().close()
+
+
+@dataclass
+class _Input:
+    """One FILE, opened once: `head` is its first bytes (for the sniffer) and `stream` starts at byte 0."""
+
+    label: str  # for errors: the path as given, or "stdin"
+    name: str  # for warnings: the file's name
+    suffix: str
+    head: bytes
+    stream: io.BufferedReader[_Chained]
+    fd: int | None  # our descriptor of a regular file, in which evtx may seek
+
+    def close(self) -> None:
+        self.stream.close()
+
+
+def _open_input(path: Path) -> _Input:
+    """Open FILE ("-": stdin) and read its head without waiting on a FIFO that has no writer or a terminal."""
+    if str(path) == STDIN:
+        return _open_stdin()
+    label = str(path)
+    try:
+        # Without O_NONBLOCK, opening a FIFO waits for a writer: forever if none comes.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+    except FileNotFoundError:
+        raise UsageError(f"{label}: no such file") from None
+    except OSError as exc:
+        raise UsageError(f"{label}: {exc.strerror}") from None
+    return _from_fd(fd, label, path.name, path.suffix.lower(), by_path=True)
+
+
+def _open_stdin() -> _Input:
+    try:
+        fd = os.dup(sys.stdin.fileno())  # our own descriptor: closing it leaves sys.stdin alone
+    except (AttributeError, ValueError, OSError):
+        # No descriptor behind sys.stdin (an embedding application, a test runner): read the object itself.
+        stdin = getattr(sys.stdin, "buffer", None)
+        if stdin is None:
+            raise UsageError("stdin: not open") from None
+        read: Callable[[int], bytes] = stdin.read
+        head = _read_head(read, "stdin", _SNIFF_BYTES)
+        stream = io.BufferedReader(_Chained("stdin", head, read, lambda: None))
+        return _Input("stdin", "stdin", "", head, stream, None)
+    return _from_fd(fd, "stdin", "stdin", "", by_path=False)
+
+
+def _from_fd(fd: int, label: str, name: str, suffix: str, by_path: bool) -> _Input:
+    def read(size: int) -> bytes:
+        return os.read(fd, size)
+
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise UsageError(f"{label}: is a directory")
+        if os.isatty(fd):
+            raise UsageError(f"{label}: is a terminal (name an exported log, or pipe one in)")
+        first = b""
+        if by_path and stat.S_ISFIFO(mode):
+            first = _first_from_fifo(fd, label)
+        if by_path and not stat.S_ISCHR(mode):
+            # A character device stays non-blocking: one with nothing to give fails instead of waiting.
+            os.set_blocking(fd, True)
+        head = first + _read_head(read, label, _SNIFF_BYTES - len(first))
+    except BaseException:
+        os.close(fd)
+        raise
+    stream = io.BufferedReader(_Chained(label, head, read, lambda: os.close(fd)), 64 * 1024)
+    return _Input(label, name, suffix, head, stream, fd if by_path and stat.S_ISREG(mode) else None)
+
+
+def _first_from_fifo(fd: int, label: str) -> bytes:
+    # Opened without blocking, a FIFO that no writer holds open reads as empty: refuse it rather than wait.
+    # A writer that is there but has not written yet reads as "would block": wait for it like any pipe.
+    try:
+        first = os.read(fd, _SNIFF_BYTES)
+    except BlockingIOError:
+        return b""
+    except OSError as exc:
+        raise UsageError(f"{label}: {exc.strerror}") from None
+    if not first:
+        raise UsageError(
+            f"{label}: a FIFO or pipe with no writer and nothing to read (start the writer first)"
+        )
+    return first
+
+
+def _read_head(read: Callable[[int], bytes], label: str, size: int) -> bytes:
+    # A pipe hands over what its writer wrote so far: read on until the sniffer has its bytes or the end.
+    parts: list[bytes] = []
+    while size > 0 and (chunk := _read_some(read, size, label)):
+        parts.append(chunk)
+        size -= len(chunk)
+    return b"".join(parts)
+
+
+def _read_some(read: Callable[[int], bytes], size: int, label: str) -> bytes:
+    try:
+        return read(size)
+    except BlockingIOError:
+        raise UsageError(f"{label}: nothing to read yet, and reading would block") from None
+    except OSError as exc:
+        raise UsageError(f"{label}: {exc.strerror or exc}") from None
+
+
 def detect_format(path: Path) -> Format:
     """EVTX by its magic, XML by its first tag, CSV by Event Viewer's header; anything else is refused."""
+    source = _open_input(path)
     try:
-        with path.open("rb") as fh:
-            head = fh.read(4096)
-    except FileNotFoundError:
-        raise UsageError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise UsageError(f"{path}: is a directory") from None
-    except OSError as exc:
-        raise UsageError(f"{path}: {exc.strerror}") from None
+        return _sniff(source)
+    finally:
+        source.close()
+
+
+def _sniff(source: _Input) -> Format:
+    head, label, suffix = source.head, source.label, source.suffix
     if not head:
-        raise UsageError(f"{path}: empty file")
+        raise UsageError(f"{label}: empty file")
     if head.startswith(b"ElfFile\x00"):
         return "evtx"
-    if path.suffix.lower() == ".evtx":
-        raise UsageError(f"{path}: not an EVTX file (no ElfFile header)")
+    if suffix == ".evtx":
+        raise UsageError(f"{label}: not an EVTX file (no ElfFile header)")
     text = head.decode(_encoding(head), errors="ignore").lstrip("\ufeff \t\r\n")
     if text.startswith("<"):
         return "xml"
     first = text.splitlines()[0] if text else ""
     fields = tuple(f.strip().strip('"').casefold() for f in first.split(","))
-    if fields[:5] == _CSV_HEADER or (path.suffix.lower() == ".csv" and len(fields) >= 5):
+    if fields[:5] == _CSV_HEADER or (suffix == ".csv" and len(fields) >= 5):
         return "csv"
     raise UsageError(
-        f"{path}: unknown format (expected .evtx, `wevtutil qe ... /f:xml` output or Event Viewer CSV)"
+        f"{label}: unknown format (expected .evtx, `wevtutil qe ... /f:xml` output or Event Viewer CSV)"
     )
 
 
 def read_file(path: Path) -> tuple[Format, Iterator[RawEvent | ReadWarning]]:
-    """The file's format and its records, streamed; damage that can be skipped comes out as a ReadWarning."""
-    fmt = detect_format(path)
-    readers = {"evtx": read_evtx, "xml": read_xml, "csv": read_csv}
-    return fmt, readers[fmt](path)
+    """The file's format and its records, streamed; damage that can be skipped comes out as a ReadWarning.
+
+    The file is opened once and read once (it may be a pipe: "-" is stdin); the iterator closes it.
+    """
+    source = _open_input(path)
+    try:
+        fmt = _sniff(source)
+    except BaseException:
+        source.close()
+        raise
+    readers: dict[Format, Callable[[_Input], Iterator[RawEvent | ReadWarning]]] = {
+        "evtx": read_evtx,
+        "xml": read_xml,
+        "csv": read_csv,
+    }
+    return fmt, _closing(source, readers[fmt](source))
 
 
-def read_evtx(path: Path) -> Iterator[RawEvent | ReadWarning]:
+def _closing(source: _Input, records: Iterator[RawEvent | ReadWarning]) -> Iterator[RawEvent | ReadWarning]:
+    try:
+        yield from records
+    finally:
+        source.close()
+
+
+def read_evtx(source: _Input) -> Iterator[RawEvent | ReadWarning]:
     try:
         import evtx  # the Rust parser is only needed for .evtx input
     except ImportError:
         raise LocalEnvironmentError("reading .evtx files needs the evtx package (pip install evtx)") from None
 
+    fh = _seekable(source)
     try:
-        parser = evtx.PyEvtxParser(str(path))
-    except (OSError, RuntimeError, ValueError) as exc:
-        raise UsageError(f"{path}: not a readable EVTX file ({_first_line(exc)})") from None
+        try:
+            parser = evtx.PyEvtxParser(fh)
+        except (OSError, RuntimeError, ValueError) as exc:
+            raise UsageError(f"{source.label}: not a readable EVTX file ({_first_line(exc)})") from None
+        yield from _evtx_records(parser, source.name)
+    finally:
+        fh.close()
+
+
+def _seekable(source: _Input) -> IO[bytes]:
+    if source.fd is not None:
+        os.lseek(source.fd, 0, os.SEEK_SET)
+        return open(source.fd, "rb", closefd=False)  # noqa: SIM115 -- closed by read_evtx
+    # A pipe: copy it to an unnamed temporary file (on disk, not in memory) that evtx can seek in.
+    spool = tempfile.TemporaryFile()  # noqa: SIM115 -- returned open
+    try:
+        size = 0
+        while chunk := source.stream.read(1 << 20):
+            size += len(chunk)
+            if size > MAX_EVTX_SPOOL_BYTES:
+                raise UsageError(
+                    f"{source.label}: EVTX from a pipe over {MAX_EVTX_SPOOL_BYTES >> 30} GiB (name the file)"
+                )
+            spool.write(chunk)
+        spool.seek(0)
+    except OSError as exc:
+        spool.close()
+        raise LocalEnvironmentError(
+            f"cannot copy EVTX from {source.label} to a temporary file: {exc}"
+        ) from None
+    except BaseException:
+        spool.close()
+        raise
+    return spool
+
+
+def _evtx_records(parser: Any, name: str) -> Iterator[RawEvent | ReadWarning]:
     records = parser.records_json()
     damaged = 0
     chunks: set[int] = set()
@@ -221,7 +432,7 @@ def read_evtx(path: Path) -> Iterator[RawEvent | ReadWarning]:
     if damaged:
         where = f" (chunk {', '.join(map(str, sorted(chunks)))})" if chunks else ""
         reason = first_error.rsplit(": ", 1)[-1]
-        yield ReadWarning(f"{path.name}: skipped {damaged} damaged part(s){where}, read the rest: {reason}")
+        yield ReadWarning(f"{name}: skipped {damaged} damaged part(s){where}, read the rest: {reason}")
 
 
 def _from_evtx_json(record: Mapping[str, Any]) -> RawEvent | None:
@@ -305,37 +516,62 @@ def _json_flatten(node: Any) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
-def read_xml(path: Path) -> Iterator[RawEvent | ReadWarning]:
-    """`wevtutil qe LOG /f:xml` output: <Event> elements without a common root, parsed incrementally."""
-    stream = _RootedXml(path)
-    stack: list[Element] = []
+def read_xml(source: _Input) -> Iterator[RawEvent | ReadWarning]:
+    """`wevtutil qe LOG /f:xml` output: <Event> elements without a common root, parsed incrementally.
+
+    Only the <Event> being read is held: any element outside an event is dropped once it ends.
+    """
+    label = source.label
+    stream = _RootedXml(io.TextIOWrapper(source.stream, encoding=_encoding(source.head), newline=""), label)
+    stack: list[Element] = []  # the open elements; stack[0] is the synthetic root
+    event_at: int | None = None  # where the outermost open <Event> is in the stack
+    event_elements = 0
     seen_event = False
     try:
         for kind, elem in SafeET.iterparse(stream, events=("start", "end"), forbid_dtd=True):
             if kind == "start":
+                if len(stack) > MAX_XML_DEPTH:
+                    raise UsageError(
+                        f"{label}: XML nested deeper than {MAX_XML_DEPTH} elements "
+                        f"(by line {stream.lines_read})"
+                    )
                 stack.append(elem)
+                if event_at is not None:
+                    event_elements += 1
+                    if event_elements > MAX_XML_EVENT_ELEMENTS:
+                        raise UsageError(
+                            f"{label}: more than {MAX_XML_EVENT_ELEMENTS} elements in one <Event> "
+                            f"(by line {stream.lines_read})"
+                        )
+                    continue
+                if _local(elem.tag) == "Event":
+                    event_at, event_elements = len(stack) - 1, 0
+                stream.holding_nothing()
                 continue
             stack.pop()
-            if _local(elem.tag) != "Event":
-                continue
-            seen_event = True
-            event = _from_xml(elem)
-            # Drop what was parsed so memory stays flat however long the export is.
-            elem.clear()
-            if stack:
-                stack[-1].remove(elem)
-            if event is not None:
-                yield event
+            if event_at == len(stack):
+                event_at = None
+            is_event = _local(elem.tag) == "Event"
+            event = _from_xml(elem) if is_event else None
+            if is_event or event_at is None:
+                # Drop what was parsed so memory stays flat however long the export is.
+                elem.clear()
+                if stack:
+                    stack[-1].remove(elem)
+            if event_at is None:
+                stream.holding_nothing()
+            if is_event:
+                seen_event = True
+                if event is not None:
+                    yield event
     except ParseError as exc:
-        raise UsageError(f"{path}: truncated or malformed XML ({_xml_position(exc, stream)})") from None
+        raise UsageError(f"{label}: truncated or malformed XML ({_xml_position(exc, stream)})") from None
     except DefusedXmlException as exc:
-        raise UsageError(f"{path}: refused XML with DTD or entities ({type(exc).__name__})") from None
+        raise UsageError(f"{label}: refused XML with DTD or entities ({type(exc).__name__})") from None
     except UnicodeDecodeError as exc:
-        raise UsageError(f"{path}: not UTF-8/UTF-16 text ({exc.reason})") from None
-    finally:
-        stream.close()
+        raise UsageError(f"{label}: not UTF-8/UTF-16 text ({exc.reason})") from None
     if not seen_event:
-        raise UsageError(f"{path}: XML without <Event> elements (expected `wevtutil qe ... /f:xml` output)")
+        raise UsageError(f"{label}: XML without <Event> elements (expected `wevtutil qe ... /f:xml` output)")
 
 
 def _xml_position(exc: ParseError, stream: _RootedXml) -> str:
@@ -345,35 +581,57 @@ def _xml_position(exc: ParseError, stream: _RootedXml) -> str:
     return f"{str(exc).split(':')[0]} at line {line}, column {column}"
 
 
-class _RootedXml:
-    """A file-like view of an XML export with a synthetic root around it (wevtutil writes no root)."""
+# One markup item, or a run of text. An unfinished item matches none of the markup branches (the tag branch
+# lets a quoted value hold '>'), which is how the reader knows to read on before handing it over.
+_XML_ITEM = r"""
+      [^<]+
+    | <!--.*?-->
+    | <!\[CDATA\[.*?]]>
+    | <\?.*?\?>
+    | <!(?!--|\[CDATA\[)[^>]*>
+    | <(?![!?])[^"'>]*(?:(?:"[^"]*"|'[^']*')[^"'>]*)*>
+"""
+_XML_ONE_ITEM = re.compile(_XML_ITEM, re.VERBOSE | re.DOTALL)
+_XML_WHOLE_ITEMS = re.compile(f"(?:{_XML_ITEM})*", re.VERBOSE | re.DOTALL)
 
-    def __init__(self, path: Path) -> None:
-        self._path = path
-        self._fh: Any = None
+
+class _RootedXml:
+    """A file-like view of an XML export with a synthetic root around it (wevtutil writes no root).
+
+    It hands the parser pieces that end between markup items: expat 2.5 scans an unfinished tag, comment or
+    processing instruction again from its start on every feed, so one split over many reads took quadratic
+    time. It also refuses input past the MAX_XML_* bounds on what it and the reader hold.
+    """
+
+    read_chars = 16 * 1024  # per read of the file, and per piece of text handed to the parser
+
+    def __init__(self, fh: TextIO, label: str) -> None:
+        self._fh = fh
+        self._label = label
+        self._buf = ""  # read from the file, handed over up to _pos
+        self._pos = 0
         self._state = 0  # 0 not started, 1 body, 2 closing tag sent, 3 done
         self.exhausted = False
         self.lines_read = 1
+        self.chars_fed = 0
+        self.held_from = 0  # chars_fed when the reader last held nothing but the open elements
+
+    def holding_nothing(self) -> None:
+        self.held_from = self.chars_fed
 
     def read(self, size: int = -1) -> str:
         if self._state == 0:
-            try:
-                with self._path.open("rb") as raw:
-                    head = raw.read(4)
-                self._fh = self._path.open(encoding=_encoding(head), newline="")
-            except OSError as exc:
-                raise UsageError(f"{self._path}: {exc.strerror}") from None
             self._state = 1
-            body = self._fh.read(max(size, 4096))
-            body = _strip_declaration(body.lstrip("\ufeff"))
-            self.lines_read += body.count("\n")
+            head = self._fh.read(max(self.read_chars, _SNIFF_BYTES))
+            self._buf = _strip_declaration(head.lstrip("\ufeff"))
             # The root tag shares line 1 with the first event so parser line numbers match the file's.
-            return f"<{_ROOT}>" + body
+            return f"<{_ROOT}>"
         if self._state == 1:
-            chunk = self._fh.read(size if size > 0 else 65536)
-            if chunk:
-                self.lines_read += chunk.count("\n")
-                return str(chunk)
+            piece = self._next_piece(min(size, self.read_chars) if size > 0 else self.read_chars)
+            if piece:
+                self.lines_read += piece.count("\n")
+                self.chars_fed += len(piece)
+                return piece
             self._fh.close()
             self.exhausted = True
             self._state = 2
@@ -381,9 +639,44 @@ class _RootedXml:
         self._state = 3
         return ""
 
-    def close(self) -> None:
-        if self._fh is not None:
-            self._fh.close()
+    def _next_piece(self, size: int) -> str:
+        """Whole items up to `size` characters, or one longer item; "" at the end of the file."""
+        if self.chars_fed - self.held_from > MAX_XML_EVENT_CHARS:
+            raise UsageError(
+                f"{self._label}: more than {MAX_XML_EVENT_CHARS >> 20} MiB in one <Event> or between two "
+                f"tags (by line {self.lines_read})"
+            )
+        while True:
+            buf, pos = self._buf, self._pos
+            end = self._whole_items_end(buf, pos, min(len(buf), pos + size))
+            if end == pos and (item := _XML_ONE_ITEM.match(buf, pos)):
+                end = item.end()
+            if end - pos > MAX_XML_MARKUP_CHARS or (end == pos and len(buf) - pos > MAX_XML_MARKUP_CHARS):
+                raise UsageError(
+                    f"{self._label}: XML markup (a tag, comment, CDATA section or processing instruction) "
+                    f"longer than {MAX_XML_MARKUP_CHARS >> 20} MiB at line {self.lines_read}"
+                )
+            if end > pos:
+                self._pos = end
+                return buf[pos:end]
+            # An unfinished item at `pos`: read at least as much again as it has, so that matching it anew
+            # after each read costs linear time in all.
+            more = self._fh.read(max(self.read_chars, len(buf) - pos))
+            if not more:
+                self._buf, self._pos = "", 0
+                return buf[pos:]  # the file ends, perhaps inside markup: the parser says where
+            self._buf, self._pos = buf[pos:] + more, 0
+
+    @staticmethod
+    def _whole_items_end(buf: str, pos: int, stop: int) -> int:
+        """Where the whole items in buf[pos:stop] end (`pos` is between items)."""
+        if buf.find("<!", pos, stop) < 0 and buf.find("<?", pos, stop) < 0:
+            # Only tags and text, as wevtutil writes: a '<' can only start a tag (not even a quoted value
+            # holds one), so every item before the last '<' is whole. No '<' at all: text, whole anywhere.
+            last = buf.rfind("<", pos, stop)
+            return stop if last < 0 else last
+        whole = _XML_WHOLE_ITEMS.match(buf, pos, stop)
+        return whole.end() if whole else pos
 
 
 def _strip_declaration(text: str) -> str:
@@ -458,18 +751,17 @@ def _from_xml(elem: Element) -> RawEvent | None:
     )
 
 
-def read_csv(path: Path) -> Iterator[RawEvent | ReadWarning]:
+def read_csv(source: _Input) -> Iterator[RawEvent | ReadWarning]:
     """Event Viewer "Save as CSV": Level, Date and Time, Source, Event ID, Task Category, then the message."""
-    with path.open("rb") as raw:
-        head = raw.read(4)
+    label = source.label
     bad_rows = 0
     bad_times = 0
     try:
-        with path.open(encoding=_encoding(head), newline="") as fh:
-            reader = csv.reader(fh)
+        with io.TextIOWrapper(source.stream, encoding=_encoding(source.head), newline="") as fh:
+            reader = csv.reader(_csv_lines(fh, label))
             header = next(reader, None)
             if header is None:
-                raise UsageError(f"{path}: empty CSV file")
+                raise UsageError(f"{label}: empty CSV file")
             for row in reader:
                 if not row or not any(cell.strip() for cell in row):
                     continue
@@ -490,13 +782,20 @@ def read_csv(path: Path) -> Iterator[RawEvent | ReadWarning]:
                     message=",".join(row[5:]) if len(row) > 5 else None,
                 )
     except csv.Error as exc:
-        raise UsageError(f"{path}: malformed CSV ({exc})") from None
+        raise UsageError(f"{label}: malformed CSV ({exc})") from None
     except UnicodeDecodeError as exc:
-        raise UsageError(f"{path}: not UTF-8/UTF-16 text ({exc.reason})") from None
+        raise UsageError(f"{label}: not UTF-8/UTF-16 text ({exc.reason})") from None
     if bad_rows:
-        yield ReadWarning(f"{path.name}: skipped {bad_rows} CSV row(s) without a numeric Event ID")
+        yield ReadWarning(f"{source.name}: skipped {bad_rows} CSV row(s) without a numeric Event ID")
     if bad_times:
-        yield ReadWarning(f"{path.name}: {bad_times} row(s) with a date/time in an unknown layout")
+        yield ReadWarning(f"{source.name}: {bad_times} row(s) with a date/time in an unknown layout")
+
+
+def _csv_lines(fh: TextIO, label: str) -> Iterator[str]:
+    while line := fh.readline(MAX_CSV_LINE_CHARS + 1):
+        if len(line) > MAX_CSV_LINE_CHARS:
+            raise UsageError(f"{label}: a CSV line longer than {MAX_CSV_LINE_CHARS >> 20} MiB")
+        yield line
 
 
 def _encoding(head: bytes) -> str:
@@ -509,6 +808,10 @@ def _encoding(head: bytes) -> str:
     return "utf-8"
 
 
+_UTC_FIRST = datetime.min.replace(tzinfo=UTC)
+_UTC_LAST = datetime.max.replace(tzinfo=UTC)
+
+
 def _parse_system_time(value: str | None) -> datetime | None:
     if not value:
         return None
@@ -519,7 +822,16 @@ def _parse_system_time(value: str | None) -> datetime | None:
         t = datetime.fromisoformat(v)
     except ValueError:
         return None
-    return t if t.tzinfo else t.replace(tzinfo=UTC)
+    return _to_utc(t) if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+def _to_utc(t: datetime) -> datetime:
+    try:
+        return t.astimezone(UTC)
+    except OverflowError:
+        # Year 1 east of UTC or 9999 west of it is outside datetime's calendar in UTC: keep the event, at
+        # the calendar's edge, rather than lose it (or stop the whole file with a traceback).
+        return _UTC_FIRST if t.year == 1 else _UTC_LAST
 
 
 def _parse_csv_time(value: str) -> datetime | None:
@@ -1092,7 +1404,7 @@ def _utc_naive(t: datetime | None) -> datetime:
     # CSV exports carry local naive times, EVTX/XML aware UTC ones: compare them on one (naive) axis.
     if t is None:
         return _EPOCH
-    return t.astimezone(UTC).replace(tzinfo=None) if t.tzinfo else t
+    return _to_utc(t).replace(tzinfo=None) if t.tzinfo else t
 
 
 def _time_key(e: NpsEvent | OtherEvent) -> tuple[bool, str]:
@@ -1103,7 +1415,7 @@ def _iso(t: datetime | None) -> str | None:
     if t is None:
         return None
     if t.tzinfo is not None:
-        t = t.astimezone(UTC).replace(tzinfo=None)
+        t = _to_utc(t).replace(tzinfo=None)
         return t.isoformat(timespec="seconds") + "Z"
     return t.isoformat(timespec="seconds")
 

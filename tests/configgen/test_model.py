@@ -5,6 +5,7 @@ policy describes."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -224,3 +225,67 @@ def test_cli_flags_instead_of_or_over_a_file(tmp_path: Path) -> None:
 def test_cli_flag_errors(args: list[str], message: str) -> None:
     proc = _cli("f5", *args)
     assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
+
+
+# --- scalars PyYAML turns into a ValueError traceback, and sources that never end ------------------------
+
+
+@pytest.mark.parametrize(
+    ("scalar", "message"),
+    [
+        ("1" * 5000, "line 4: an integer of 5000 characters (at most 100 here)"),  # past int()'s 4300 digits
+        ("-" + "1_0" * 2200, "line 4: an integer of 6601 characters"),  # 4400 digits once "_" is dropped
+        ("1" * 4400 + ":30", "line 4: an integer of 4403 characters"),  # YAML 1.1 base 60
+        ("2024-13-45", "line 4: month must be in 1..12"),  # a timestamp PyYAML cannot make a date of
+    ],
+    ids=["5000-digits", "underscores", "sexagesimal", "bad-date"],
+)
+def test_yaml_scalars_that_python_refuses_are_one_line_errors(
+    tmp_path: Path, scalar: str, message: str
+) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(f"name: vpn.example.com\nvip: 203.0.113.10\ntimeouts:\n  ike_affinity_s: {scalar}\n")
+    with pytest.raises(UsageError) as exc:
+        load_deployment(str(bad))
+    text = str(exc.value)
+    assert text.startswith(f"{bad}:") and message in text and "\n" not in text
+    assert len(text) < 300
+
+
+def test_cli_yaml_integer_of_5000_digits_exits_2(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: vpn.example.com\nvip: " + "1" * 5000 + "\n")
+    proc = _cli("haproxy", "--input", str(bad))
+    assert proc.returncode == 2, proc.stderr[-500:]
+    assert "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1
+    assert proc.stderr.startswith(f"vpndoctor: error: {bad}: line 2: an integer of 5000 characters")
+
+
+def test_ordinary_integers_still_load(tmp_path: Path) -> None:
+    good = tmp_path / "in.yaml"
+    good.write_text(EXAMPLE)
+    load_deployment(str(good))
+    assert yaml.safe_load("a: " + "9" * 100)["a"] == int("9" * 100)  # the bound is ours, not PyYAML's
+
+
+def test_cli_input_fifo_without_a_writer_exits_2_at_once(tmp_path: Path) -> None:
+    fifo = tmp_path / "in.fifo"
+    os.mkfifo(fifo)
+    proc = subprocess.run(
+        [sys.executable, "-m", "vpndoctor", "config", "haproxy", "--input", str(fifo)],
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert proc.stderr.startswith(f"vpndoctor: error: {fifo}: a FIFO with no writer")
+
+
+@pytest.mark.parametrize("port", ["\u0663\u0663\u0668\u0669", "3389\u00b2", "33_89"])
+def test_new_rule_ports_are_ascii_digits(port: str) -> None:
+    # `\d` takes Arabic-Indic digits (and int() converts them), which would reach the PowerShell verbatim.
+    isatap = {"addresses": ["2001:db8:1:8000:0:5efe:10.0.0.5"], "new_rules": [f"tcp/{port}"]}
+    with pytest.raises(UsageError, match="expected 'tcp/PORT' or 'udp/PORT'"):
+        deployment_from_data(_with(windows={"isatap": isatap}), "in.yaml")
+    isatap["new_rules"] = ["tcp/3389"]
+    deployment_from_data(_with(windows={"isatap": isatap}), "in.yaml")

@@ -4,8 +4,12 @@ commands as cli.py does, and every bad input through the real `main()`: one line
 from __future__ import annotations
 
 import json
+import os
+import resource
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import jsonschema
@@ -226,5 +230,83 @@ def test_bad_input_one_line_exit_2(files: dict[str, str], args: list[str], messa
 
 def test_real_main_success_path() -> None:
     proc = run_main("isatap", "prefix", ISATAP, "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["prefixes"] == [PRIVATE96]
+
+
+# ------------------------------------------------------------------- hostile --from-ipconfig sources
+
+MAX_MIB = 4  # MAX_IPCONFIG_BYTES, as the README states it
+
+
+def _limit_memory() -> None:
+    # Before the fix /dev/zero was read whole: fail at 1 GiB instead of taking the machine's memory.
+    resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+
+
+def run_main_from(stdin: int | None, *args: str, timeout_s: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", MAIN, *args],
+        stdin=subprocess.DEVNULL if stdin is None else stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        preexec_fn=_limit_memory,
+    )
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess[str], message: str) -> None:
+    assert proc.returncode == 2, (proc.stdout, proc.stderr[-2000:])
+    assert "Traceback" not in proc.stderr and proc.stdout == ""
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("vpndoctor: error: "), proc.stderr
+    assert message in proc.stderr, proc.stderr
+
+
+def test_from_ipconfig_larger_than_the_limit_is_refused(tmp_path: Path) -> None:
+    big = tmp_path / "big.txt"
+    big.write_bytes(IPCONFIG_ALL.encode() + b" " * (MAX_MIB * 1024 * 1024))
+    proc = run_main_from(None, "isatap", "prefix", "--from-ipconfig", str(big))
+    assert_one_line_error(proc, f"{big}: larger than {MAX_MIB} MiB")
+    # Just under the limit is read (and parsed in time).
+    big.write_bytes(IPCONFIG_ALL.encode() + b" " * (MAX_MIB * 1024 * 1024 - len(IPCONFIG_ALL)))
+    proc = run_main_from(None, "isatap", "prefix", "--from-ipconfig", str(big), "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["prefixes"] == [PRIVATE96]
+
+
+def test_from_ipconfig_dev_zero_is_refused_at_the_limit() -> None:
+    started = time.monotonic()
+    proc = run_main_from(None, "isatap", "prefix", "--from-ipconfig", "/dev/zero")
+    assert_one_line_error(proc, f"/dev/zero: larger than {MAX_MIB} MiB")
+    with open("/dev/zero", "rb") as zero:
+        proc = run_main_from(zero.fileno(), "isatap", "prefix", "--from-ipconfig", "-")
+    assert_one_line_error(proc, f"stdin: larger than {MAX_MIB} MiB")
+    assert time.monotonic() - started < 30
+
+
+def test_from_ipconfig_fifo_without_a_writer_is_refused_at_once(tmp_path: Path) -> None:
+    fifo = tmp_path / "ipconfig.fifo"
+    os.mkfifo(fifo)
+    proc = run_main_from(None, "isatap", "prefix", "--from-ipconfig", str(fifo), timeout_s=20)
+    assert_one_line_error(proc, f"{fifo}: a FIFO with no writer")
+
+
+def test_from_ipconfig_fifo_with_a_writer_is_read(tmp_path: Path) -> None:
+    fifo = tmp_path / "ipconfig.fifo"
+    os.mkfifo(fifo)
+
+    def write() -> None:
+        with open(fifo, "wb") as fh:  # waits for the reader, as a shell redirection does
+            time.sleep(0.5)  # the reader finds a writer but no data yet: it must wait, not refuse
+            fh.write(IPCONFIG_ALL.encode())
+
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()
+    try:
+        proc = run_main_from(None, "isatap", "prefix", "--from-ipconfig", str(fifo), "--json", timeout_s=20)
+    finally:
+        if writer.is_alive():  # the reader never opened it: let the writer go
+            os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))
+        writer.join(5)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["prefixes"] == [PRIVATE96]

@@ -4,6 +4,8 @@ commands and the one-error-type contract of the decoder."""
 from __future__ import annotations
 
 import ipaddress
+import re
+import time
 
 import pytest
 from hypothesis import given, settings
@@ -29,6 +31,8 @@ from vpndoctor.addresses import (
     KIND_TEREDO,
     KIND_ULA,
     KIND_UNSPECIFIED,
+    MAX_IPCONFIG_ADDRESSES,
+    _ipconfig_entry,  # the scan that replaced a backtracking regex
     adapter_prefixes,
     decode_address,
     firewall_commands,
@@ -834,3 +838,149 @@ def test_firewall_commands_bad_input(prefixes: list[str], names: list[str], mess
         firewall_commands(prefixes, names)
     assert message in str(err.value)
     assert "\n" not in str(err.value)
+
+
+# ------------------------------------------------------------------------------- hostile ipconfig text
+
+ISATAP_RECORD = (
+    "IPAddress      : 2001:db8:1:8000:0:5efe:10.0.0.5\n"
+    "InterfaceIndex : {index}\n"
+    "InterfaceAlias : isatap.corp.example.com\n"
+    "AddressFamily  : IPv6\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("index", "expected"),
+    [
+        ("12", 12),
+        ("4294967295", 4294967295),  # NET_IFINDEX is a ULONG
+        ("12\u00b2", None),  # superscript two: str.isdigit() is true, int() refuses it
+        ("\u0661\u0662", None),  # Arabic-Indic digits: int() would take them as 12
+        ("1" * 5000, None),  # past int()'s 4300-digit limit
+        ("4294967296", None),
+        ("1_2", None),
+        ("+12", None),
+    ],
+    ids=["ascii", "u32-max", "superscript", "arabic-indic", "5000-digits", "u32-max+1", "underscore", "sign"],
+)
+def test_interface_index_is_ascii_decimal_or_nothing(index: str, expected: int | None) -> None:
+    (adapter,) = parse_ipconfig(ISATAP_RECORD.format(index=index))
+    assert adapter.interface_index == expected
+    assert adapter.isatap_addresses == ("2001:db8:1:8000:0:5efe:10.0.0.5",)
+
+
+def test_hostile_index_in_a_get_netipaddress_table() -> None:
+    text = GET_NETIPADDRESS_TABLE_DEFAULT.replace("     12 2001", "    12\u00b2 2001")
+    adapters = parse_ipconfig(text)
+    assert [(a.name, a.interface_index) for a in adapters] == [
+        ("interface ?", None),  # the row with the bad index
+        ("interface 12", 12),
+    ]
+
+
+@pytest.mark.parametrize("zone", ["1" * 5000, "4294967296", "12"])
+def test_zone_index_past_the_int_limit_is_not_an_interface_index(zone: str) -> None:
+    text = (
+        "Tunnel adapter isatap.corp.example.com:\n\n"
+        f"   Link-local IPv6 Address . . . . . : fe80::5efe:10.0.0.5%{zone}(Preferred)\n"
+        "   IPv6 Address. . . . . . . . . . . : 2001:db8:1:8000:0:5efe:10.0.0.5\n"
+    )
+    (adapter,) = parse_ipconfig(text)
+    assert adapter.interface_index == (12 if zone == "12" else None)
+    assert adapter.addresses == ("fe80::5efe:10.0.0.5", "2001:db8:1:8000:0:5efe:10.0.0.5")
+
+
+MIB = 1024 * 1024
+SECTION = (
+    "Tunnel adapter isatap.corp.example.com:\n\n   IPv6 Address. . . . . : 2001:db8:1:8000:0:5efe:10.0.0.5\n"
+)
+# Each of these took the parser from seconds (at 40 KB) to hours (at 1 MiB): a backtracking regex on a long
+# dotted line without its colon, a table header re-scanning every later row, a list membership test per
+# address, and a table with a column per two bytes.
+HOSTILE_IPCONFIG = {
+    "dotted-leader-without-colon": SECTION + "   a" + ". " * (MIB // 2) + "\n",
+    "table-headers-repeated": SECTION + "IPAddress\n-\n" * (MIB // 12),
+    "many-distinct-addresses": SECTION + "".join(f" ::{i:x}\n" for i in range(MIB // 9)),
+    "table-with-a-column-per-two-bytes": SECTION
+    + "\nIPAddress"
+    + " x" * (MIB // 8)
+    + "\n-"
+    + " -" * (MIB // 8)
+    + "\n"
+    + "a\n" * (MIB // 4),
+}
+
+
+@pytest.mark.parametrize("text", HOSTILE_IPCONFIG.values(), ids=HOSTILE_IPCONFIG.keys())
+def test_hostile_ipconfig_text_of_a_mib_parses_in_seconds(text: str) -> None:
+    started = time.monotonic()
+    try:
+        adapters = parse_ipconfig(text, "big.txt")
+    except UsageError as exc:
+        assert str(exc).startswith("big.txt: more than 4096 IPv6 addresses;")
+    else:
+        assert adapters[0].name == "isatap.corp.example.com"
+    assert time.monotonic() - started < 10  # linear: a second or two here, hours before the fix
+
+
+def test_at_most_4096_addresses() -> None:
+    listed = "".join(f" ::{i:x}\n" for i in range(1, MAX_IPCONFIG_ADDRESSES))  # SECTION has one more
+    (adapter,) = parse_ipconfig(SECTION + listed)
+    assert len(adapter.addresses) == MAX_IPCONFIG_ADDRESSES
+    with pytest.raises(UsageError, match="more than 4096 IPv6 addresses"):
+        parse_ipconfig(SECTION + listed + " ::ffff:1\n")
+
+
+def test_an_address_argument_of_128_kib_is_refused_at_once() -> None:
+    # 128 KiB is Linux's limit on one argument; `(.*?)\s*\(...\)` used to take minutes on runs of spaces.
+    started = time.monotonic()
+    with pytest.raises(UsageError, match="too long for an IP address"):
+        decode_address("a" + " " * (128 * 1024 - 2) + "b")
+    with pytest.raises(UsageError, match="too long for an IP address"):
+        isatap_prefix("2001:db8::" + " " * 100_000 + "(Preferred)")
+    assert time.monotonic() - started < 5
+
+
+_OLD_IPCONFIG_ENTRY = re.compile(r"^\s+(?P<key>[^:\s][^:]*?)\s*(?:\.\s*)+:(?:\s(?P<value>.*))?$")
+
+
+@given(st.text(alphabet=" \t.:aB\u00a0\u2003", max_size=24))
+@settings(max_examples=2000, deadline=None)
+def test_ipconfig_entry_scan_matches_the_regex_it_replaces(line: str) -> None:
+    m = _OLD_IPCONFIG_ENTRY.match(line)
+    assert _ipconfig_entry(line) == (m.group("key", "value") if m else None)
+
+
+_NUMBERISH = st.text(alphabet="0123456789\u00b2\u0661_+- x", max_size=12)
+
+
+@st.composite
+def _ipconfig_like(draw: st.DrawFn) -> str:
+    """Get-NetIPAddress records and ipconfig sections whose interface index and zone are number-ish text."""
+    out = []
+    for _ in range(draw(st.integers(1, 4))):
+        index = draw(_NUMBERISH)
+        if draw(st.booleans()):
+            out.append(
+                f"IPAddress      : 2001:db8:1:8000:0:5efe:10.0.0.5\nInterfaceIndex : {index}\n"
+                "InterfaceAlias : isatap.x\n\n"
+            )
+        else:
+            out.append(
+                "Tunnel adapter isatap.x:\n\n"
+                f"   Link-local IPv6 Address . . . : fe80::5efe:10.0.0.5%{index}(Preferred)\n\n"
+            )
+    return "".join(out)
+
+
+@given(_ipconfig_like())
+@settings(max_examples=300, deadline=None)
+def test_parse_ipconfig_never_raises_anything_but_usage_error(text: str) -> None:
+    try:
+        adapters = parse_ipconfig(text)
+    except UsageError as exc:
+        assert "\n" not in str(exc)
+    else:
+        for adapter in adapters:
+            assert adapter.interface_index is None or 0 <= adapter.interface_index <= 0xFFFFFFFF

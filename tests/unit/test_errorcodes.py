@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from vpndoctor import errorcodes
@@ -178,3 +181,49 @@ def test_every_check_command_is_a_vpndoctor_command_line() -> None:
         (c.command or "").startswith("vpndoctor ike NAME --proposal")
         for c in lookup(13868).checks  # type: ignore[union-attr]
     )
+
+
+# --- hostile forms: only ASCII digits, no underscores (int() takes "1_6" and Arabic-Indic digits) ----------
+
+
+@pytest.mark.parametrize(
+    "text", ["1_6", "0x1_6", "0X80_092013", "8009_2013", "\u0661\u0666", "16\u00b2", "-1_6"]
+)
+def test_codes_with_underscores_or_non_ascii_digits_are_refused(text: str) -> None:
+    with pytest.raises(UsageError) as exc:
+        parse_code(text)
+    assert "\n" not in str(exc.value)
+
+
+def test_constant_names_are_ascii() -> None:
+    # Under re.IGNORECASE a dotless i (U+0131) matches [A-Z], and "\u0131".upper() == "I" then finds the name.
+    with pytest.raises(UsageError):
+        parse_code("ERROR_VPN_T\u0131MEOUT")
+    assert parse_code("error_vpn_timeout") == 809
+
+
+@pytest.mark.parametrize(("text", "value"), [("16", 16), (" 66 ", 66), ("0", 0), ("4294967295", 0xFFFFFFFF)])
+def test_nps_reason_code_plain_decimal(text: str, value: int) -> None:
+    assert errorcodes.parse_nps_code(text) == value
+
+
+@pytest.mark.parametrize(
+    "text", ["1_6", "0x10", "+16", "-1", "\u0661\u0666", "16\u00b2", "", "4294967296", "1" * 5000]
+)
+def test_nps_reason_code_refuses_anything_else(text: str) -> None:
+    with pytest.raises(UsageError) as exc:
+        errorcodes.parse_nps_code(text)
+    assert "\n" not in str(exc.value) and str(exc.value).startswith("--nps ")
+
+
+@pytest.mark.parametrize("code", ["1_6", "\u0661\u0666"])
+def test_explain_nps_with_underscore_is_a_usage_error_through_the_real_main(code: str) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "vpndoctor", "explain", "--nps", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    assert proc.stdout == "" and proc.stderr.count("\n") == 1
+    assert proc.stderr.startswith("vpndoctor: error: --nps ") and "decimal number" in proc.stderr

@@ -9,9 +9,12 @@ X dialed a connection named Y which has failed. The error code returned on failu
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import io
+import json
 import os
+import threading
 import tracemalloc
 from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
@@ -20,9 +23,16 @@ import pytest
 
 from vpndoctor.errors import UsageError
 from vpndoctor.events import (
+    MAX_CSV_LINE_CHARS,
+    MAX_XML_DEPTH,
+    MAX_XML_EVENT_CHARS,
+    MAX_XML_EVENT_ELEMENTS,
+    MAX_XML_MARKUP_CHARS,
+    SECURITY_AUDITING,
     EventsReport,
     RawEvent,
     _from_evtx_json,
+    _RootedXml,
     analyse,
     detect_format,
     nps_event,
@@ -625,3 +635,238 @@ def test_legacy_20220_text_and_single_data_events() -> None:
     other = RawEvent("RasClient", 20267, None, 4, None, None, data=(COID_A, ALICE))
     unknown = ras_event(other, 1)
     assert unknown.stage == "event 20267" and unknown.coid == COID_A.strip("{}")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Hostile input: times at the edge of the calendar, nesting, long markup, huge events
+# ---------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("system_time", "expected"),
+    [
+        ("0001-01-01T00:00:00+05:00", "0001-01-01T00:00:00Z"),  # 0000-12-31T19:00Z: before datetime.min
+        ("9999-12-31T23:59:59-05:00", "9999-12-31T23:59:59Z"),  # 10000-01-01T04:59:59Z: after datetime.max
+        ("0001-01-01T00:00:00-05:00", "0001-01-01T05:00:00Z"),  # in range once in UTC: kept exactly
+    ],
+)
+def test_system_time_beyond_the_utc_calendar_is_clamped(
+    tmp_path: Path, system_time: str, expected: str
+) -> None:
+    ras = event_xml("RasClient", 20227, system_time, 1, (COID_A, ALICE, VPN, "809"), level=2)
+    nps = event_xml(SECURITY_AUDITING, 6273, system_time, 2, named=nps_named(ALICE, 16, "mismatch"), level=0)
+    other = event_xml("IKEEXT", 4285, system_time, 3, ("IKEEXT error",), level=2)
+    report = analyse([write_xml(tmp_path, [ras, nps, other])])
+    (attempt,) = report.attempts
+    assert attempt.started == expected and attempt.outcome == "failed"
+    assert report.summary.by_day[0].period == expected[:10]
+    (record,) = report.nps.records
+    assert record.time == expected and record.reason_code == 16
+    assert [o.time for o in report.other_events] == [expected]
+    # The same SystemTime from the evtx package's JSON.
+    doc = {"Event": {"System": {"Provider": {"#attributes": {"Name": "RasClient"}}, "EventID": 20227}}}
+    doc["Event"]["System"]["TimeCreated"] = {"#attributes": {"SystemTime": system_time}}
+    ev = _from_evtx_json({"data": json.dumps(doc)})
+    assert ev is not None and ev.time is not None and ev.time.tzinfo is not None
+    assert ev.time.isoformat(timespec="seconds").replace("+00:00", "Z") == expected
+
+
+def test_xml_nesting_deeper_than_the_limit_is_refused_with_flat_memory(tmp_path: Path) -> None:
+    path = tmp_path / "deep.xml"
+    path.write_text("<a>" * 1_000_000)  # 3 MB of unclosed elements
+    tracemalloc.start()
+    try:
+        with pytest.raises(UsageError, match=f"nested deeper than {MAX_XML_DEPTH} elements") as exc:
+            analyse([path])
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert "\n" not in str(exc.value)
+    assert peak < 8 * 1024 * 1024, peak  # the old reader held every open element: 270 MB here
+
+
+def test_xml_depth_limit_counts_elements_from_the_outermost(tmp_path: Path) -> None:
+    # An event's <Data> is 3 below <Event>: under 61 wrappers it sits at depth 64, under 62 at 65.
+    event = scenario_events()[0]
+    ok, deep = tmp_path / "ok.xml", tmp_path / "deep.xml"
+    ok.write_text("<w>" * (MAX_XML_DEPTH - 3) + event + "</w>" * (MAX_XML_DEPTH - 3))
+    deep.write_text("<w>" * (MAX_XML_DEPTH - 2) + event + "</w>" * (MAX_XML_DEPTH - 2))
+    assert analyse([ok]).rasclient_events == 1
+    with pytest.raises(UsageError, match="nested deeper than"):
+        analyse([deep])
+
+
+def test_xml_memory_is_flat_for_elements_outside_events(tmp_path: Path) -> None:
+    # Elements that are not events (wrappers, junk siblings) used to stay attached to the tree for good.
+    def peak(n: int) -> int:
+        path = tmp_path / f"siblings{n}.xml"
+        path.write_text("<x>" + "<y a='1'/>" * n + "</x>" + "<z/>" * n + scenario_events()[0])
+        tracemalloc.start()
+        try:
+            fmt, records = read_file(path)
+            count = sum(1 for _ in records)
+            _, top = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert fmt == "xml" and count == 1
+        return top
+
+    small, large = peak(5_000), peak(100_000)
+    assert large < small * 2 + 256 * 1024, (small, large)
+
+
+@pytest.mark.parametrize("where", ["attribute", "tag name", "comment", "processing instruction"])
+def test_xml_markup_longer_than_the_limit_is_refused(tmp_path: Path, where: str) -> None:
+    long = "v>" * (MAX_XML_MARKUP_CHARS // 2 + 1)  # a '>' inside a quoted value ends nothing
+    event = scenario_events()[0]
+    markup = {
+        "attribute": f'<Event xmlns="{NS}"><System><Provider Name="{long}"/></System></Event>',
+        "tag name": f"<E{'x' * (MAX_XML_MARKUP_CHARS + 1)}/>",
+        "comment": f"<!-- {long} -->",
+        "processing instruction": f"<?pi {long}?>",
+    }[where]
+    path = tmp_path / "long.xml"
+    path.write_text(event + "\r\n" + markup + "\r\n" + event)
+    with pytest.raises(UsageError, match=r"XML markup \(a tag, .*\) longer than 1 MiB at line 2") as exc:
+        analyse([path])
+    assert "\n" not in str(exc.value)
+
+
+def test_xml_long_attribute_under_the_limit_is_read_whole(tmp_path: Path) -> None:
+    # Half the limit: written out, every '>' of it becomes "&gt;".
+    name = ('say "x > y" ' * (MAX_XML_MARKUP_CHARS // 12))[: MAX_XML_MARKUP_CHARS // 2]
+    event = event_xml("RasClient", 20221, "2024-03-15T08:00:00Z", 1, (COID_A, ALICE), named=((name, "v"),))
+    path = write_xml(tmp_path, [scenario_events()[0], event, scenario_events()[1]])
+    fmt, records = read_file(path)
+    events = [r for r in records if isinstance(r, RawEvent)]
+    assert fmt == "xml" and len(events) == 3
+    assert events[1].named == ((name, "v"),) and events[1].data == (COID_A, ALICE)
+
+
+@pytest.mark.parametrize("read_chars", [1, 2, 3, 5, 7, 16 * 1024])
+def test_xml_markup_split_at_every_read_boundary(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, read_chars: int
+) -> None:
+    # The reader hands the parser whole tags, comments and PIs: wherever a read of the file ends, a quoted
+    # '>', '<' in a comment, '-->' look-alikes and CDATA must neither end nor start markup early.
+    monkeypatch.setattr(_RootedXml, "read_chars", read_chars)
+    tricky = (
+        "<!-- a <b> - -> c ->--><?pi a > b ? > c?>"
+        '<Event xmlns="' + NS + '"><System><Provider Name=\'R"a>s\' Guid="{x>y}"/>'
+        "<EventID>20221</EventID><TimeCreated SystemTime='2024-03-15T08:00:00Z'/></System>"
+        '<EventData><Data><![CDATA[a<b>]]> ]]&gt; c</Data><Data Name="q\'>">&lt;v&gt;</Data></EventData>'
+        "</Event>"
+    )
+    path = tmp_path / "split.xml"
+    path.write_text((tricky + "\r\n" + "<!---->") * 20)  # past the first read (4 KB)
+    fmt, records = read_file(path)
+    events = [r for r in records if isinstance(r, RawEvent)]
+    assert fmt == "xml" and len(events) == 20
+    for event in events:
+        assert event.provider == 'R"a>s' and event.data == ("a<b> ]]> c",)
+        assert event.named == (("q'>", "<v>"),)
+
+
+@pytest.mark.parametrize(
+    ("where", "message"),
+    [
+        ("elements in one event", f"more than {MAX_XML_EVENT_ELEMENTS} elements in one <Event>"),
+        ("text in one event", "more than 4 MiB in one <Event> or between two tags"),
+        ("text between events", "more than 4 MiB in one <Event> or between two tags"),
+    ],
+)
+def test_xml_event_over_the_budget_is_refused(tmp_path: Path, where: str, message: str) -> None:
+    event = scenario_events()[0]
+    head, tail = event.split("</EventData>")
+    text = "t" * (MAX_XML_EVENT_CHARS + 64 * 1024)  # measured to within one read of the file (16 KB)
+    big = {
+        "elements in one event": head + "<Data/>" * (MAX_XML_EVENT_ELEMENTS + 1) + "</EventData>" + tail,
+        "text in one event": head + "<Data>" + text + "</Data></EventData>" + tail,
+        "text between events": text,
+    }[where]
+    path = tmp_path / "big.xml"
+    path.write_text(event + big + event)
+    tracemalloc.start()
+    try:
+        with pytest.raises(UsageError, match=message) as exc:
+            analyse([path])
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert "\n" not in str(exc.value)
+    assert peak < 64 * 1024 * 1024, peak
+
+
+def test_csv_line_longer_than_the_limit_is_refused(tmp_path: Path) -> None:
+    path = write_csv(tmp_path, csv_rows())
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write("Error," + "x" * (MAX_CSV_LINE_CHARS + 1) + "\r\n")
+    with pytest.raises(UsageError, match="CSV line longer than") as exc:
+        analyse([path])
+    assert "\n" not in str(exc.value)
+
+
+def test_fifo_without_a_writer_is_refused(tmp_path: Path) -> None:
+    fifo = tmp_path / "events.fifo"
+    os.mkfifo(fifo)
+    # Opened in a thread so that the old blocking open fails this test instead of hanging it.
+    outcome: list[BaseException | None] = []
+    worker = threading.Thread(target=lambda: outcome.append(_analyse_error(fifo)), daemon=True)
+    worker.start()
+    worker.join(20)
+    if worker.is_alive():
+        with open(fifo, "wb"):  # release the reader: opening the FIFO for writing unblocks it
+            pass
+        pytest.fail("reading a FIFO without a writer blocked")
+    (error,) = outcome
+    assert isinstance(error, UsageError) and "no writer" in str(error) and "\n" not in str(error)
+
+
+def _analyse_error(path: Path) -> BaseException | None:
+    try:
+        analyse([path])
+    except BaseException as exc:
+        return exc
+    return None
+
+
+def test_terminal_is_refused(tmp_path: Path) -> None:
+    try:
+        controller, terminal = os.openpty()
+    except OSError as exc:
+        pytest.skip(f"no pseudo-terminal here ({exc.strerror})")
+    try:
+        outcome: list[BaseException | None] = []
+        worker = threading.Thread(
+            target=lambda: outcome.append(_analyse_error(Path(os.ttyname(terminal)))), daemon=True
+        )
+        worker.start()
+        worker.join(20)
+        if worker.is_alive():
+            os.write(controller, b"\x04")  # end of file for the reader that blocked
+            worker.join(5)
+            pytest.fail("reading a terminal blocked")
+    finally:
+        os.close(controller)
+        os.close(terminal)
+    (error,) = outcome
+    assert isinstance(error, UsageError) and "terminal" in str(error) and "\n" not in str(error)
+
+
+def test_pipe_is_read_once(tmp_path: Path) -> None:
+    # /dev/fd/N of a pipe cannot be reopened at its start: the sniffer's bytes are chained back in front.
+    data = codecs.BOM_UTF16_LE + wevtutil_text(scenario_events()).encode("utf-16-le")
+    read_fd, write_fd = os.pipe()
+    writer = threading.Thread(target=_write_and_close, args=(write_fd, data), daemon=True)
+    writer.start()
+    try:
+        report = analyse([Path(f"/dev/fd/{read_fd}")])
+    finally:
+        writer.join(10)
+        os.close(read_fd)
+    assert report.files[0].format == "xml" and report.summary.attempts == 6
+
+
+def _write_and_close(fd: int, data: bytes) -> None:
+    with open(fd, "wb") as fh, contextlib.suppress(BrokenPipeError):
+        fh.write(data)

@@ -7,8 +7,11 @@ comes from cli.main's handling of VpndoctorError, mirrored in a subprocess.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -20,6 +23,8 @@ from tests.unit.test_events import (
     COID_B,
     JOSE,
     csv_rows,
+    event_xml,
+    nps_named,
     sample,
     scenario_events,
     write_csv,
@@ -27,7 +32,7 @@ from tests.unit.test_events import (
 )
 from vpndoctor.commands_events import events_cmd, explain_cmd
 from vpndoctor.errors import UsageError
-from vpndoctor.events import EventsReport
+from vpndoctor.events import SECURITY_AUDITING, EventsReport
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -186,3 +191,94 @@ def test_events_bad_input_exits_2_with_one_line(
     assert proc.returncode == 2
     assert proc.stdout == ""
     assert proc.stderr.count("\n") == 1 and message in proc.stderr, proc.stderr
+
+
+# --- events: hostile and unusual input ----------------------------------------------------------------
+
+
+def test_events_time_beyond_the_utc_calendar_exits_0(tmp_path: Path) -> None:
+    ras = event_xml("RasClient", 20227, "9999-12-31T23:59:59-05:00", 1, (COID_B, JOSE, "VPN", "809"), level=2)
+    nps = event_xml(SECURITY_AUDITING, 6273, "0001-01-01T00:00:00+05:00", 2, named=nps_named(JOSE, 16, "x"))
+    path = write_xml(tmp_path, [ras, nps])
+    result = runner.invoke(app, ["events", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "1 failed" in result.stdout and "NPS" in result.stdout
+    report = EventsReport.model_validate_json(runner.invoke(app, ["events", "--json", str(path)]).stdout)
+    assert report.attempts[0].started == "9999-12-31T23:59:59Z"
+    assert report.nps.records[0].time == "0001-01-01T00:00:00Z"
+
+
+def run_piped(data: bytes, *args: str) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [sys.executable, "-c", MAIN, *args], input=data, capture_output=True, timeout=120, cwd=REPO
+    )
+
+
+def _xml_bytes(tmp_path: Path, encoding: str) -> bytes:
+    return write_xml(tmp_path, scenario_events(), encoding=encoding).read_bytes()
+
+
+def _csv_bytes(tmp_path: Path, encoding: str) -> bytes:
+    return write_csv(tmp_path, csv_rows(), encoding=encoding).read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("arg", "kind", "encoding", "fmt"),
+    [
+        ("/dev/stdin", "xml", "utf-8", "xml"),
+        ("/dev/stdin", "xml", "utf-16", "xml"),
+        ("/dev/stdin", "csv", "utf-8-sig", "csv"),
+        ("-", "xml", "utf-16-le", "xml"),
+        ("-", "csv", "utf-16", "csv"),
+    ],
+)
+def test_events_reads_a_pipe(tmp_path: Path, arg: str, kind: str, encoding: str, fmt: str) -> None:
+    data = _xml_bytes(tmp_path, encoding) if kind == "xml" else _csv_bytes(tmp_path, encoding)
+    proc = run_piped(data, "events", "--json", arg)
+    assert proc.returncode == 0, proc.stderr
+    report = EventsReport.model_validate_json(proc.stdout)
+    assert [f.format for f in report.files] == [fmt] and report.files[0].path == arg
+    assert report.summary.attempts == (6 if kind == "xml" else 4)
+
+
+def test_events_reads_evtx_from_a_pipe() -> None:
+    # evtx seeks in its input: a pipe is copied to an unnamed temporary file first.
+    proc = run_piped(sample("sample_with_a_bad_chunk_magic.evtx").read_bytes(), "events", "-")
+    assert proc.returncode == 0, proc.stderr
+    assert "Read 270 records" in proc.stdout.decode().replace("\n", " ")
+    assert proc.stderr.decode().startswith("vpndoctor: warning: stdin: skipped")
+
+
+def test_events_fifo_without_a_writer_exits_2_at_once(tmp_path: Path) -> None:
+    fifo = tmp_path / "events.fifo"
+    os.mkfifo(fifo)
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", MAIN, "events", str(fifo)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            cwd=REPO,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("vpndoctor events blocked on a FIFO without a writer")
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.count("\n") == 1 and "no writer" in proc.stderr, proc.stderr
+
+
+def test_events_fifo_with_a_writer_is_read(tmp_path: Path) -> None:
+    fifo = tmp_path / "events.fifo"
+    os.mkfifo(fifo)
+    data = _xml_bytes(tmp_path, "utf-8")
+
+    def write() -> None:
+        with open(fifo, "wb") as fh:  # blocks until vpndoctor opens the other end
+            fh.write(data)
+
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()
+    time.sleep(0.2)  # the writer is waiting in open(), as `cat export.xml > fifo` would
+    proc = run_main("events", str(fifo))
+    writer.join(10)
+    assert proc.returncode == 0, proc.stderr
+    assert "6 connection attempt(s)" in proc.stdout

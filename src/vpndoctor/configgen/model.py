@@ -6,8 +6,9 @@ into one clear error line (naming the field) when it is wrong. Pure: text in, fr
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
-from pathlib import Path
+import stat
 from typing import Annotated, Any, Final, Literal
 
 import yaml
@@ -19,7 +20,9 @@ from vpndoctor.errors import UsageError
 
 MAX_INPUT_BYTES: Final = 1024 * 1024
 MAX_FLOW_DEPTH: Final = 32
-_LOADER: Final = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# Ports, timeouts and counts need a few digits; past 4300 digits int() raises instead of converting.
+MAX_INT_CHARS: Final = 100
+_BASE_LOADER: Final = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 Protocol = Literal["ikev2", "sstp", "iphttps"]
 Vendor = Literal["netscaler", "f5", "kemp", "haproxy", "nginx", "nftables", "keepalived"]
@@ -257,7 +260,7 @@ class Isatap(_Model):
     @classmethod
     def _new_rules(cls, v: list[str]) -> list[str]:
         for item in v:
-            m = re.fullmatch(r"(tcp|udp)/(\d{1,5})", item)
+            m = re.fullmatch(r"(tcp|udp)/([0-9]{1,5})", item)  # not \d: it takes Arabic-Indic digits
             if not m or not 1 <= int(m.group(2)) <= 65535:
                 raise ValueError(f"{item!r}: expected 'tcp/PORT' or 'udp/PORT'")
         return v
@@ -392,14 +395,71 @@ def load_deployment(path: str) -> Deployment:
     return deployment_from_data(read_yaml(path), path)
 
 
-def read_yaml(path: str) -> Any:
-    """The data of a YAML file, refusing what could hang or blow up the parser; UsageError otherwise."""
-    p = Path(path)
+def _construct_int(loader: Any, node: yaml.ScalarNode) -> Any:
+    if len(node.value) > MAX_INT_CHARS:
+        raise yaml.constructor.ConstructorError(
+            None,
+            None,
+            f"an integer of {len(node.value)} characters (at most {MAX_INT_CHARS} here)",
+            node.start_mark,
+        )
+    return yaml.constructor.SafeConstructor.construct_yaml_int(loader, node)
+
+
+def _construct_object(loader: Any, node: yaml.Node, deep: bool = False) -> Any:
+    # PyYAML's scalar constructors call int() and datetime() unguarded: "2024-13-45" is a ValueError, not
+    # a YAMLError. Every scalar comes through here, so this turns them into an error that has a line.
     try:
-        with p.open("rb") as fh:
-            raw = fh.read(MAX_INPUT_BYTES + 1)
+        return _BASE_LOADER.construct_object(loader, node, deep)
+    except ValueError as exc:
+        problem = " ".join(str(exc).split())[:200]
+        raise yaml.constructor.ConstructorError(None, None, problem, node.start_mark) from None
+
+
+_LOADER: Final[Any] = type("_Loader", (_BASE_LOADER,), {"construct_object": _construct_object})
+_LOADER.add_constructor("tag:yaml.org,2002:int", _construct_int)
+
+
+def _read_input(path: str) -> bytes:
+    """At most MAX_INPUT_BYTES + 1 bytes of `path`, without waiting on a FIFO that no writer holds open
+    (opening one the ordinary way waits for a writer, forever if none comes)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        parts: list[bytes] = []
+        size = 0
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISFIFO(mode):
+            # No writer reads as empty at once; a writer that has not written yet as "would block".
+            try:
+                parts.append(os.read(fd, MAX_INPUT_BYTES + 1))
+            except BlockingIOError:
+                pass
+            else:
+                if not parts[0]:
+                    raise UsageError(
+                        f"{path}: a FIFO with no writer and nothing to read (start the writer first)"
+                    )
+                size = len(parts[0])
+        if not stat.S_ISCHR(mode):  # a character device stays non-blocking: one with nothing fails, not waits
+            os.set_blocking(fd, True)
+        while size <= MAX_INPUT_BYTES and (chunk := os.read(fd, MAX_INPUT_BYTES + 1 - size)):
+            parts.append(chunk)
+            size += len(chunk)
+    except BlockingIOError:
+        raise UsageError(f"{path}: nothing to read yet, and reading would block") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
+    return b"".join(parts)
+
+
+def read_yaml(path: str) -> Any:
+    """The data of a YAML file, refusing what could hang or blow up the parser; UsageError otherwise."""
+    raw = _read_input(path)
     if len(raw) > MAX_INPUT_BYTES:
         raise UsageError(f"{path}: larger than {MAX_INPUT_BYTES // 1024} KiB; is this the right file?")
     try:
