@@ -5,10 +5,6 @@ The lead registers them in cli.py; `AddressReport` and `IsatapReport` are the JS
 
 from __future__ import annotations
 
-import os
-import stat
-import sys
-from collections.abc import Callable
 from typing import Annotated, Literal
 
 import typer
@@ -32,6 +28,7 @@ from vpndoctor.addresses import (
     text_from_bytes,
 )
 from vpndoctor.errors import UsageError
+from vpndoctor.inputs import read_small_input
 
 out = Console()
 
@@ -123,65 +120,14 @@ def address_cmd(
 
 
 def _read_source(path: str) -> tuple[str, str]:
-    """(text, name for messages) of --from-ipconfig; '-' is stdin.
-
-    Reads at most MAX_IPCONFIG_BYTES (/dev/zero must not fill the memory) and never waits on a FIFO that no
-    writer holds open (opening one the ordinary way waits for a writer, forever if none comes).
-    """
-    if path == "-":
-        stdin = getattr(sys.stdin, "buffer", None)
-        if stdin is None:
-            raise UsageError("cannot read stdin: it is not open")
-        return text_from_bytes(_read_at_most(stdin.read, "stdin")), "stdin"
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
-    except OSError as exc:
-        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
-    try:
-        first = b""
-        mode = os.fstat(fd).st_mode
-        if stat.S_ISFIFO(mode):
-            first = _first_from_fifo(fd, path)
-        if not stat.S_ISCHR(mode):  # a character device stays non-blocking: one with nothing fails, not waits
-            os.set_blocking(fd, True)
-        data = _read_at_most(lambda size: os.read(fd, size), path, first)
-    finally:
-        os.close(fd)
-    return text_from_bytes(data), path
-
-
-def _first_from_fifo(fd: int, path: str) -> bytes:
-    # Opened without blocking, a FIFO that no writer holds open reads as empty: refuse it rather than wait.
-    # A writer that is there but has not written yet reads as "would block": wait for it like any pipe.
-    try:
-        first = os.read(fd, MAX_IPCONFIG_BYTES + 1)
-    except BlockingIOError:
-        return b""
-    except OSError as exc:
-        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
-    if not first:
-        raise UsageError(f"{path}: a FIFO with no writer and nothing to read (start the writer first)")
-    return first
-
-
-def _read_at_most(read: Callable[[int], bytes], name: str, first: bytes = b"") -> bytes:
-    """Everything `read` gives up to EOF, refused past MAX_IPCONFIG_BYTES (ipconfig /all is a few KB)."""
-    parts, size = [first], len(first)
-    while size <= MAX_IPCONFIG_BYTES:
-        try:
-            chunk = read(MAX_IPCONFIG_BYTES + 1 - size)
-        except BlockingIOError:
-            raise UsageError(f"{name}: nothing to read yet, and reading would block") from None
-        except OSError as exc:
-            raise UsageError(f"cannot read {name}: {exc.strerror or exc}") from None
-        if not chunk:
-            return b"".join(parts)
-        parts.append(chunk)
-        size += len(chunk)
-    raise UsageError(
-        f"{name}: larger than {MAX_IPCONFIG_BYTES >> 20} MiB; ipconfig /all or Get-NetIPAddress output is"
-        " a few KB: is this the right file?"
+    """(text, name for messages) of --from-ipconfig; '-' is stdin. At most MAX_IPCONFIG_BYTES: ipconfig /all
+    is a few KB, and /dev/zero must not fill the memory."""
+    data, name = read_small_input(
+        path,
+        MAX_IPCONFIG_BYTES,
+        too_big="ipconfig /all or Get-NetIPAddress output is a few KB: is this the right file?",
     )
+    return text_from_bytes(data), name
 
 
 def _adapter_report(adapter: IsatapAdapter) -> IsatapAdapterReport:

@@ -306,3 +306,22 @@ def test_preflight_names_the_missing_adc_package(monkeypatch: pytest.MonkeyPatch
         runner.preflight(builtin_scenarios()["iphttps-adc-nginx"])
     with pytest.raises(LocalEnvironmentError, match=r"libnginx-mod-stream"):
         runner.preflight(builtin_scenarios()["healthy"], {"lb-nginx": "x"})
+
+
+def test_scenario_file_hostile_inputs_are_one_line_errors(tmp_path: Path) -> None:
+    """A user's scenario file: a FIFO without a writer is refused at once, /dev/zero-sized input is bounded,
+    and PyYAML's unguarded int() (over 4,300 digits) is a usage error, not a traceback."""
+    import os
+
+    fifo = tmp_path / "scenario.yaml"
+    os.mkfifo(fifo)
+    with pytest.raises(UsageError, match="a FIFO with no writer"):
+        load_scenario(str(fifo))
+    big = tmp_path / "big.yaml"
+    big.write_text("name: big\ndescription: " + "x" * 300_000 + "\n")
+    with pytest.raises(UsageError, match="larger than 256 KiB"):
+        load_scenario(str(big))
+    digits = tmp_path / "digits.yaml"
+    digits.write_text("name: digits\nrtt_ms: " + "9" * 5000 + "\n")
+    with pytest.raises(UsageError, match="not valid YAML"):
+        load_scenario(str(digits))

@@ -6,9 +6,7 @@ into one clear error line (naming the field) when it is wrong. Pure: text in, fr
 from __future__ import annotations
 
 import ipaddress
-import os
 import re
-import stat
 from typing import Annotated, Any, Final, Literal
 
 import yaml
@@ -17,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from vpndoctor.addresses import isatap_prefix
 from vpndoctor.configgen.crypto import IkePolicy
 from vpndoctor.errors import UsageError
+from vpndoctor.inputs import read_small_input
 
 MAX_INPUT_BYTES: Final = 1024 * 1024
 MAX_FLOW_DEPTH: Final = 32
@@ -420,48 +419,9 @@ _LOADER: Final[Any] = type("_Loader", (_BASE_LOADER,), {"construct_object": _con
 _LOADER.add_constructor("tag:yaml.org,2002:int", _construct_int)
 
 
-def _read_input(path: str) -> bytes:
-    """At most MAX_INPUT_BYTES + 1 bytes of `path`, without waiting on a FIFO that no writer holds open
-    (opening one the ordinary way waits for a writer, forever if none comes)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
-    except OSError as exc:
-        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
-    try:
-        parts: list[bytes] = []
-        size = 0
-        mode = os.fstat(fd).st_mode
-        if stat.S_ISFIFO(mode):
-            # No writer reads as empty at once; a writer that has not written yet as "would block".
-            try:
-                parts.append(os.read(fd, MAX_INPUT_BYTES + 1))
-            except BlockingIOError:
-                pass
-            else:
-                if not parts[0]:
-                    raise UsageError(
-                        f"{path}: a FIFO with no writer and nothing to read (start the writer first)"
-                    )
-                size = len(parts[0])
-        if not stat.S_ISCHR(mode):  # a character device stays non-blocking: one with nothing fails, not waits
-            os.set_blocking(fd, True)
-        while size <= MAX_INPUT_BYTES and (chunk := os.read(fd, MAX_INPUT_BYTES + 1 - size)):
-            parts.append(chunk)
-            size += len(chunk)
-    except BlockingIOError:
-        raise UsageError(f"{path}: nothing to read yet, and reading would block") from None
-    except OSError as exc:
-        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
-    finally:
-        os.close(fd)
-    return b"".join(parts)
-
-
 def read_yaml(path: str) -> Any:
     """The data of a YAML file, refusing what could hang or blow up the parser; UsageError otherwise."""
-    raw = _read_input(path)
-    if len(raw) > MAX_INPUT_BYTES:
-        raise UsageError(f"{path}: larger than {MAX_INPUT_BYTES // 1024} KiB; is this the right file?")
+    raw, _ = read_small_input(path, MAX_INPUT_BYTES)
     try:
         text = raw.decode("utf-8-sig")
         # PyYAML slows down with the square of flow nesting ([[[...): a deployment nests a few levels.

@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from vpndoctor.errors import UsageError
+from vpndoctor.inputs import read_small_input
 
 BlockedPort = Literal["udp/500", "udp/4500", "tcp/443"]
 CertificateDefect = Literal[
@@ -27,6 +28,8 @@ DEFAULT_PROPOSALS = (
     "aes256-sha256-modp2048,aes128-sha256-modp2048,aes256-sha1-modp1024,3des-sha1-modp1024,"
     "aes128-sha256-ecp256,aes256-sha384-ecp384,aes256gcm16-prfsha384-ecp384,aes128-sha256-x25519,default"
 )
+
+MAX_SCENARIO_BYTES = 256 * 1024  # a scenario is a dozen knobs
 
 _PROPOSAL_RE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*(,[a-z0-9]+(-[a-z0-9]+)*)*$")
 
@@ -121,6 +124,8 @@ def parse_scenario(text: str, *, source: str = "<scenario>") -> Scenario:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise UsageError(f"{source}: not valid YAML: {str(exc).splitlines()[0]}") from None
+    except ValueError as exc:  # PyYAML's int() and date constructors are unguarded (e.g. 5,000 digits)
+        raise UsageError(f"{source}: not valid YAML: {' '.join(str(exc).split())[:200]}") from None
     if not isinstance(data, dict):
         raise UsageError(f"{source}: expected a mapping of scenario knobs")
     try:
@@ -139,10 +144,11 @@ def load_scenario(name_or_path: str) -> Scenario:
         return scenarios[name_or_path]
     path = Path(name_or_path)
     if path.suffix in (".yaml", ".yml") or path.exists():
+        raw, _ = read_small_input(str(path), MAX_SCENARIO_BYTES)
         try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise UsageError(f"cannot read scenario file {path}: {exc.strerror}") from None
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise UsageError(f"{path}: not UTF-8 text") from None
         return parse_scenario(text, source=str(path))
     raise UsageError(
         f"unknown scenario '{name_or_path}'; built-in scenarios: {', '.join(scenarios)} (or give a YAML file)"
