@@ -863,44 +863,32 @@ class Initiator:
             data=self.config.identity.encode(),
             responder=False,
         )
+        middle: list[Payload]
         if (style or self.config.auth_style) == "psk-fail":
             # A shared-key AUTH no responder can verify (random bytes of the PRF's length, no key behind
             # them): it answers AUTHENTICATION_FAILED - no certificate - and drops the SA.
-            refused: list[Payload] = [
-                idi,
-                AuthPayload(method=AuthMethod.SHARED_KEY, data=self._rng(prf_output_bytes(self._suite.prf))),
-                self._child_sa(),
-                TsPayload(selectors=(all4, all6), responder=False),
-                TsPayload(selectors=(all4, all6), responder=True),
+            middle = [
+                AuthPayload(method=AuthMethod.SHARED_KEY, data=self._rng(prf_output_bytes(self._suite.prf)))
             ]
-            self._reassembler = None
-            self._request(
-                ExchangeType.IKE_AUTH,
-                self._protect(ExchangeType.IKE_AUTH, refused),
-                now,
-                text=self._text(ExchangeType.IKE_AUTH, 1, refused),
+        else:
+            certreq = CertReqPayload(
+                encoding=CertEncoding.X509_SIGNATURE, data=b"".join(self.config.trust_anchor_hashes)
             )
-            return
+            middle = [
+                *([certreq] if self.config.send_certreq else []),
+                CpPayload(
+                    cfg_type=CfgType.REQUEST,
+                    attributes=(
+                        (CfgAttr.INTERNAL_IP4_ADDRESS, b""),
+                        (CfgAttr.INTERNAL_IP4_DNS, b""),
+                        (CfgAttr.INTERNAL_IP6_ADDRESS, b""),
+                        (CfgAttr.INTERNAL_IP6_DNS, b""),
+                    ),
+                ),
+            ]
         payloads: list[Payload] = [
             idi,
-            *(
-                [
-                    CertReqPayload(
-                        encoding=CertEncoding.X509_SIGNATURE, data=b"".join(self.config.trust_anchor_hashes)
-                    )
-                ]
-                if self.config.send_certreq
-                else []
-            ),
-            CpPayload(
-                cfg_type=CfgType.REQUEST,
-                attributes=(
-                    (CfgAttr.INTERNAL_IP4_ADDRESS, b""),
-                    (CfgAttr.INTERNAL_IP4_DNS, b""),
-                    (CfgAttr.INTERNAL_IP6_ADDRESS, b""),
-                    (CfgAttr.INTERNAL_IP6_DNS, b""),
-                ),
-            ),
+            *middle,
             self._child_sa(),
             TsPayload(selectors=(all4, all6), responder=False),
             TsPayload(selectors=(all4, all6), responder=True),

@@ -32,7 +32,6 @@ from vpndoctor.trust import trust_anchors
 # all agree by chance happen once in 2**8 runs. Fewer answered samples are no verdict.
 AFFINITY_SAMPLES_NEEDED = 8
 AFFINITY_MAX_SAS = 10  # SAs opened only for sampling (each gives one sample), beyond the main two
-NATT_ATTEMPTS = 2
 PADDING_BYTES = 2600  # IKE_SA_INIT well beyond a 1500-byte MTU: the kernel must fragment it
 
 # (label, proposal, strength) — what `ike.proposals.strength` asks the server about.
