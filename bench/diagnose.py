@@ -33,7 +33,8 @@ RUNS = 3
 RUN = r"""
 import asyncio, json, sys, time
 from vpndoctor.checks.diagnose import judge
-from vpndoctor.probes.diagnose import DiagnoseRequest, run_diagnose
+from vpndoctor.observations.diagnose import DiagnoseRequest
+from vpndoctor.probes.diagnose import run_diagnose
 name, address, ca = sys.argv[1], sys.argv[2] or None, sys.argv[3]
 timeout, budget = float(sys.argv[4]), int(sys.argv[5])
 req = DiagnoseRequest(name=name, address=address, ca_files=[ca], resolvers=["192.0.2.50"], timeout_s=timeout,

@@ -15,7 +15,7 @@ from vpndoctor.checks.tls import TlsReport
 from vpndoctor.commands_address import AddressReport, IsatapReport
 from vpndoctor.configgen.model import Deployment
 from vpndoctor.events import EventsReport
-from vpndoctor.probes.ike import IkeObservation
+from vpndoctor.observations.ike import IkeObservation
 
 SCHEMAS: dict[str, type[BaseModel]] = {
     "ike.json": IkeObservation,

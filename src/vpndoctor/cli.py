@@ -188,7 +188,8 @@ def diagnose(
     import ipaddress
 
     from vpndoctor.checks.diagnose import judge
-    from vpndoctor.probes.diagnose import DiagnoseRequest, run_diagnose
+    from vpndoctor.observations.diagnose import DiagnoseRequest
+    from vpndoctor.probes.diagnose import run_diagnose
     from vpndoctor.report.diagnose import render_diagnose
 
     protos = tuple(p.strip().lower() for p in protocols.split(",") if p.strip())

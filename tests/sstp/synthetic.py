@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from vpndoctor.probes.iphttps import IphttpsAttempt, IphttpsObservation
-from vpndoctor.probes.sstp import SstpObservation, TlsInfo
+from vpndoctor.observations.sstp import IphttpsAttempt, IphttpsObservation, SstpObservation, TlsInfo
 
 
 def tls_info(

@@ -17,7 +17,7 @@ from vpndoctor.checks.sstp import (
     sstp_findings,
     sstp_report,
 )
-from vpndoctor.probes.ike import CertificateInfo
+from vpndoctor.observations.ike import CertificateInfo
 
 
 def statuses(findings: list) -> dict[str, str]:  # type: ignore[type-arg]

@@ -15,7 +15,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from tests.tls.test_audit_plan import ModelServer
 from tests.tls.test_audit_plan import run as run_plan
 from vpndoctor.checks import tls as C
-from vpndoctor.probes.tls_audit import AuditObservation
+from vpndoctor.observations.tls import AuditObservation
 from vpndoctor.tls.audit import (
     ErrorReason,
     HelloJob,

@@ -7,10 +7,10 @@ from typing import Any
 from tests.sstp.synthetic import attempt, iphttps_obs, refused, sstp_obs
 from vpndoctor.checks import ids
 from vpndoctor.checks.diagnose import judge
-from vpndoctor.probes.diagnose import PROPOSAL_CATALOGUE, DiagnoseObservations, DiagnoseRequest
-from vpndoctor.probes.dns import DnsObservation, ResolverAnswer
-from vpndoctor.probes.ike import DatagramInfo, IkeObservation
-from vpndoctor.probes.tls import TlsObservation
+from vpndoctor.observations.diagnose import PROPOSAL_CATALOGUE, DiagnoseObservations, DiagnoseRequest
+from vpndoctor.observations.dns import DnsObservation, ResolverAnswer
+from vpndoctor.observations.ike import DatagramInfo, IkeObservation
+from vpndoctor.observations.tls import TlsObservation
 
 
 def ike(reached: str = "IKE_AUTH", **kw: Any) -> IkeObservation:

@@ -20,13 +20,13 @@ from vpndoctor.checks import ids
 from vpndoctor.checks.model import DiagnoseReport, Finding, Politeness, Status, Target, Verdict
 from vpndoctor.checks.sstp import TITLES as SSTP_TITLES
 from vpndoctor.checks.sstp import check_sstp_handshake, iphttps_findings
-from vpndoctor.probes.diagnose import (
+from vpndoctor.observations.diagnose import (
     AFFINITY_SAMPLES_NEEDED,
     PROPOSAL_CATALOGUE,
     DiagnoseObservations,
     samples_of,
 )
-from vpndoctor.probes.ike import IkeObservation
+from vpndoctor.observations.ike import IkeObservation
 
 IKE_INTERMEDIATE = "1.3.6.1.5.5.8.2.2"
 EXPIRY_WARNING = timedelta(days=30)

@@ -194,6 +194,9 @@ def _parse_xml(data: str | bytes, source: str) -> Element:
         ) from exc
     except ParseError as exc:
         raise ProfileError(f"{source}: not well-formed XML ({_one_line(str(exc))})") from exc
+    except (LookupError, ValueError) as exc:
+        # expat's answer to an XML declaration naming an unknown or multi-byte encoding (encoding="utf7")
+        raise ProfileError(f"{source}: not readable XML ({_one_line(str(exc))})") from exc
     return root
 
 

@@ -11,9 +11,8 @@ from typing import Literal
 
 from vpndoctor.checks import ids
 from vpndoctor.checks.model import Finding, Status
-from vpndoctor.probes.ike import CertificateInfo
-from vpndoctor.probes.iphttps import IphttpsAttempt, IphttpsObservation
-from vpndoctor.probes.sstp import SstpObservation
+from vpndoctor.observations.ike import CertificateInfo
+from vpndoctor.observations.sstp import IphttpsAttempt, IphttpsObservation, SstpObservation
 
 ClientAuth = Literal["required", "optional", "none", "unknown"]
 

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from vpndoctor import __version__
 from vpndoctor.certs import eku_names, issued_by_anchor, san_names
 from vpndoctor.checks.model import Finding, Status, Verdict
-from vpndoctor.probes.tls_audit import AuditObservation, OversizedAnswer
+from vpndoctor.observations.tls import AuditObservation, OversizedAnswer
 from vpndoctor.tls import suites as S
 from vpndoctor.tls.audit import (
     VERSION_NAMES,

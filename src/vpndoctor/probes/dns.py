@@ -5,26 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from dataclasses import dataclass, field
 
 import dns.asyncresolver
 import dns.exception
 import dns.rdatatype
 import dns.resolver
 
-
-@dataclass(frozen=True)
-class ResolverAnswer:
-    resolver: str  # "system" or the resolver's address
-    addresses: tuple[str, ...] = ()
-    error: str | None = None  # "NXDOMAIN", "no answer", "timeout", ...
-    round_trips: int = 1
-
-
-@dataclass(frozen=True)
-class DnsObservation:
-    name: str
-    answers: tuple[ResolverAnswer, ...] = field(default_factory=tuple)
+from vpndoctor.observations.dns import DnsObservation, ResolverAnswer
 
 
 async def _system(name: str, timeout_s: float) -> ResolverAnswer:

@@ -13,12 +13,10 @@ import os
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Literal
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from pydantic import BaseModel, ConfigDict
 
 from vpndoctor import __version__
 from vpndoctor.certs import eku_names, issued_by_anchor, san_names
@@ -40,98 +38,8 @@ from vpndoctor.ike.vendor_ids import describe as describe_vendor_id
 from vpndoctor.net.polite import Politeness, Slot
 from vpndoctor.net.resolve import resolve_one
 from vpndoctor.net.udp import drive, open_endpoints
+from vpndoctor.observations.ike import CertificateInfo, DatagramInfo, IkeObservation, ProposalInfo
 from vpndoctor.trust import load_trust_anchors
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class ProposalInfo(_Model):
-    encryption: str
-    key_bits: int | None
-    prf: str
-    integrity: str | None
-    dh_group: str
-    text: str  # strongSwan-style, e.g. "aes256-sha256-modp2048"
-
-
-class CertificateInfo(_Model):
-    subject: str
-    issuer: str
-    san_dns: list[str]
-    san_ip: list[str]
-    not_before: str
-    not_after: str
-    eku: list[str]
-    key: str
-    sha256: str
-    trusted: bool | None  # against --ca, None when no CA was given
-    chain_length: int
-
-
-class DatagramInfo(_Model):
-    t: float  # seconds since the probe started
-    dir: Literal["out", "in"]
-    port: int  # the server's port (500 or the NAT-T port)
-    size: int  # UDP payload bytes, non-ESP marker included
-    summary: str
-    repeat: int = 1  # identical incoming datagrams in a row shown as this one row (t: the first one's)
-
-
-class IkeObservation(_Model):
-    tool: dict[str, str]
-    target: str
-    address: str
-    port: int
-    natt_port: int
-    spi_i: str  # hex, our IKE SPI
-    spi_r: str  # hex, the responder's (zeros when it never answered)
-    started_at: str
-    duration_s: float
-    reached: Literal["none", "IKE_SA_INIT", "IKE_AUTH"]
-    proposal: ProposalInfo | None
-    ke_group_requested: str | None  # INVALID_KE_PAYLOAD: the group the server asked for
-    cookie_rounds: int
-    notifies: list[str]
-    fragmentation_supported: bool
-    signature_hash_algorithms: list[str]
-    nat_detected: bool
-    nat_local: bool
-    nat_remote: bool
-    natt_used: bool
-    vendor_ids: list[str]
-    idr: str | None
-    certificate: CertificateInfo | None
-    auth_method: str | None
-    auth_verified: bool
-    auth_reason: str | None
-    eap_type: str | None
-    error_notify: str | None
-    timeout_exchange: str | None
-    peer_error: str | None
-    request_fragments: int
-    response_fragments: int
-    round_trips: int
-    datagrams: list[DatagramInfo]  # the transcript: bounded (see ike.initiator.MAX_TRANSCRIPT)
-    icmp_errors: list[str]
-    certificate_chain_pem: list[str]  # what the server sent in CERT payloads, end entity first
-    # Politeness (see net/polite.py and the README): a stateless probe's answer, the NAT-T flows used,
-    # whether the IKE_AUTH went to UDP 500 after 4500 stayed silent, whether the server may still hold a
-    # half-open SA of ours, and why the probe was cut short by throttling (ours or the server's).
-    stateless_answer: Literal["accepted", "refused"] | None = None
-    natt_flows: int = 0
-    # Each encrypted request sent on the NAT-T port: "answered" there, "elsewhere" (silent there, then
-    # answered on the fallback port: the SA lives on a server the NAT-T flow did not reach), or "lost".
-    natt_samples: list[Literal["answered", "elsewhere", "lost"]] = []
-    queued_behind_round_trips: int = 0  # round trips of the probes that held our budget's place before
-    fallback_port: int | None = None
-    fallback_answered: bool = False
-    left_half_open: bool = False
-    budget_wait_s: float = 0.0
-    throttled: str | None = None
-    # Datagrams in no row of `datagrams`: past the transcript's bound (a flood, garbage, strays).
-    datagrams_dropped: int = 0
 
 
 def _proposal_text(encr: int, bits: int | None, prf: int, integ: int | None, dh: int) -> str:

@@ -19,8 +19,9 @@ from vpndoctor import __version__
 from vpndoctor.errors import UsageError, VpndoctorError
 from vpndoctor.net.resolve import resolve_one
 from vpndoctor.net.tls_stream import TlsClientConfig, TlsStream, TlsStreamError, build_context
+from vpndoctor.observations.sstp import IphttpsAttempt, IphttpsObservation, Stage, TlsInfo
 from vpndoctor.probes.ike import describe_certificate
-from vpndoctor.probes.sstp import ProbeModel, Reached, Stage, TlsInfo, sni_for
+from vpndoctor.probes.sstp import sni_for
 from vpndoctor.sstp.errors import MalformedHttp
 from vpndoctor.sstp.http import ResponseReader, iphttps_request
 
@@ -31,39 +32,6 @@ WINDOWS_IPHTTPS_CIPHERS = (
     "ECDHE-RSA-AES256-SHA:AES128-GCM-SHA256:AES256-GCM-SHA384:AES128-SHA:AES256-SHA:@SECLEVEL=0"
 )
 MAX_TLS_VERSION = "TLSv1.2"
-
-
-class IphttpsAttempt(ProbeModel):
-    label: Literal["no-client-cert", "client-cert"]
-    reached: Reached  # none | tcp | tls | http
-    error_stage: Stage | None
-    error_kind: str | None  # timeout, reset, closed, alert, tls, refused, ...
-    error: str | None
-    tls: TlsInfo | None
-    http_status: int | None
-    http_reason: str | None
-    server_header: str | None
-    client_certificate_requested: bool | None  # CertificateRequest seen (also when the handshake failed)
-    closed_without_answer: bool  # TLS completed, then the server hung up instead of answering the POST
-    round_trips: int  # sequential: TCP, TLS 1.2 (2), HTTP
-    duration_s: float
-
-
-class IphttpsObservation(ProbeModel):
-    tool: dict[str, str]
-    target: str
-    host: str
-    address: str | None
-    port: int
-    path: str
-    sni: str | None
-    started_at: str
-    duration_s: float
-    offered_ciphers: str
-    max_tls_version: str
-    error: str | None  # resolution failed: no attempt was made
-    round_trips: int  # the longest attempt (they run concurrently)
-    attempts: list[IphttpsAttempt]
 
 
 @dataclass(frozen=True)

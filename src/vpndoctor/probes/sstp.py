@@ -15,13 +15,20 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from cryptography import x509
-from pydantic import BaseModel, ConfigDict
 
 from vpndoctor import __version__
 from vpndoctor.errors import VpndoctorError
 from vpndoctor.net.resolve import resolve_one
 from vpndoctor.net.tls_stream import TlsClientConfig, TlsStream, TlsStreamError
-from vpndoctor.probes.ike import CertificateInfo, describe_certificate
+from vpndoctor.observations.sstp import (
+    MessageInfo,
+    NakStatus,
+    Reached,
+    SstpObservation,
+    Stage,
+    TlsInfo,
+)
+from vpndoctor.probes.ike import describe_certificate
 from vpndoctor.sstp.errors import MalformedHttp, MalformedMessage
 from vpndoctor.sstp.http import ResponseReader, sstp_request
 from vpndoctor.sstp.messages import (
@@ -38,62 +45,6 @@ from vpndoctor.trust import load_trust_anchors
 
 MAX_TRANSCRIPT = 200
 TEARDOWN_WAIT_S = 1.0
-Stage = Literal["resolve", "connect", "handshake", "http", "sstp"]
-Reached = Literal["none", "tcp", "tls", "http", "sstp"]
-
-
-class ProbeModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class MessageInfo(ProbeModel):
-    t: float  # seconds since the probe started
-    dir: Literal["out", "in"]
-    bytes: int
-    summary: str
-
-
-class TlsInfo(ProbeModel):
-    version: str | None
-    cipher: str | None
-    cipher_bits: int | None
-    client_certificate_requested: bool | None  # the server sent CertificateRequest
-    certificate: CertificateInfo | None
-    connect_s: float
-    handshake_s: float
-
-
-class NakStatus(ProbeModel):
-    attrib_id: int
-    status: str  # e.g. VALUE_NOT_SUPPORTED
-
-
-class SstpObservation(ProbeModel):
-    tool: dict[str, str]
-    target: str
-    address: str | None
-    port: int
-    sni: str | None
-    started_at: str
-    duration_s: float
-    reached: Reached  # how far it got: TCP connected, TLS done, HTTP 200, SSTP control answer
-    error_stage: Stage | None
-    error: str | None  # one line, what went wrong where
-    tls: TlsInfo | None
-    http_status: int | None
-    http_reason: str | None
-    server_header: str | None
-    call_connect: Literal["ack", "nak"] | None
-    crypto_binding_hash_bitmask: int | None
-    crypto_binding_hashes: list[str]
-    nonce_bytes: int | None
-    nak_status: list[NakStatus]
-    server_abort_status: str | None  # the server aborted (CALL_ABORT/CALL_DISCONNECT) instead of answering
-    teardown: str | None  # how the session was ended
-    ppp_frames_received: int
-    round_trips: int
-    messages: list[MessageInfo]
-    notes: list[str]
 
 
 async def run_sstp_probe(

@@ -9,22 +9,8 @@ import contextlib
 import dataclasses
 import ssl
 import time
-from dataclasses import dataclass
 
-
-@dataclass(frozen=True)
-class TlsObservation:
-    address: str
-    port: int
-    connected: bool
-    handshake: bool
-    version: str | None = None
-    cipher: str | None = None
-    certificate_der: bytes | None = None
-    error: str | None = None
-    connect_s: float | None = None
-    round_trips: int = 0
-    duration_s: float = 0.0
+from vpndoctor.observations.tls import TlsObservation
 
 
 async def _handshake(

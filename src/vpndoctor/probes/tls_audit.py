@@ -20,7 +20,6 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Literal
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -36,9 +35,9 @@ from vpndoctor.net.tcp import (
     TcpError,
     Unreachable,
 )
+from vpndoctor.observations.tls import MAX_ANSWER_BYTES, AuditObservation, OversizedAnswer
 from vpndoctor.tls.audit import (
     VERSION_NAMES,
-    AuditFacts,
     AuditPlanner,
     ErrorReason,
     HelloJob,
@@ -58,9 +57,6 @@ from vpndoctor.tls.records import RecordBuffer
 from vpndoctor.trust import trust_anchors
 
 DEFAULT_PORT = 443
-# A first flight with a long chain is ~10 KB. Past this cap a hello's answer is not read further: the job
-# ends OVERSIZED (or, TLS 1.3, undecrypted) and the audit is incomplete (`AuditObservation.oversized`).
-MAX_ANSWER_BYTES = 128 * 1024
 HTTP_READ_BYTES = 8192
 # OpenSSL's reason when a handshake message passes its own limit (the certificate list: 100 KiB by default).
 SSL_SIZE_FAILURE = "EXCESSIVE_MESSAGE_SIZE"
@@ -124,43 +120,6 @@ class AuditRequest:
     concurrency: int = 8
     client_cert: str | None = None
     client_key: str | None = None
-
-
-@dataclass(frozen=True)
-class OversizedAnswer:
-    """One connection whose answer was too large to read whole: what it would have told is missing."""
-
-    job_id: int
-    version: str  # the version the job asked for (the highest one offered, for a TLS stack job)
-    limited_by: Literal["cap", "ssl"]  # our MAX_ANSWER_BYTES, or the ssl module's (OpenSSL's) own limit
-    limit_bytes: int | None  # None: the ssl module does not say
-    bytes_read: int
-    message: str | None = None  # the handshake message cut short, e.g. "certificate" (TLS <= 1.2 only)
-    announced_bytes: int | None = None  # the length that message announced
-
-
-@dataclass
-class AuditObservation:
-    target: str
-    host: str
-    address: str
-    port: int
-    sni: str | None
-    started_at: str
-    duration_s: float
-    # Not in repr: asyncio formats the repr of the task's result when asyncio.run() ends (Python 3.11), and
-    # a full repr of hundreds of results with certificates in them cost more memory than the audit itself.
-    facts: AuditFacts = field(repr=False)
-    results: list[JobResult] = field(repr=False)
-    anchors: list[x509.Certificate] = field(repr=False)
-    anchor_source: str
-    connect_error: str | None  # set when TCP could not connect at all (the endpoint is unreachable)
-    client_cert_given: bool
-    connections: int
-    max_concurrent: int
-    round_trip_s: float | None  # smallest TCP connect time seen
-    oversized: list[OversizedAnswer] = field(default_factory=list)
-    answer_cap_bytes: int = MAX_ANSWER_BYTES
 
 
 # ------------------------------------------------------------------------------------------- stack

@@ -6,7 +6,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from vpndoctor.probes.ike import IkeObservation
+from vpndoctor.observations.ike import IkeObservation
 
 
 def _yes(value: bool | None) -> str:

@@ -8,7 +8,7 @@ from rich.table import Table
 
 from vpndoctor.checks.model import Finding
 from vpndoctor.checks.sstp import IphttpsReport, SstpReport
-from vpndoctor.probes.sstp import TlsInfo
+from vpndoctor.observations.sstp import TlsInfo
 from vpndoctor.report.diagnose import STYLE
 
 
