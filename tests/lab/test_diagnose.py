@@ -111,10 +111,14 @@ def check_matrix_run(lab: Lab, name: str, expected: set[str], run: int) -> None:
     assert set(report["verdict"]["root_causes"]) == expected, where
     assert code == (1 if expected else 0), where
     # Politeness, measured on the responders themselves.
+    # Other tests sharing this lab (the lab's strongSwan client giving up on a lost IKE_AUTH, ike-scan) may
+    # leave half-open SAs that time out in 30 s: ours are what the count adds to them.
     assert watch.polls > 10, "the vici watch did not run"
-    assert watch.before == 0, f"{name} run {run}: {watch.before} half-open SAs before we started"
-    assert watch.peak <= BUDGET, f"{name} run {run}: the responders counted {watch.peak} of our half-open SAs"
-    assert watch.after == 0, f"{name} run {run}: {watch.after} half-open SAs left behind"
+    ours = watch.peak - watch.before
+    assert ours <= BUDGET, (
+        f"{name} run {run}: the responders counted {ours} more half-open SAs during our run"
+    )
+    assert watch.after <= watch.before, f"{name} run {run}: {watch.after - watch.before} half-open SAs left"
     if report["politeness"] is not None:  # None when nothing was probed (no address)
         assert report["politeness"]["peak_half_open"] <= BUDGET
         assert report["politeness"]["unconfirmed_ends"] == 0

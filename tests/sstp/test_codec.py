@@ -166,6 +166,21 @@ def test_reader_splits_stream_and_offsets() -> None:
     assert err.value.offset == 14
 
 
+def test_good_packets_before_a_malformed_one_in_the_same_read_are_kept() -> None:
+    """Seen against sstpd under load: CALL_CONNECT_ACK and a packet we refuse arrived in one TLS read, and
+    the refusal swallowed the ACK. The good packets come first; the error follows on the next feed."""
+    ack = ControlMessage(MessageType.CALL_CONNECT_ACK, ())
+    bad_attribute = bytes([0x10, 0x01, 0x00, 0x0C]) + bytes([0x00, 0x04, 0x00, 0x01]) + bytes([0, 0, 0, 4])
+    reader = PacketReader(base_offset=100)
+    got = reader.feed(encode_packet(ack) + bad_attribute)
+    assert got == [ack]
+    with pytest.raises(MalformedMessage) as err:
+        reader.feed(b"")
+    assert "attribute id" in str(err.value) and err.value.offset == 100 + len(encode_packet(ack)) + 9
+    with pytest.raises(MalformedMessage):
+        PacketReader().feed(bad_attribute)  # alone, it still fails at once
+
+
 # ---- properties --------------------------------------------------------------------------------------
 
 b32 = st.binary(min_size=32, max_size=32)

@@ -310,24 +310,35 @@ class PacketReader:
     def __init__(self, base_offset: int = 0) -> None:
         self._buf = bytearray()
         self._consumed = base_offset
+        # A malformed packet after good ones in the same read: the good ones are returned first (a server's
+        # CALL_CONNECT_ACK must not be lost to whatever follows it), the error on the next feed().
+        self._error: MalformedMessage | None = None
 
     @property
     def buffered(self) -> int:
         return len(self._buf)
 
     def feed(self, data: bytes) -> list[Packet]:
+        if self._error is not None:
+            raise self._error
         self._buf += data
         out: list[Packet] = []
-        while len(self._buf) >= HEADER_BYTES:
-            if self._buf[0] != VERSION:
-                raise MalformedMessage(self._consumed, "SSTP version 0x10", f"found 0x{self._buf[0]:02x}")
-            length = ((self._buf[2] & 0x0F) << 8) | self._buf[3]
-            if length < HEADER_BYTES:
-                raise MalformedMessage(self._consumed + 2, "packet length >= 4", f"found {length}")
-            if len(self._buf) < length:
-                break
-            chunk = bytes(self._buf[:length])
-            out.append(decode_packet(chunk, self._consumed))
-            del self._buf[:length]
-            self._consumed += length
+        try:
+            while len(self._buf) >= HEADER_BYTES:
+                if self._buf[0] != VERSION:
+                    raise MalformedMessage(self._consumed, "SSTP version 0x10", f"found 0x{self._buf[0]:02x}")
+                length = ((self._buf[2] & 0x0F) << 8) | self._buf[3]
+                if length < HEADER_BYTES:
+                    raise MalformedMessage(self._consumed + 2, "packet length >= 4", f"found {length}")
+                if len(self._buf) < length:
+                    break
+                chunk = bytes(self._buf[:length])
+                out.append(decode_packet(chunk, self._consumed))
+                del self._buf[:length]
+                self._consumed += length
+        except MalformedMessage as exc:
+            if not out:
+                raise
+            self._error = exc
+            self._buf.clear()
         return out
