@@ -104,9 +104,12 @@ def test_default_run_reports_everything(lab: Lab) -> None:
     assert "splitting IKE message" in logs
     dirs = [d["dir"] for d in obs["datagrams"]]
     assert dirs[0] == "out" and "in" in dirs
-    assert obs["round_trips"] >= 4  # SA_INIT, IKE_AUTH, EAP identity, Delete
-    # We are a polite client: the half-open SA is deleted, not left to time out on the server.
-    assert re.search(r"parsed INFORMATIONAL request \d+ \[ D \]", logs), logs[-3000:]
+    assert obs["round_trips"] >= 4  # SA_INIT, IKE_AUTH, EAP identity, the ending request
+    # We are a polite client: the half-open SA is ended, not left to time out on the server. A Delete would
+    # be ignored while the SA is half-open; an AUTH the server must refuse ends it.
+    assert re.search(r"parsed IKE_AUTH request 3 \[ AUTH \]", logs), logs[-3000:]
+    assert "generating IKE_AUTH response 3 [ N(AUTH_FAILED) ]" in logs
+    assert obs["left_half_open"] is False
 
 
 @scenarios("healthy")
