@@ -2,8 +2,11 @@
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
+# inputs per harness for `make fuzz`; FUZZ_ARGS adds fuzz/run.py options (harness names, --jobs 2, --fresh)
+FUZZ_RUNS ?= 1000000
+FUZZ_ARGS ?=
 
-.PHONY: install demo test test-unit test-lab bench lint clean
+.PHONY: install demo test test-unit test-lab bench fuzz lint clean
 
 install:
 	./scripts/install-deps.sh
@@ -23,9 +26,13 @@ test-lab: install
 bench: install
 	$(PY) bench/run.py
 
+fuzz: install
+	nice -n 19 $(PY) -m fuzz.run --runs $(FUZZ_RUNS) $(FUZZ_ARGS)
+
 lint: install
-	$(VENV)/bin/ruff check src tests bench scripts setup.py
+	$(VENV)/bin/ruff check src tests bench scripts setup.py fuzz
 	$(VENV)/bin/mypy src
+	$(VENV)/bin/lint-imports
 
 clean:
 	-$(VENV)/bin/vpndoctor lab down 2>/dev/null

@@ -82,7 +82,7 @@ def traffic_selectors(draw: st.DrawFn) -> TrafficSelector:
 @st.composite
 def deletes(draw: st.DrawFn) -> DeletePayload:
     spi_size = draw(st.sampled_from([0, 4, 8]) | st.integers(0, 16))
-    spis = draw(st.lists(st.binary(min_size=spi_size, max_size=spi_size), max_size=4))
+    spis = draw(st.lists(st.binary(min_size=spi_size, max_size=spi_size), max_size=4 if spi_size else 0))
     return DeletePayload(draw(u8), spi_size, tuple(spis))
 
 

@@ -624,6 +624,8 @@ class DeletePayload(PayloadBody):
         _uint("spi size", self.spi_size, 8)
         if len(self.spis) > 0xFFFF:
             raise ValueError(f"{len(self.spis)} SPIs do not fit the 16-bit count")
+        if self.spis and not self.spi_size:
+            raise ValueError("SPIs of 0 bytes cannot be listed (RFC 7296 3.11: an IKE SA delete lists none)")
         for spi in self.spis:
             _bytes("spi", spi, exact=self.spi_size)
 
@@ -636,6 +638,11 @@ class DeletePayload(PayloadBody):
         protocol = r.u8("protocol id")
         spi_size = r.u8("spi size")
         count = r.u16("SPI count")
+        if count and not spi_size:
+            # 4 bytes would otherwise stand for 65535 empty SPIs: an amplification, and meaningless
+            raise MalformedMessage(
+                r.offset - 2, "no SPIs when the SPI size is 0 (RFC 7296 3.11)", f"found {count}"
+            )
         needed = spi_size * count
         if needed != r.remaining:
             raise MalformedMessage(

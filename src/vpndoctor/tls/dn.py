@@ -75,20 +75,28 @@ def _tlv(data: bytes, pos: int, end: int, base: int) -> tuple[int, int, int]:
     return tag, pos, pos + length
 
 
+MAX_OID_ARC_GROUPS = 19  # 7-bit groups: 133 bits, enough for any 128-bit arc
+
+
 def _decode_oid(content: bytes, offset: int) -> str:
     if not content or content[-1] & 0x80:
         raise TlsDecodeError(offset, "a complete OBJECT IDENTIFIER")
     arcs: list[int] = []
     value = 0
+    groups = 0
     fresh = True
     for b in content:
         if fresh and b == 0x80:
             raise TlsDecodeError(offset, "a minimal OID arc encoding")
+        # Real arcs fit 128 bits (UUID arcs under 2.25 are the largest); a longer one is an attack on str(int).
+        groups += 1
+        if groups > MAX_OID_ARC_GROUPS:
+            raise TlsDecodeError(offset, "an OID arc of at most 128 bits")
         value = (value << 7) | (b & 0x7F)
         fresh = not b & 0x80
         if fresh:
             arcs.append(value)
-            value = 0
+            value, groups = 0, 0
     first = arcs[0]
     head = [min(first // 40, 2), first - 40 * min(first // 40, 2)]
     return ".".join(str(a) for a in head + arcs[1:])
