@@ -295,3 +295,11 @@ def test_iphttps_findings_only_when_asked() -> None:
     report = judge(obs)
     assert [f.id for f in report.findings] == list(ids.ALL) + list(ids.IPHTTPS_ALL)
     assert {f.status for f in report.findings[1:]} == {"skip"}
+
+
+def test_one_table_of_ids_and_titles() -> None:
+    """Every id of diagnose, sstp, iphttps and tls is defined once in checks.ids, with one title."""
+    every = (*ids.ALL, *ids.IPHTTPS_ALL, *ids.SSTP_ALL, *ids.TLS_ALL)
+    assert len(every) == len(set(every))
+    assert set(every) == set(ids.TITLES)
+    assert all(ids.TITLES[fid] for fid in every)

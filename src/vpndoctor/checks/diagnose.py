@@ -8,7 +8,7 @@ client shows for the fault.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
 from cryptography import x509
@@ -17,8 +17,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from vpndoctor import __version__
 from vpndoctor.certs import issued_by_anchor
 from vpndoctor.checks import ids
-from vpndoctor.checks.model import DiagnoseReport, Finding, Politeness, Status, Target, Verdict
-from vpndoctor.checks.sstp import TITLES as SSTP_TITLES
+from vpndoctor.checks.ids import TITLES
+from vpndoctor.checks.model import DiagnoseReport, Finding, Politeness, Target, Verdict, finding
 from vpndoctor.checks.sstp import check_sstp_handshake, iphttps_findings
 from vpndoctor.observations.diagnose import (
     AFFINITY_SAMPLES_NEEDED,
@@ -31,21 +31,6 @@ from vpndoctor.observations.ike import IkeObservation
 IKE_INTERMEDIATE = "1.3.6.1.5.5.8.2.2"
 EXPIRY_WARNING = timedelta(days=30)
 
-TITLES = {
-    ids.DNS_RESOLUTION: "DNS resolves the VPN name",
-    ids.TCP443_REACHABLE: "TCP 443 (SSTP) accepts a TLS handshake",
-    ids.IKE_UDP500_REACHABLE: "IKE_SA_INIT is answered on UDP 500",
-    ids.IKE_UDP4500_REACHABLE: "IKE is answered on UDP 4500 (NAT-T)",
-    ids.IKE_FRAGMENTATION_SUPPORTED: "The server supports IKEv2 fragmentation (RFC 7383)",
-    ids.PATH_IP_FRAGMENTS: "IP fragments survive the path in both directions",
-    ids.LB_PORT_AFFINITY: "UDP 500 and UDP 4500 of one client reach the same server",
-    ids.CERT_NAME: "The server certificate names the VPN server",
-    ids.CERT_EKU: "The server certificate has the Server Authentication EKU",
-    ids.CERT_VALIDITY: "The server certificate is within its validity period",
-    ids.CERT_TRUST: "The server certificate chains to a trusted CA",
-    ids.IKE_PROPOSALS_STRENGTH: "The server accepts only strong IKE proposals",
-    ids.IKE_PROPOSALS_CLIENT_MATCH: "The server accepts the client profile's CryptographySuite",
-}
 
 REMEDY_FIREWALL = (
     "Allow the VPN ports through every firewall between clients and the VPN server (edge firewall, load "
@@ -98,23 +83,7 @@ REMEDY_PROPOSALS = (
 )
 
 
-def _f(
-    fid: str,
-    status: Status,
-    detail: str,
-    evidence: Mapping[str, object] | None = None,
-    remedy: str = "",
-    codes: Iterable[int] = (),
-) -> Finding:
-    return Finding(
-        id=fid,
-        status=status,
-        title=TITLES[fid],
-        detail=detail,
-        evidence=dict(evidence or {}),
-        remedy=remedy,
-        error_codes=list(codes),
-    )
+_f = finding  # the shared builder: title from checks.ids.TITLES
 
 
 def _skip(fid: str, why: str) -> Finding:
@@ -823,7 +792,7 @@ def judge(obs: DiagnoseObservations, *, now: datetime | None = None) -> Diagnose
                 findings[fid] = Finding(
                     id=fid,
                     status="skip",
-                    title=TITLES.get(fid) or SSTP_TITLES[fid],
+                    title=TITLES[fid],
                     detail="no address to probe: the name does not resolve and no --address given",
                 )
     else:
@@ -833,9 +802,7 @@ def judge(obs: DiagnoseObservations, *, now: datetime | None = None) -> Diagnose
                 findings[f.id] = f
             for fid in ids.IPHTTPS_ALL:
                 if fid not in findings:
-                    findings[fid] = Finding(
-                        id=fid, status="skip", title=SSTP_TITLES[fid], detail="not probed"
-                    )
+                    findings[fid] = Finding(id=fid, status="skip", title=TITLES[fid], detail="not probed")
         for f in (
             check_tcp443(obs),
             check_sstp_handshake(obs.sstp, asked="sstp" in obs.request.protocols),

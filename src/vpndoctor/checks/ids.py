@@ -1,4 +1,5 @@
-"""Stable finding ids of `vpndoctor diagnose`: defined once, used by the CLI, JSON, docs and tests."""
+"""Stable finding ids and their titles (diagnose, sstp, iphttps, tls): defined once, used by the checks, the
+CLI, JSON, docs and tests. `checks.model.finding()` builds a finding from an id and this table."""
 
 DNS_RESOLUTION = "dns.resolution"
 TCP443_REACHABLE = "tcp443.reachable"
@@ -49,3 +50,102 @@ SSTP_CALL_CONNECT = "sstp.call-connect"
 SSTP_CRYPTO_BINDING = "sstp.crypto-binding"
 SSTP_CERTIFICATE = "sstp.certificate"
 SSTP_ALL = (SSTP_TLS, SSTP_HTTP, SSTP_CALL_CONNECT, SSTP_CRYPTO_BINDING, SSTP_CERTIFICATE)
+
+# `vpndoctor tls`
+TLS_REACHABLE = "tls.reachable"
+TLS_PROTOCOL_SSLV3 = "tls.protocol.sslv3"
+TLS_PROTOCOL_TLS10 = "tls.protocol.tls10"
+TLS_PROTOCOL_TLS11 = "tls.protocol.tls11"
+TLS_PROTOCOL_TLS12 = "tls.protocol.tls12"
+TLS_PROTOCOL_TLS13 = "tls.protocol.tls13"
+TLS_SUITES_WEAK = "tls.suites.weak"
+TLS_NULL_SUITES = "tls.null-suites"
+TLS_CLIENT_AUTH = "tls.client-auth"
+TLS_CLIENT_AUTH_FOREIGN = "tls.client-auth.foreign-cert"
+TLS_CLIENT_AUTH_CERT = "tls.client-auth.client-cert"
+TLS_CERT_TRUST = "tls.certificate.trust"
+TLS_CERT_VALIDITY = "tls.certificate.validity"
+TLS_CERT_NAME = "tls.certificate.name"
+TLS_CERT_EKU = "tls.certificate.eku"
+TLS_CERT_KEY = "tls.certificate.key"
+TLS_CERT_SIGNATURE = "tls.certificate.signature"
+TLS_RESUMPTION = "tls.resumption"
+TLS_AUDIT_COMPLETE = "tls.audit.complete"
+
+
+# Report order; failing ids explain the verdict in this order too.
+TLS_ALL = (
+    TLS_REACHABLE,
+    TLS_PROTOCOL_SSLV3,
+    TLS_PROTOCOL_TLS10,
+    TLS_PROTOCOL_TLS11,
+    TLS_PROTOCOL_TLS12,
+    TLS_PROTOCOL_TLS13,
+    TLS_SUITES_WEAK,
+    TLS_NULL_SUITES,
+    TLS_CLIENT_AUTH,
+    TLS_CLIENT_AUTH_FOREIGN,
+    TLS_CLIENT_AUTH_CERT,
+    TLS_CERT_TRUST,
+    TLS_CERT_VALIDITY,
+    TLS_CERT_NAME,
+    TLS_CERT_EKU,
+    TLS_CERT_KEY,
+    TLS_CERT_SIGNATURE,
+    TLS_RESUMPTION,
+    TLS_AUDIT_COMPLETE,
+)
+
+
+_DIAGNOSE_TITLES = {
+    DNS_RESOLUTION: "DNS resolves the VPN name",
+    TCP443_REACHABLE: "TCP 443 (SSTP) accepts a TLS handshake",
+    IKE_UDP500_REACHABLE: "IKE_SA_INIT is answered on UDP 500",
+    IKE_UDP4500_REACHABLE: "IKE is answered on UDP 4500 (NAT-T)",
+    IKE_FRAGMENTATION_SUPPORTED: "The server supports IKEv2 fragmentation (RFC 7383)",
+    PATH_IP_FRAGMENTS: "IP fragments survive the path in both directions",
+    LB_PORT_AFFINITY: "UDP 500 and UDP 4500 of one client reach the same server",
+    CERT_NAME: "The server certificate names the VPN server",
+    CERT_EKU: "The server certificate has the Server Authentication EKU",
+    CERT_VALIDITY: "The server certificate is within its validity period",
+    CERT_TRUST: "The server certificate chains to a trusted CA",
+    IKE_PROPOSALS_STRENGTH: "The server accepts only strong IKE proposals",
+    IKE_PROPOSALS_CLIENT_MATCH: "The server accepts the client profile's CryptographySuite",
+}
+
+_SSTP_TITLES = {
+    SSTP_HANDSHAKE: "An SSTP client gets through TLS, SSTP_DUPLEX_POST and Call Connect",
+    SSTP_TLS: "TCP 443 accepts a TLS handshake",
+    SSTP_HTTP: "SSTP_DUPLEX_POST is answered with HTTP 200",
+    SSTP_CALL_CONNECT: "Call Connect Request (PPP) is acknowledged",
+    SSTP_CRYPTO_BINDING: "The server asks for a SHA-256 crypto binding",
+    SSTP_CERTIFICATE: "The TLS certificate is one Windows SSTP clients accept",
+    IPHTTPS_TLS: "The IP-HTTPS endpoint accepts a Windows-like TLS handshake",
+    IPHTTPS_HTTP: "POST /IPHTTPS is answered with HTTP 200",
+    IPHTTPS_CLIENT_AUTH: "Client-certificate preauthentication is enforced",
+    IPHTTPS_NULL_ENCRYPTION: "A NULL cipher suite is negotiated when offered first",
+}
+
+_TLS_TITLES = {
+    TLS_REACHABLE: "TLS handshake possible",
+    TLS_PROTOCOL_SSLV3: "SSLv3 disabled",
+    TLS_PROTOCOL_TLS10: "TLS 1.0",
+    TLS_PROTOCOL_TLS11: "TLS 1.1",
+    TLS_PROTOCOL_TLS12: "TLS 1.2 enabled",
+    TLS_PROTOCOL_TLS13: "TLS 1.3",
+    TLS_SUITES_WEAK: "no weak cipher suites",
+    TLS_NULL_SUITES: "NULL cipher suites (IP-HTTPS)",
+    TLS_CLIENT_AUTH: "client certificate (preauthentication)",
+    TLS_CLIENT_AUTH_FOREIGN: "unknown client certificates refused",
+    TLS_CLIENT_AUTH_CERT: "--client-cert accepted",
+    TLS_CERT_TRUST: "certificate trusted",
+    TLS_CERT_VALIDITY: "certificate dates",
+    TLS_CERT_NAME: "certificate name",
+    TLS_CERT_EKU: "Server Authentication EKU",
+    TLS_CERT_KEY: "certificate key",
+    TLS_CERT_SIGNATURE: "certificate signature",
+    TLS_RESUMPTION: "session resumption",
+    TLS_AUDIT_COMPLETE: "audit complete",
+}
+
+TITLES: dict[str, str] = {**_DIAGNOSE_TITLES, **_SSTP_TITLES, **_TLS_TITLES}

@@ -5,9 +5,12 @@ Finding ids are the constants in `vpndoctor.checks.ids`, used alike by the CLI, 
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from vpndoctor.checks.ids import TITLES
 
 Status = Literal["pass", "warn", "fail", "skip", "error"]
 
@@ -59,3 +62,24 @@ class DiagnoseReport(_Model):
     verdict: Verdict
     findings: list[Finding]
     politeness: Politeness | None = None  # None when no IKE probe ran
+
+
+def finding(
+    fid: str,
+    status: Status,
+    detail: str,
+    evidence: Mapping[str, object] | None = None,
+    remedy: str = "",
+    codes: Iterable[int] = (),
+    title: str | None = None,
+) -> Finding:
+    """A finding for a stable id, titled from the one table in `checks.ids`."""
+    return Finding(
+        id=fid,
+        status=status,
+        title=title or TITLES[fid],
+        detail=detail,
+        evidence=dict(evidence or {}),
+        remedy=remedy,
+        error_codes=list(codes),
+    )

@@ -5,12 +5,11 @@ findings (ids in `checks.ids`), the `sstp.handshake` finding of `diagnose`, and 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Literal
 
 from vpndoctor.checks import ids
-from vpndoctor.checks.model import Finding, Status
+from vpndoctor.checks.model import Finding, finding
 from vpndoctor.observations.ike import CertificateInfo
 from vpndoctor.observations.sstp import IphttpsAttempt, IphttpsObservation, SstpObservation
 
@@ -20,18 +19,6 @@ CERT_E_EXPIRED = 0x800B0101
 CERT_E_UNTRUSTEDROOT = 0x800B0109
 CERT_E_CN_NO_MATCH = 0x800B010F
 
-TITLES = {
-    ids.SSTP_HANDSHAKE: "An SSTP client gets through TLS, SSTP_DUPLEX_POST and Call Connect",
-    ids.SSTP_TLS: "TCP 443 accepts a TLS handshake",
-    ids.SSTP_HTTP: "SSTP_DUPLEX_POST is answered with HTTP 200",
-    ids.SSTP_CALL_CONNECT: "Call Connect Request (PPP) is acknowledged",
-    ids.SSTP_CRYPTO_BINDING: "The server asks for a SHA-256 crypto binding",
-    ids.SSTP_CERTIFICATE: "The TLS certificate is one Windows SSTP clients accept",
-    ids.IPHTTPS_TLS: "The IP-HTTPS endpoint accepts a Windows-like TLS handshake",
-    ids.IPHTTPS_HTTP: "POST /IPHTTPS is answered with HTTP 200",
-    ids.IPHTTPS_CLIENT_AUTH: "Client-certificate preauthentication is enforced",
-    ids.IPHTTPS_NULL_ENCRYPTION: "A NULL cipher suite is negotiated when offered first",
-}
 
 REMEDY_TCP443 = (
     "Allow TCP 443 from clients to the VPN server through every firewall and load balancer on the path, "
@@ -78,23 +65,7 @@ REMEDY_IPHTTPS_HTTP = (
 )
 
 
-def _f(
-    fid: str,
-    status: Status,
-    detail: str,
-    evidence: Mapping[str, object] | None = None,
-    remedy: str = "",
-    codes: Iterable[int] = (),
-) -> Finding:
-    return Finding(
-        id=fid,
-        status=status,
-        title=TITLES[fid],
-        detail=detail,
-        evidence=dict(evidence or {}),
-        remedy=remedy,
-        error_codes=list(codes),
-    )
+_f = finding  # the shared builder: title from checks.ids.TITLES
 
 
 # ---- SSTP ---------------------------------------------------------------------------------------------

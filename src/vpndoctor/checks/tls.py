@@ -18,7 +18,29 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from vpndoctor import __version__
 from vpndoctor.certs import eku_names, issued_by_anchor, san_names
-from vpndoctor.checks.model import Finding, Status, Verdict
+from vpndoctor.checks.ids import TLS_ALL as ALL
+from vpndoctor.checks.ids import (  # the ids live in one table; these names stay importable from here
+    TLS_AUDIT_COMPLETE,
+    TLS_CERT_EKU,
+    TLS_CERT_KEY,
+    TLS_CERT_NAME,
+    TLS_CERT_SIGNATURE,
+    TLS_CERT_TRUST,
+    TLS_CERT_VALIDITY,
+    TLS_CLIENT_AUTH,
+    TLS_CLIENT_AUTH_CERT,
+    TLS_CLIENT_AUTH_FOREIGN,
+    TLS_NULL_SUITES,
+    TLS_PROTOCOL_SSLV3,
+    TLS_PROTOCOL_TLS10,
+    TLS_PROTOCOL_TLS11,
+    TLS_PROTOCOL_TLS12,
+    TLS_PROTOCOL_TLS13,
+    TLS_REACHABLE,
+    TLS_RESUMPTION,
+    TLS_SUITES_WEAK,
+)
+from vpndoctor.checks.model import Finding, Status, Verdict, finding
 from vpndoctor.observations.tls import AuditObservation, OversizedAnswer
 from vpndoctor.tls import suites as S
 from vpndoctor.tls.audit import (
@@ -34,48 +56,6 @@ from vpndoctor.tls.audit import (
 
 # ------------------------------------------------------------------------------------ stable ids
 
-TLS_REACHABLE = "tls.reachable"
-TLS_PROTOCOL_SSLV3 = "tls.protocol.sslv3"
-TLS_PROTOCOL_TLS10 = "tls.protocol.tls10"
-TLS_PROTOCOL_TLS11 = "tls.protocol.tls11"
-TLS_PROTOCOL_TLS12 = "tls.protocol.tls12"
-TLS_PROTOCOL_TLS13 = "tls.protocol.tls13"
-TLS_SUITES_WEAK = "tls.suites.weak"
-TLS_NULL_SUITES = "tls.null-suites"
-TLS_CLIENT_AUTH = "tls.client-auth"
-TLS_CLIENT_AUTH_FOREIGN = "tls.client-auth.foreign-cert"
-TLS_CLIENT_AUTH_CERT = "tls.client-auth.client-cert"
-TLS_CERT_TRUST = "tls.certificate.trust"
-TLS_CERT_VALIDITY = "tls.certificate.validity"
-TLS_CERT_NAME = "tls.certificate.name"
-TLS_CERT_EKU = "tls.certificate.eku"
-TLS_CERT_KEY = "tls.certificate.key"
-TLS_CERT_SIGNATURE = "tls.certificate.signature"
-TLS_RESUMPTION = "tls.resumption"
-TLS_AUDIT_COMPLETE = "tls.audit.complete"
-
-# Report order; failing ids explain the verdict in this order too.
-ALL = (
-    TLS_REACHABLE,
-    TLS_PROTOCOL_SSLV3,
-    TLS_PROTOCOL_TLS10,
-    TLS_PROTOCOL_TLS11,
-    TLS_PROTOCOL_TLS12,
-    TLS_PROTOCOL_TLS13,
-    TLS_SUITES_WEAK,
-    TLS_NULL_SUITES,
-    TLS_CLIENT_AUTH,
-    TLS_CLIENT_AUTH_FOREIGN,
-    TLS_CLIENT_AUTH_CERT,
-    TLS_CERT_TRUST,
-    TLS_CERT_VALIDITY,
-    TLS_CERT_NAME,
-    TLS_CERT_EKU,
-    TLS_CERT_KEY,
-    TLS_CERT_SIGNATURE,
-    TLS_RESUMPTION,
-    TLS_AUDIT_COMPLETE,
-)
 
 EXPIRY_WARNING = timedelta(days=30)
 MIN_RSA_BITS = 2048
@@ -208,37 +188,8 @@ def _f(
     remedy: str = "",
     title: str | None = None,
 ) -> Finding:
-    return Finding(
-        id=fid,
-        status=status,
-        title=title or TITLES[fid],
-        detail=detail,
-        evidence=evidence or {},
-        remedy=remedy if status in ("fail", "warn") else "",
-    )
-
-
-TITLES = {
-    TLS_REACHABLE: "TLS handshake possible",
-    TLS_PROTOCOL_SSLV3: "SSLv3 disabled",
-    TLS_PROTOCOL_TLS10: "TLS 1.0",
-    TLS_PROTOCOL_TLS11: "TLS 1.1",
-    TLS_PROTOCOL_TLS12: "TLS 1.2 enabled",
-    TLS_PROTOCOL_TLS13: "TLS 1.3",
-    TLS_SUITES_WEAK: "no weak cipher suites",
-    TLS_NULL_SUITES: "NULL cipher suites (IP-HTTPS)",
-    TLS_CLIENT_AUTH: "client certificate (preauthentication)",
-    TLS_CLIENT_AUTH_FOREIGN: "unknown client certificates refused",
-    TLS_CLIENT_AUTH_CERT: "--client-cert accepted",
-    TLS_CERT_TRUST: "certificate trusted",
-    TLS_CERT_VALIDITY: "certificate dates",
-    TLS_CERT_NAME: "certificate name",
-    TLS_CERT_EKU: "Server Authentication EKU",
-    TLS_CERT_KEY: "certificate key",
-    TLS_CERT_SIGNATURE: "certificate signature",
-    TLS_RESUMPTION: "session resumption",
-    TLS_AUDIT_COMPLETE: "audit complete",
-}
+    # A remedy only where there is something to fix.
+    return finding(fid, status, detail, evidence, remedy if status in ("fail", "warn") else "", title=title)
 
 
 def _skip(fid: str, why: str) -> Finding:
