@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 
 from vpndoctor.errors import UsageError
+from vpndoctor.hostport import parse_host_port
 
 out = Console()
 
@@ -23,26 +24,9 @@ TimeoutOpt = Annotated[float, typer.Option("--timeout-s", help="Total deadline i
 
 
 def split_host_port(text: str, default_port: int = 443) -> tuple[str, int]:
-    """HOST, HOST:PORT, [V6]:PORT or a bare IPv6 address."""
-    raw = text.strip()
-    if not raw:
-        raise UsageError("give a host to probe")
-    if raw.startswith("["):
-        host, sep, rest = raw[1:].partition("]")
-        if not sep or (rest and not rest.startswith(":")):
-            raise UsageError(f"{text}: expected [IPv6]:PORT")
-        port_text = rest[1:] if rest else ""
-    elif raw.count(":") == 1:
-        host, _, port_text = raw.partition(":")
-    else:
-        host, port_text = raw, ""
-    if not host:
-        raise UsageError(f"{text}: no host")
-    if port_text:
-        if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
-            raise UsageError(f"{text}: port must be 1-65535")
-        return host, int(port_text)
-    return host, default_port
+    """HOST, HOST:PORT, [V6], [V6]:PORT or a bare IPv6 address (see `vpndoctor.hostport`)."""
+    where = parse_host_port(text, default_port)
+    return where.host, where.port
 
 
 def sstp_cmd(

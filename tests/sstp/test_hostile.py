@@ -121,7 +121,7 @@ def test_cli_one_line_and_exit_code(server: HostileServer) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["sstp", "127.0.0.1:99999"], "port must be 1-65535"),
+        (["sstp", "127.0.0.1:99999"], "port must be a number from 1 to 65535"),
         (["sstp", "127.0.0.1", "--timeout-s", "0"], "--timeout-s must be positive"),
         (["sstp", "127.0.0.1", "--ca", "/nonexistent/ca.pem"], "cannot read CA file"),
         (["sstp", "[::1"], "expected [IPv6]:PORT"),

@@ -17,6 +17,7 @@ from cryptography import x509
 
 from vpndoctor import __version__
 from vpndoctor.errors import UsageError, VpndoctorError
+from vpndoctor.hostport import parse_host_port
 from vpndoctor.net.resolve import resolve_one
 from vpndoctor.net.tls_stream import TlsClientConfig, TlsStream, TlsStreamError, build_context
 from vpndoctor.observations.sstp import IphttpsAttempt, IphttpsObservation, Stage, TlsInfo
@@ -26,6 +27,7 @@ from vpndoctor.sstp.errors import MalformedHttp
 from vpndoctor.sstp.http import ResponseReader, iphttps_request
 
 DEFAULT_PATH = "/IPHTTPS"
+DEFAULT_PORT = 443
 # NULL first, then what Windows offers beside it; TLS 1.3 has no NULL suites, so 1.2 is the ceiling.
 WINDOWS_IPHTTPS_CIPHERS = (
     "NULL-SHA256:NULL-SHA:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-AES128-SHA:"
@@ -42,7 +44,8 @@ class IphttpsTarget:
 
 
 def parse_target(text: str) -> IphttpsTarget:
-    """`https://host[:port]/path`, `host[:port]`, `[v6]:port`; the path defaults to /IPHTTPS."""
+    """`https://host[:port]/path`, `host[:port]`, `[v6][:port]`; the path defaults to /IPHTTPS. The authority
+    goes through `vpndoctor.hostport`, so the host rules are those of every other command."""
     raw = text.strip()
     if not raw:
         raise UsageError("give an IP-HTTPS URL or host")
@@ -50,21 +53,23 @@ def parse_target(text: str) -> IphttpsTarget:
         raw = "https://" + raw
     try:
         parts = urlsplit(raw)
-        port = parts.port or 443
     except ValueError as exc:
         raise UsageError(f"{text}: {exc}") from None
     if parts.scheme.lower() != "https":
         raise UsageError(f"{text}: IP-HTTPS URLs are https://")
-    if not parts.hostname:
+    if "@" in parts.netloc:
+        raise UsageError(f"{text}: no user@ in an IP-HTTPS URL")
+    if not parts.netloc:
         raise UsageError(f"{text}: no host")
+    where = parse_host_port(parts.netloc, DEFAULT_PORT)
     path = parts.path or DEFAULT_PATH
     if parts.query:
         path += "?" + parts.query
     try:
-        iphttps_request(parts.hostname, path, port)
+        iphttps_request(where.host, path, where.port)
     except ValueError as exc:
         raise UsageError(f"{text}: {exc}") from None
-    return IphttpsTarget(parts.hostname, port, path)
+    return IphttpsTarget(where.host, where.port, path)
 
 
 async def run_iphttps_probe(

@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, x25519
 from cryptography.x509.oid import NameOID
 
 from vpndoctor.errors import UsageError
+from vpndoctor.hostport import HostPort, parse_host_port
 from vpndoctor.net.resolve import resolve_one
 from vpndoctor.net.tcp import (
     ConnectRefused,
@@ -62,45 +63,13 @@ HTTP_READ_BYTES = 8192
 SSL_SIZE_FAILURE = "EXCESSIVE_MESSAGE_SIZE"
 
 
-@dataclass(frozen=True)
-class Endpoint:
-    host: str  # as given (name or address literal, without brackets)
-    port: int
+# The audit's target: `vpndoctor.hostport`'s result (host as given, IPv6 without brackets).
+Endpoint = HostPort
 
 
 def parse_endpoint(text: str, default_port: int = DEFAULT_PORT) -> Endpoint:
-    """HOST, HOST:PORT, an IPv6 literal alone, or [IPv6]:PORT. Raises UsageError."""
-    t = text.strip()
-    if not t:
-        raise UsageError("give a server name or address to audit")
-    host, port_text = t, ""
-    if t.startswith("["):
-        end = t.find("]")
-        if end < 0:
-            raise UsageError(f"{text}: unbalanced '[' (write IPv6 as [addr]:port)")
-        host, rest = t[1:end], t[end + 1 :]
-        if rest and not rest.startswith(":"):
-            raise UsageError(f"{text}: expected :PORT after ]")
-        port_text = rest[1:]
-        try:
-            ipaddress.IPv6Address(host)
-        except ValueError:
-            raise UsageError(f"{text}: {host!r} is not an IPv6 address") from None
-    elif t.count(":") > 1:
-        try:
-            ipaddress.IPv6Address(t)
-        except ValueError:
-            raise UsageError(f"{text}: not an IPv6 address (write IPv6 with a port as [addr]:port)") from None
-    elif ":" in t:
-        host, port_text = t.rsplit(":", 1)
-    if not host or any(c.isspace() for c in host) or "/" in host:
-        raise UsageError(f"{text}: not a host name or address")
-    port = default_port
-    if port_text:
-        if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
-            raise UsageError(f"{text}: the port must be a number from 1 to 65535")
-        port = int(port_text)
-    return Endpoint(host, port)
+    """HOST, HOST:PORT, an IPv6 literal alone, [IPv6] or [IPv6]:PORT. Raises UsageError."""
+    return parse_host_port(text, default_port)
 
 
 def _is_ip(host: str) -> bool:
@@ -536,7 +505,7 @@ async def run_audit(req: AuditRequest) -> AuditObservation:
     t0 = time.monotonic()
     deadline = t0 + req.timeout_s
     address = await resolve_one(endpoint.host, timeout_s=req.timeout_s)
-    sni = req.sni if req.sni is not None else (None if _is_ip(endpoint.host) else endpoint.host)
+    sni = req.sni if req.sni is not None else (None if endpoint.is_ip else endpoint.host)
     planner = AuditPlanner(client_cert=client_cert is not None)
     with tempfile.TemporaryDirectory(prefix="vpndoctor-tls-") as tmp:
         runner = _Runner(
