@@ -318,10 +318,12 @@ def _interpret13(
     except TlsDecodeError as exc:
         # The ServerHello itself was fine (parse_server_flight read it): keep the version and suite.
         hello = parse_server_flight(data).server_hello
-        assert hello is not None
+        if hello is None:
+            raise
         return HelloOutcome("server_hello", hello.version, hello.cipher_suite), None, f"TLS 1.3: {exc}"
-    hello = flight.server_hello
-    assert hello is not None
+    hello = flight.server_hello or parse_server_flight(data).server_hello
+    if hello is None:  # the caller found a ServerHello; a flight that lost it is a decode failure
+        raise TlsDecodeError(0, "a TLS 1.3 ServerHello")
     complete = flight.status in (Tls13Status.COMPLETE, Tls13Status.ALERT)
     return (
         HelloOutcome(

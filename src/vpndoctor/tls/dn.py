@@ -88,7 +88,7 @@ def _decode_oid(content: bytes, offset: int) -> str:
     for b in content:
         if fresh and b == 0x80:
             raise TlsDecodeError(offset, "a minimal OID arc encoding")
-        # Real arcs fit 128 bits (UUID arcs under 2.25 are the largest); a longer one is an attack on str(int).
+        # Real arcs fit 128 bits (UUID arcs under 2.25 are the largest); a longer one attacks str(int).
         groups += 1
         if groups > MAX_OID_ARC_GROUPS:
             raise TlsDecodeError(offset, "an OID arc of at most 128 bits")

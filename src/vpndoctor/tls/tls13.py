@@ -282,6 +282,10 @@ def read_tls13_flight(
             continue
         if ev.content_type == ContentType.ALERT:
             alert = parse_alert(ev.fragment, ev.offset + 5)
+            if hello is None and not alert.is_fatal and alert.description != 0:
+                # A warning before the ServerHello (unrecognized_name, from some Java and Apache servers)
+                # does not end the handshake, as parse_server_flight also reads it. Found by fuzzing.
+                continue
             return Tls13Flight(Tls13Status.ALERT, hello, ee, request, certs, alert, tuple(types))
         if ev.content_type == ContentType.CHANGE_CIPHER_SPEC:
             continue  # RFC 8446 D.4 middlebox compatibility: ignored
