@@ -380,3 +380,29 @@ def test_wind_down_sends_the_ending_request() -> None:
             wire = b"\x00\x00\x00\x00" + reply if addr[1] == 4500 else reply
             m.receive_datagram(wire, (REMOTE[0], addr[1]), now)
     assert m.finished and not m.server_holds_state and not responder.half_open
+
+
+def test_a_late_copy_of_the_same_cookie_is_not_a_new_demand() -> None:
+    """Under load our IKE_SA_INIT is retransmitted before the server's COOKIE arrives: the server answers
+    both with the same cookie. The second copy must not count as another demand (three used to end the
+    probe with 'responder keeps demanding a new COOKIE')."""
+    m = machine()
+    responder = ScriptedResponder(behaviour="cookie")
+    now = 0.0
+    m.start(now)
+    first = m.datagrams_to_send(now)
+    now = 0.6  # no answer yet: retransmitted
+    m.handle_timer(now)
+    second = m.datagrams_to_send(now)
+    replies = [r for data, _ in first + second for r in responder.handle(data, natt=False)]
+    assert len(replies) == 2 and replies[0] == replies[1]
+    for reply in replies:
+        m.receive_datagram(reply, REMOTE, now)
+    cookies = 0
+    while (e := m.next_event()) is not None:
+        cookies += isinstance(e, ini.CookieRequested)
+    assert cookies == 1
+    for data, _addr in m.datagrams_to_send(now):  # the cookie-bearing IKE_SA_INIT is answered for real
+        for reply in responder.handle(data, natt=False):
+            m.receive_datagram(reply, REMOTE, now)
+    assert m.reached == "IKE_SA_INIT"

@@ -683,6 +683,10 @@ class Initiator:
         types = [n.type for n in notifies]
         cookie = next((n for n in notifies if n.type == NotifyType.COOKIE), None)
         if cookie is not None and not any(isinstance(p, SaPayload) for p in msg.payloads):
+            if cookie.data == ctx.cookie:
+                # A late answer to a transmission sent before we had the cookie (our retransmission crossed
+                # the server's first COOKIE): we already echo this one, so it demands nothing new.
+                return
             self._events.append(CookieRequested(cookie.data))
             if ctx.cookie_rounds >= MAX_COOKIE_ROUNDS:
                 self._peer_error("responder keeps demanding a new COOKIE")
