@@ -169,7 +169,8 @@ def test_cookie_demanded_and_answered(lab: Lab) -> None:
     # ike-scan leaves one SA half-open; from then on charon demands a cookie.
     lab.run("client", "ike-scan", "--ikev2", "--sport=0", "--retry=1", t.VIP4)
     code, obs = ike(lab)
-    assert code == 0, obs
+    why = ("reached", "error_notify", "peer_error", "timeout_exchange", "cookie_rounds", "datagrams")
+    assert code == 0, {k: obs[k] for k in why}
     assert obs["cookie_rounds"] >= 1
     assert_full_handshake(obs)
 
