@@ -104,24 +104,36 @@ def run_one(name: str, args: argparse.Namespace) -> Result:
     t0 = time.monotonic()
     with open(work / "fuzz.log", "wb") as log:
         proc = subprocess.run(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    result = Result(name, seconds=round(time.monotonic() - t0, 1))
+    result = collect(name, seconds=round(time.monotonic() - t0, 1))
+    if proc.returncode != 0 and result.died is None:
+        result.died = f"exit status {proc.returncode}"
+    if args.keep:
+        result.kept = keep_crashes(name, result, args.slow_s)
+    return result
+
+
+def collect(name: str, seconds: float | None = None) -> Result:
+    """What one harness's last run left in fuzz/.work/<name>/ (stats.json and fuzz.log)."""
+    work = WORK / name
+    stats = work / "stats.json"
+    result = Result(name)
     if stats.is_file():
         doc = json.loads(stats.read_text())
         for key in ("inputs", "crashes", "signatures", "slowest_s", "slowest_wall_s", "slow"):
             setattr(result, key, doc.get(key, getattr(result, key)))
         if doc["seconds"]:
             result.exec_per_s = round(doc["inputs"] / doc["seconds"])
-    _read_log((work / "fuzz.log").read_text(errors="replace"), result)
-    if proc.returncode != 0 and result.died is None:
-        result.died = f"exit status {proc.returncode}"
+        result.seconds = doc["seconds"]
+    if seconds is not None:
+        result.seconds = seconds
+    if (work / "fuzz.log").is_file():
+        _read_log((work / "fuzz.log").read_text(errors="replace"), result)
     if result.signatures:
         from fuzz.minimize import known_signatures
 
         known = known_signatures(name)
         for sig, info in result.signatures.items():
             info["known"] = sig in known
-    if args.keep:
-        result.kept = keep_crashes(name, result, args.slow_s)
     return result
 
 
@@ -136,6 +148,8 @@ def _read_log(text: str, result: Result) -> None:
         result.inputs = max(result.inputs, int(m.group(1)))
     if m := re.search(r"==\d+== ERROR: libFuzzer: ([^\n]+)|==ERROR: libFuzzer: ([^\n]+)", text):
         result.died = (m.group(1) or m.group(2)).strip()
+    elif "libFuzzer: run interrupted" in text:
+        result.died = "interrupted (a signal from outside)"
     elif m := re.search(r"=== Uncaught Python exception: ===\n([^\n]+)", text):
         result.died = f"uncaught {m.group(1).strip()}"
     if m := re.search(r"Test unit written to (\S+)", text):
@@ -230,15 +244,24 @@ def main() -> int:
     parser.add_argument(
         "--no-keep", dest="keep", action="store_false", help="do not add crashes to fuzz/crashes"
     )
+    parser.add_argument(
+        "--report",
+        action="store_true",
+        help="run nothing: the table of what the last runs left in fuzz/.work",
+    )
     args = parser.parse_args()
     names = args.harness or list(HARNESSES)
     unknown = [n for n in names if n not in HARNESSES]
     if unknown:
         parser.error(f"unknown harness {', '.join(unknown)} (one of {', '.join(HARNESSES)})")
     started = datetime.datetime.now().astimezone()
+    results: dict[str, Result] = {}
+    if args.report:
+        results = {n: collect(n) for n in names}
+        print(table([results[n] for n in names], args.slow_s))
+        return 1 if any(r.failed for r in results.values()) else 0
     os.nice(args.nice)  # the fuzzers inherit it: they share the machine
     print(f"fuzzing {len(names)} harness(es), {args.runs:,} inputs each, {args.jobs} at a time", flush=True)
-    results: dict[str, Result] = {}
     with concurrent.futures.ThreadPoolExecutor(max_workers=args.jobs) as pool:
         futures = {pool.submit(run_one, n, args): n for n in names}
         for future in concurrent.futures.as_completed(futures):
