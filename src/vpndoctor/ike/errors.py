@@ -9,35 +9,20 @@ from __future__ import annotations
 from typing import Any
 
 from vpndoctor.errors import VpndoctorError
-
-
-def bytes_left(n: int) -> str:
-    """The `found` text for a short read: "1 byte left", "12 bytes left"."""
-    return f"{n} byte{'' if n == 1 else 's'} left"
+from vpndoctor.wire import DecodeError
 
 
 class IkeError(VpndoctorError):
     """Base class for everything the IKE package raises on purpose."""
 
 
-class MalformedMessage(IkeError):
+class MalformedMessage(DecodeError, IkeError):
     """The peer sent bytes that are not a well-formed IKEv2 message (the peer's fault, never ours).
 
     `offset` is counted from the first byte of the IKE header (or from the caller's `base_offset` for
     decrypted SK contents); `expected` says what should have been there; `found` what was there instead.
+    The fields, the message text and pickling are `wire.DecodeError`'s.
     """
-
-    def __init__(self, offset: int, expected: str, found: str | None = None) -> None:
-        self.offset = offset
-        self.expected = expected
-        self.found = found
-        text = f"offset {offset}: expected {expected}"
-        if found is not None:
-            text += f", {found}"
-        super().__init__(text)
-
-    def __reduce__(self) -> tuple[Any, ...]:  # keep the fields when pickled across processes
-        return (type(self), (self.offset, self.expected, self.found))
 
 
 class UnsupportedCriticalPayload(MalformedMessage):

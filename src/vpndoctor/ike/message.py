@@ -21,7 +21,7 @@ from vpndoctor.ike.constants import (
     PayloadType,
     name_of,
 )
-from vpndoctor.ike.errors import MalformedMessage, NotIKEv2, UnsupportedCriticalPayload, bytes_left
+from vpndoctor.ike.errors import MalformedMessage, NotIKEv2, UnsupportedCriticalPayload
 from vpndoctor.ike.payloads import (
     PAYLOAD_CLASSES,
     CpPayload,
@@ -33,6 +33,7 @@ from vpndoctor.ike.payloads import (
     Reader,
     UnknownPayload,
 )
+from vpndoctor.wire import bytes_left
 
 __all__ = [
     "HEADER_BYTES",

@@ -9,6 +9,7 @@ import ipaddress
 from dataclasses import dataclass
 from typing import ClassVar, NamedTuple, Self, TypeAlias
 
+from vpndoctor import wire
 from vpndoctor.ike import vendor_ids
 from vpndoctor.ike.constants import (
     CertEncoding,
@@ -23,7 +24,8 @@ from vpndoctor.ike.constants import (
     name_of,
     transform_id_enum,
 )
-from vpndoctor.ike.errors import MalformedMessage, bytes_left
+from vpndoctor.ike.errors import MalformedMessage
+from vpndoctor.wire import bytes_left
 
 __all__ = [
     "PAYLOAD_CLASSES",
@@ -52,109 +54,11 @@ __all__ = [
 ]
 
 
-class Reader:
-    """A cursor over untrusted bytes that never reads past its end (after dnspython's wire Parser).
+class Reader(wire.Reader):
+    """The IKE codec's `wire.Reader`: it raises `MalformedMessage`."""
 
-    Errors carry absolute offsets: `base_offset` plus the position in `data`. `restrict_to` narrows the end
-    to a length-prefixed field and, on leaving, insists the field was consumed exactly.
-    """
-
-    __slots__ = ("_base", "_data", "_end", "_pos")
-
-    def __init__(self, data: bytes, *, base_offset: int = 0) -> None:
-        self._data = bytes(data)
-        self._pos = 0
-        self._end = len(self._data)
-        self._base = base_offset
-
-    @property
-    def offset(self) -> int:
-        """Absolute offset of the next byte to read."""
-        return self._base + self._pos
-
-    @property
-    def remaining(self) -> int:
-        return self._end - self._pos
-
-    # The reads are written out (no shared helper, error text built only on error): the capture analysis
-    # decodes every IKE message it sees with this.
-
-    def _short(self, expected: str) -> MalformedMessage:
-        return MalformedMessage(self._base + self._pos, expected, bytes_left(self._end - self._pos))
-
-    def read(self, n: int, expected: str) -> bytes:
-        """`n` bytes, or MalformedMessage("expected <expected>, k bytes left") at the current offset."""
-        pos = self._pos
-        end = pos + n
-        if end > self._end:
-            raise self._short(expected)
-        self._pos = end
-        return self._data[pos:end]
-
-    def u8(self, expected: str) -> int:
-        pos = self._pos
-        if pos >= self._end:
-            raise self._short(expected)
-        self._pos = pos + 1
-        return self._data[pos]
-
-    def u16(self, expected: str) -> int:
-        pos = self._pos
-        if pos + 2 > self._end:
-            raise self._short(expected)
-        self._pos = pos + 2
-        data = self._data
-        return data[pos] << 8 | data[pos + 1]
-
-    def u32(self, expected: str) -> int:
-        pos = self._pos
-        if pos + 4 > self._end:
-            raise self._short(expected)
-        self._pos = pos + 4
-        return int.from_bytes(self._data[pos : pos + 4], "big")
-
-    def rest(self) -> bytes:
-        """Everything up to the current end (the end of the innermost `restrict_to`)."""
-        return self.read(self.remaining, "rest")
-
-    def require(self, n: int, expected: str, *, at: int | None = None) -> None:
-        """Fail unless `n` more bytes are available; the error names offset `at` (default: here)."""
-        if n > self._end - self._pos:
-            start = self.offset if at is None else at
-            raise MalformedMessage(start, expected, bytes_left(self.remaining + (self.offset - start)))
-
-    def expect_end(self, what: str) -> None:
-        if self.remaining:
-            raise MalformedMessage(self.offset, f"end of {what}", bytes_left(self.remaining))
-
-    def restrict_to(self, length: int, what: str) -> _Restricted:
-        """Within the block the reader ends after `length` bytes; leftovers on exit are an error."""
-        if length > self._end - self._pos:
-            self.require(length, f"{length}-byte {what}")
-        saved_end = self._end
-        self._end = self._pos + length
-        return _Restricted(self, saved_end, what)
-
-
-class _Restricted:
-    """`Reader.restrict_to`'s block (a class, not a generator: a generator context costs ~3 us a use)."""
-
-    __slots__ = ("_reader", "_saved_end", "_what")
-
-    def __init__(self, reader: Reader, saved_end: int, what: str) -> None:
-        self._reader = reader
-        self._saved_end = saved_end
-        self._what = what
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
-        try:
-            if exc_type is None:
-                self._reader.expect_end(self._what)
-        finally:
-            self._reader._end = self._saved_end
+    __slots__ = ()
+    error = MalformedMessage
 
 
 def _enter_struct(r: Reader, start: int, length: int, min_len: int, what: str) -> None:
@@ -309,7 +213,7 @@ class Transform:
                     value = r.u16("attribute value")
                 else:
                     vlen = r.u16("attribute length")
-                    value = r.read(vlen, f"{vlen}-byte value of transform attribute {attr_type}")
+                    value = r.take(vlen, f"{vlen}-byte value of transform attribute {attr_type}")
                 if attr_type == TransformAttr.KEY_LENGTH:
                     if isinstance(value, bytes):
                         raise MalformedMessage(at, "key length attribute in TV format", "found TLV format")
@@ -368,7 +272,7 @@ class Proposal:
             spi_size = r.u8("spi size")
             count_at = r.offset
             count = r.u8("transform count")
-            spi = r.read(spi_size, f"{spi_size}-byte SPI")
+            spi = r.take(spi_size, f"{spi_size}-byte SPI")
             transforms: list[Transform] = []
             more = r.remaining > 0
             while more:
@@ -465,7 +369,7 @@ class IdPayload(PayloadBody):
     def _decode(cls, r: Reader, ctx: _Ctx) -> Self:
         r.require(4, "4-byte ID header (type, reserved)")
         id_type = r.u8("ID type")
-        r.read(3, "reserved")
+        r.take(3, "reserved")
         return cls(id_type, r.rest(), responder=ctx.payload_type == PayloadType.IDr)
 
     @property
@@ -538,7 +442,7 @@ class AuthPayload(PayloadBody):
     def _decode(cls, r: Reader, ctx: _Ctx) -> Self:
         r.require(4, "4-byte AUTH header (method, reserved)")
         method = r.u8("auth method")
-        r.read(3, "reserved")
+        r.take(3, "reserved")
         return cls(method, r.rest())
 
 
@@ -581,7 +485,7 @@ class NotifyPayload(PayloadBody):
         protocol = r.u8("protocol id")
         spi_size = r.u8("spi size")
         ntype = r.u16("notify type")
-        spi = r.read(spi_size, f"{spi_size}-byte SPI")
+        spi = r.take(spi_size, f"{spi_size}-byte SPI")
         return cls(ntype, protocol, spi, r.rest())
 
     @property
@@ -648,7 +552,7 @@ class DeletePayload(PayloadBody):
             raise MalformedMessage(
                 r.offset, f"{count} SPIs of {spi_size} bytes ({needed} bytes)", bytes_left(r.remaining)
             )
-        spis = tuple(r.read(spi_size, "SPI") for _ in range(count))
+        spis = tuple(r.take(spi_size, "SPI") for _ in range(count))
         return cls(protocol, spi_size, spis)
 
 
@@ -728,8 +632,8 @@ class TrafficSelector:
                     f"selector length {8 + 2 * addr_len} for {name_of(TsType, ts_type)}",
                     f"found {length}",
                 )
-            start_addr = r.read(addr_len, "start address")
-            end_addr = r.read(addr_len, "end address")
+            start_addr = r.take(addr_len, "start address")
+            end_addr = r.take(addr_len, "end address")
         return cls(ts_type, proto, start_port, end_port, start_addr, end_addr)
 
     @property
@@ -764,7 +668,7 @@ class TsPayload(PayloadBody):
     def _decode(cls, r: Reader, ctx: _Ctx) -> Self:
         r.require(4, "4-byte TS header (count, reserved)")
         count = r.u8("number of TSs")
-        r.read(3, "reserved")
+        r.take(3, "reserved")
         selectors = tuple(TrafficSelector.decode_from(r) for _ in range(count))
         return cls(selectors, responder=ctx.payload_type == PayloadType.TSr)
 
@@ -794,13 +698,13 @@ class CpPayload(PayloadBody):
     def _decode(cls, r: Reader, ctx: _Ctx) -> Self:
         r.require(4, "4-byte CP header (type, reserved)")
         cfg_type = r.u8("CFG type")
-        r.read(3, "reserved")
+        r.take(3, "reserved")
         attrs: list[tuple[int, bytes]] = []
         while r.remaining:
             r.require(4, "4-byte configuration attribute header")
             attr_type = r.u16("attribute type") & 0x7FFF  # the top bit is reserved
             length = r.u16("attribute length")
-            attrs.append((attr_type, r.read(length, f"{length}-byte value of configuration attribute")))
+            attrs.append((attr_type, r.take(length, f"{length}-byte value of configuration attribute")))
         return cls(cfg_type, tuple(attrs))
 
 

@@ -3,25 +3,14 @@ fault), carrying the absolute offset of the problem in the stream the caller fed
 
 from __future__ import annotations
 
-from typing import Any
-
-from vpndoctor.errors import VpndoctorError
+from vpndoctor.wire import DecodeError
 
 
-class MalformedMessage(VpndoctorError):
-    """The peer sent bytes that are not well-formed SSTP (or not a well-formed HTTP response)."""
+class MalformedMessage(DecodeError):
+    """The peer sent bytes that are not well-formed SSTP (or not a well-formed HTTP response).
 
-    def __init__(self, offset: int, expected: str, found: str | None = None) -> None:
-        self.offset = offset
-        self.expected = expected
-        self.found = found
-        text = f"offset {offset}: expected {expected}"
-        if found is not None:
-            text += f", {found}"
-        super().__init__(text)
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.offset, self.expected, self.found))
+    The fields, the message text and pickling are `wire.DecodeError`'s.
+    """
 
 
 class MalformedHttp(MalformedMessage):

@@ -6,22 +6,22 @@ first byte the caller handed over) and what the decoder expected there.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Self
 
-from vpndoctor.errors import VpndoctorError
+from vpndoctor.wire import DecodeError
 
 
-class TlsDecodeError(VpndoctorError):
-    """The peer sent bytes that are not well-formed TLS (the peer's fault, never ours)."""
+class TlsDecodeError(DecodeError):
+    """The peer sent bytes that are not well-formed TLS (the peer's fault, never ours).
 
-    def __init__(self, offset: int, expected: str, found: str | None = None) -> None:
-        self.offset = offset
-        self.expected = expected
-        self.found = found
-        text = f"offset {offset}: expected {expected}"
-        if found is not None:
-            text += f", {found}"
-        super().__init__(text)
+    The fields, the message text and pickling are `wire.DecodeError`'s; a `Reader`'s short reads and
+    leftovers keep the TLS codec's own wording ("2 bytes of cipher suite, 1 left", "3 extra bytes").
+    """
 
-    def __reduce__(self) -> tuple[Any, ...]:  # keep the fields when pickled across processes
-        return (type(self), (self.offset, self.expected, self.found))
+    @classmethod
+    def truncated(cls, offset: int, wanted: int, what: str, left: int) -> Self:
+        return cls(offset, f"{wanted} bytes of {what}", f"{left} left")
+
+    @classmethod
+    def trailing(cls, offset: int, what: str, extra: int) -> Self:
+        return cls(offset, f"end of {what}", f"{extra} extra bytes")
