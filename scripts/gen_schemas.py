@@ -12,10 +12,11 @@ from vpndoctor.capture.model import CaptureReport
 from vpndoctor.checks.model import DiagnoseReport
 from vpndoctor.checks.sstp import IphttpsReport, SstpReport
 from vpndoctor.checks.tls import TlsReport
-from vpndoctor.commands_address import AddressReport, IsatapReport
 from vpndoctor.configgen.model import Deployment
-from vpndoctor.events import EventsReport
 from vpndoctor.observations.ike import IkeObservation
+from vpndoctor.windows.addresses import AddressReport
+from vpndoctor.windows.events import EventsReport
+from vpndoctor.windows.ipconfig import IsatapReport
 
 SCHEMAS: dict[str, type[BaseModel]] = {
     "ike.json": IkeObservation,

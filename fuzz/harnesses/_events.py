@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fuzz.harnesses._util import scratch_file
 from vpndoctor.errors import UsageError
-from vpndoctor.events import analyse
+from vpndoctor.windows.events import analyse
 
 OURS = (UsageError,)
 

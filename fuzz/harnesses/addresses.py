@@ -1,14 +1,13 @@
-"""Addresses given to `vpndoctor address` and `vpndoctor isatap prefix` (addresses.py `decode_address`,
-`isatap_prefix`) as a command-line argument arrives (bytes that are not UTF-8 as surrogate escapes), through
-the JSON reports."""
+"""Addresses given to `vpndoctor address` and `vpndoctor isatap prefix` (windows/addresses.py
+`decode_address`, `isatap_prefix`) as a command-line argument arrives (bytes that are not UTF-8 as surrogate
+escapes), through the JSON reports."""
 
 from __future__ import annotations
 
 import contextlib
 
-from vpndoctor.addresses import decode_address, isatap_prefix
-from vpndoctor.commands_address import address_report
 from vpndoctor.errors import UsageError
+from vpndoctor.windows.addresses import address_report, decode_address, isatap_prefix
 
 OURS = (UsageError,)
 MAX_LEN = 4096

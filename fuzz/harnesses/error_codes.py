@@ -1,4 +1,4 @@
-"""Error codes given to `vpndoctor error` (errorcodes.py `parse_code`: decimal, hex, bare hex, signed
+"""Error codes given to `vpndoctor error` (windows/errorcodes.py `parse_code`: decimal, hex, bare hex, signed
 HRESULT, names) and their lookup, forms and JSON, as the command prints them; `--nps` reason codes too."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ import contextlib
 import json
 from dataclasses import asdict
 
-from vpndoctor import errorcodes
 from vpndoctor.errors import UsageError
+from vpndoctor.windows import errorcodes
 
 OURS = (UsageError,)
 MAX_LEN = 4096

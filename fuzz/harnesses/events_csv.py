@@ -1,5 +1,5 @@
-"""Event Viewer "Save as CSV" exports (events.py `read_csv`, through `analyse` to the JSON report): message
-texts in every RasClient/NPS layout, local date formats, odd encodings."""
+"""Event Viewer "Save as CSV" exports (windows/events/csv_reader.py `read_csv`, through `analyse` to the JSON
+report): message texts in every RasClient/NPS layout, local date formats, odd encodings."""
 
 from __future__ import annotations
 

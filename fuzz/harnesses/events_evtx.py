@@ -1,5 +1,5 @@
-"""Binary .evtx logs (events.py `read_evtx`: the `evtx` package's parser, then our reading of its JSON,
-through `analyse` to the JSON report): damaged headers, chunks and records."""
+"""Binary .evtx logs (windows/events/evtx_reader.py `read_evtx`: the `evtx` package's parser, then our
+reading of its JSON, through `analyse` to the JSON report): damaged headers, chunks and records."""
 
 from __future__ import annotations
 

@@ -1,10 +1,11 @@
-"""What our EVTX reader makes of any JSON the evtx parser could hand it (events.py `_from_evtx_json`): lists
-where dicts are expected, numbers for text, missing parts; each event then goes through the analysis and the
-report, as a real record would."""
+"""What our EVTX reader makes of any JSON the evtx parser could hand it (windows/events/evtx_reader.py
+`_from_evtx_json`): lists where dicts are expected, numbers for text, missing parts; each event then goes
+through the analysis and the report, as a real record would."""
 
 from __future__ import annotations
 
-from vpndoctor.events import EventsAnalysis, _from_evtx_json
+from vpndoctor.windows.events import EventsAnalysis
+from vpndoctor.windows.events.evtx_reader import _from_evtx_json
 
 OURS: tuple[type[BaseException], ...] = ()
 

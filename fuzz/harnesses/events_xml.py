@@ -1,5 +1,5 @@
-"""`wevtutil qe /f:xml` exports (events.py `read_xml`, through `analyse` to the JSON report): events without
-a root, UTF-8 or UTF-16, RasClient and NPS content, DTDs and entities refused."""
+"""`wevtutil qe /f:xml` exports (windows/events/xml_reader.py `read_xml`, through `analyse` to the JSON
+report): events without a root, UTF-8 or UTF-16, RasClient and NPS content, DTDs and entities refused."""
 
 from __future__ import annotations
 

@@ -1,19 +1,18 @@
 """Saved `ipconfig /all` and `Get-NetIPAddress` output for `vpndoctor isatap prefix --from-ipconfig`
-(addresses.py `text_from_bytes`, `parse_ipconfig`, `adapter_prefixes`), through the firewall commands and the
-JSON report the command prints."""
+(windows/ipconfig.py `text_from_bytes`, `parse_ipconfig`, `adapter_prefixes`), through the firewall commands
+(configgen/windows.py) and the JSON report the command prints."""
 
 from __future__ import annotations
 
-from vpndoctor.addresses import (
-    DEFAULT_RULE,
+from vpndoctor.configgen.windows import DEFAULT_RULE, netsh_command, powershell_command
+from vpndoctor.errors import UsageError
+from vpndoctor.windows.ipconfig import (
+    IsatapReport,
     adapter_prefixes,
-    netsh_command,
+    adapter_report,
     parse_ipconfig,
-    powershell_command,
     text_from_bytes,
 )
-from vpndoctor.commands_address import IsatapReport, _adapter_report
-from vpndoctor.errors import UsageError
 
 OURS = (UsageError,)
 MAX_LEN = 16384
@@ -37,5 +36,5 @@ def one_input(data: bytes) -> None:
         rules=[DEFAULT_RULE],
         powershell=[powershell_command(DEFAULT_RULE, prefixes)],
         netsh=[netsh_command(DEFAULT_RULE, prefixes)],
-        adapters=[_adapter_report(a) for a in adapters],
+        adapters=[adapter_report(a) for a in adapters],
     ).model_dump_json()

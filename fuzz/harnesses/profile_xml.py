@@ -1,12 +1,12 @@
-"""ProfileXML (checks/profile.py `parse_profile_xml`): bare, escaped or CDATA inside SyncML, any encoding;
+"""ProfileXML (windows/profile.py `parse_profile_xml`): bare, escaped or CDATA inside SyncML, any encoding;
 the IKE proposal its CryptographySuite asks for, as `diagnose --profile` uses it."""
 
 from __future__ import annotations
 
 import contextlib
 
-from vpndoctor.checks.profile import parse_profile_xml
 from vpndoctor.errors import UsageError
+from vpndoctor.windows.profile import parse_profile_xml
 
 OURS = (UsageError,)
 MAX_LEN = 16384

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from vpndoctor.checks.profile import parse_profile_xml
 from vpndoctor.configgen.crypto import IkePolicy
 from vpndoctor.configgen.example import EXAMPLE
 from vpndoctor.configgen.model import deployment_from_data, load_deployment
 from vpndoctor.errors import UsageError
+from vpndoctor.windows.profile import parse_profile_xml
 
 BASE = {
     "name": "vpn.example.com",

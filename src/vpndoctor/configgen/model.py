@@ -12,10 +12,10 @@ from typing import Annotated, Any, Final, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from vpndoctor.addresses import isatap_prefix
 from vpndoctor.configgen.crypto import IkePolicy
 from vpndoctor.errors import UsageError
 from vpndoctor.inputs import read_small_input
+from vpndoctor.windows.addresses import isatap_prefix
 
 MAX_INPUT_BYTES: Final = 1024 * 1024
 MAX_FLOW_DEPTH: Final = 32

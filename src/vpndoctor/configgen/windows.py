@@ -2,22 +2,29 @@
 IKE policy with `Set-VpnServerConfiguration -CustomPolicy`, the root CA with `Set-VpnAuthProtocol
 -RootCertificateNameToAccept`, the IKEEXT parameter a load balancer needs, firewall rules), the matching
 ProfileXML `<CryptographySuite>` for clients (CSP spellings, see crypto.py), and DirectAccess manage-out
-firewall rules scoped to the ISATAP prefix (vpndoctor.addresses computes the prefixes and netsh commands).
+firewall rules scoped to the ISATAP prefix (vpndoctor.windows.addresses computes the prefixes; the
+PowerShell and netsh commands that scope existing rules to them are written here, for `vpndoctor isatap
+prefix` too).
 Every cmdlet and netsh line is checked against `data/commands.yaml` by the validator.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import ipaddress
+import re
+from collections.abc import Iterable, Sequence
 
-from vpndoctor.addresses import firewall_commands, isatap_prefix, powershell_quote
 from vpndoctor.configgen.common import header
 from vpndoctor.configgen.model import Deployment
+from vpndoctor.errors import UsageError
+from vpndoctor.windows.addresses import _show, isatap_prefix
 
 # Windows Server 1803 (build 17134) brought IKEv2 fragmentation to RRAS; 2019 is 17763.
 FRAGMENTATION_MIN_BUILD = 17134
 RAS_IKEV2_KEY = r"HKLM:\SYSTEM\CurrentControlSet\Services\RemoteAccess\Parameters\Ikev2"
 IKEEXT_KEY = r"HKLM:\SYSTEM\CurrentControlSet\Services\IKEEXT\Parameters"
+# The rule `vpndoctor isatap prefix` scopes when given none (RDP is what manage-out is most often for).
+DEFAULT_RULE = "Remote Desktop - User Mode (TCP-In)"
 
 
 def render(d: Deployment, recipes: Sequence[str]) -> str:
@@ -149,3 +156,90 @@ def _isatap(d: Deployment) -> list[str]:
             f" action=allow protocol={proto.upper()} localport={port} remoteip={remote}"
         )
     return out
+
+
+# -------------------------------------------------------------------------------------- firewall commands
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_PS_DOUBLE_SPECIAL = re.compile('["`$\u201c\u201d\u201e]')  # PowerShell treats curly quotes as quotes too
+_PS_SINGLE_QUOTES = re.compile("['\u2018\u2019\u201a\u201b]")
+_PS_WILDCARD = re.compile(r"[*?\[\]]")
+
+
+def _check_rule_names(rule_names: Iterable[str]) -> list[str]:
+    names: list[str] = []
+    for name in rule_names:
+        if not isinstance(name, str) or not name.strip():
+            raise UsageError(
+                "empty firewall rule name; expected a display name such as " + repr(DEFAULT_RULE)
+            )
+        if _CONTROL.search(name):
+            raise UsageError(f"firewall rule name {_show(name)} contains a control character")
+        if name not in names:
+            names.append(name)
+    if not names:
+        raise UsageError(f"no firewall rule names given; expected e.g. {DEFAULT_RULE!r}")
+    return names
+
+
+def _check_prefixes(prefixes: Iterable[str]) -> list[str]:
+    out: list[str] = []
+    for p in prefixes:
+        try:
+            net = ipaddress.ip_network(str(p).strip(), strict=True)
+        except ValueError:
+            raise UsageError(
+                f"{_show(str(p))} is not an IP prefix; expected e.g. 2001:db8:1:8000:0:5efe::/96"
+            ) from None
+        if str(net) not in out:
+            out.append(str(net))
+    if not out:
+        raise UsageError(
+            "no prefixes given; expected ISATAP /96 prefixes such as 2001:db8:1:8000:0:5efe::/96"
+        )
+    return out
+
+
+def powershell_quote(text: str) -> str:
+    """A PowerShell string literal for `text`: double quotes when nothing in it is special there, else single
+    quotes with every kind of single quote doubled (the only escape a single-quoted string has)."""
+    if not _PS_DOUBLE_SPECIAL.search(text):
+        return f'"{text}"'
+    return "'" + _PS_SINGLE_QUOTES.sub(lambda m: m.group(0) * 2, text) + "'"
+
+
+def powershell_command(rule_name: str, prefixes: Sequence[str]) -> str:
+    """Set-NetFirewallRule scoping one rule (by display name) to the prefixes."""
+    name = _check_rule_names([rule_name])[0]
+    remote = ",".join(_check_prefixes(prefixes))
+    if _PS_WILDCARD.search(name):
+        # -DisplayName takes wildcards; match such names exactly instead of guessing at escapes.
+        return (
+            f"Get-NetFirewallRule | Where-Object DisplayName -eq {powershell_quote(name)} |"
+            f" Set-NetFirewallRule -RemoteAddress {remote} -Profile Private,Public"
+        )
+    return (
+        f"Set-NetFirewallRule -DisplayName {powershell_quote(name)} -RemoteAddress {remote}"
+        " -Profile Private,Public"
+    )
+
+
+def netsh_command(rule_name: str, prefixes: Sequence[str]) -> str:
+    """The `netsh advfirewall` equivalent (cmd.exe syntax) for one rule."""
+    name = _check_rule_names([rule_name])[0]
+    if '"' in name or "%" in name:
+        # cmd.exe has no escape for '"' inside quotes and expands %VAR% even there.
+        raise UsageError(
+            f"firewall rule name {_show(name)} contains '\"' or '%', which netsh cannot be given safely;"
+            " rename the rule"
+        )
+    remote = ",".join(_check_prefixes(prefixes))
+    return f'netsh advfirewall firewall set rule name="{name}" new remoteip={remote}'
+
+
+def firewall_commands(prefixes: Sequence[str], rule_names: Sequence[str]) -> list[str]:
+    """PowerShell commands for every rule, then the netsh equivalents, scoping the rules to `prefixes`."""
+    names = _check_rule_names(rule_names)
+    nets = _check_prefixes(prefixes)
+    return [powershell_command(n, nets) for n in names] + [netsh_command(n, nets) for n in names]

@@ -1,15 +1,16 @@
 """DirectAccess address tools: decode the IPv6 addresses a deployment produces (ISATAP, 6to4, Teredo,
-NAT64...), find ISATAP adapters in `ipconfig` / `Get-NetIPAddress` text and write the firewall commands that
-scope manage-out rules to the ISATAP prefix. Pure: text in, frozen dataclasses and strings out (stdlib only).
+NAT64...) and find the ISATAP manage-out prefix of an address. Pure: text in, frozen dataclasses and strings
+out; `AddressReport` is the JSON contract of `vpndoctor address --json`.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
 
 from vpndoctor.errors import UsageError
 
@@ -32,11 +33,9 @@ KIND_UNSPECIFIED = "unspecified"
 KIND_RESERVED = "reserved"
 KIND_GLOBAL = "global"
 
-DEFAULT_RULE = "Remote Desktop - User Mode (TCP-In)"
 ISATAP_EXPECTED = "expected prefix::0:5efe:a.b.c.d"
 
 DetailValue = str | int | bool
-SourceFormat = Literal["ipconfig", "Get-NetIPAddress"]
 
 _TEREDO = ipaddress.IPv6Network("2001::/32")
 _6TO4 = ipaddress.IPv6Network("2002::/16")
@@ -66,14 +65,6 @@ _TEREDO_RANDOM = 0x3CFF
 _MAX_SHOWN = 60
 # The longest address a user pastes is ~130 characters: [IPv6, dotted IPv4%64-character zone] (Deprecated).
 MAX_ADDRESS_CHARS = 256
-# `ipconfig /all` and Get-NetIPAddress output is a few KB; the CLI reads no more (parsing is linear).
-MAX_IPCONFIG_BYTES = 4 * 1024 * 1024
-# One host lists a few dozen IPv6 addresses; each costs a decode (~0.1 ms), and every one is in the report.
-MAX_IPCONFIG_ADDRESSES = 4096
-# Windows interface indexes (NET_IFINDEX) are 32-bit unsigned.
-_IF_INDEX = re.compile(r"[0-9]{1,10}")
-# Get-NetIPAddress prints a handful of columns; a "table" of thousands is not one (and costs rows x columns).
-_MAX_TABLE_COLUMNS = 64
 
 
 @dataclass(frozen=True)
@@ -92,7 +83,7 @@ class AddressInfo:
     notes: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        """A JSON-ready dict (the shape of `AddressReport` in commands_address)."""
+        """A JSON-ready dict (the shape of `AddressReport` below)."""
         return {
             "input": self.input,
             "address": self.address,
@@ -121,24 +112,6 @@ class IsatapPrefix:
     def prefixes(self, public_ipv4: bool = False) -> tuple[str, ...]:
         """Just this address's /96, or both u-bit variants when management hosts may have public IPv4."""
         return (self.private_prefix, self.public_prefix) if public_ipv4 else (self.prefix,)
-
-
-@dataclass(frozen=True)
-class IsatapAdapter:
-    """An ISATAP interface found in ipconfig or Get-NetIPAddress text; addresses without zone or state."""
-
-    name: str
-    source_format: SourceFormat
-    description: str | None = None
-    dns_suffix: str | None = None
-    interface_index: int | None = None
-    media_disconnected: bool = False
-    addresses: tuple[str, ...] = ()
-
-    @property
-    def isatap_addresses(self) -> tuple[str, ...]:
-        """The routable ISATAP addresses (not link-local): the ones a manage-out prefix comes from."""
-        return tuple(a for a in self.addresses if _kind_of(a) == KIND_ISATAP)
 
 
 # ---------------------------------------------------------------------------------------------- decoding
@@ -538,361 +511,26 @@ _KIND_NAMES = {
 }
 
 
-# --------------------------------------------------------------------------------------- ipconfig parsing
+# ------------------------------------------------------------------------------------------- JSON report
 
 
-def text_from_bytes(data: bytes) -> str:
-    """Decode a saved ipconfig / PowerShell output: Windows PowerShell 5.1 `>` writes UTF-16LE with a BOM,
-    cmd.exe `>` writes the OEM code page; English output is ASCII either way."""
-    if data.startswith(b"\xef\xbb\xbf"):
-        return data[3:].decode("utf-8", errors="replace")
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return data.decode("utf-16", errors="replace")
-    if len(data) >= 4 and data[1:8:2].count(0) >= 2 and data[0:8:2].count(0) == 0:
-        return data.decode("utf-16-le", errors="replace")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        return data.decode("cp437")
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def _interface_index(text: str | None) -> int | None:
-    # ASCII digits only: str.isdigit() also passes "12\u00b2", which int() refuses, and int() itself takes
-    # Arabic-Indic digits, underscores and (past 4300 digits) raises.
-    if text is None or not _IF_INDEX.fullmatch(text):
-        return None
-    value = int(text)
-    return value if value <= 0xFFFFFFFF else None
+class AddressReport(_Model):
+    """`vpndoctor address --json`: one decoded address (the shape of `AddressInfo.to_json()`)."""
+
+    input: str
+    address: str
+    version: Literal[4, 6]
+    kind: str  # one of the KIND_* constants above
+    summary: str
+    embedded_ipv4: str | None
+    prefix: str | None
+    details: dict[str, str | int | bool]
+    notes: list[str]
 
 
-def _ipconfig_entry(line: str) -> tuple[str, str | None] | None:
-    r"""(key, value) of an ipconfig entry, "   IPv6 Address. . . . . . . . . . . : value"; None otherwise.
-
-    The dotted leader tells keys from IPv6 continuation lines, which contain colons too. A scan, not the
-    regex `^\s+(?P<key>[^:\s][^:]*?)\s*(?:\.\s*)+:(?:\s(?P<value>.*))?$` it replaces (same matches), which
-    backtracked for hours over a long dotted line without a colon.
-    """
-    head, colon, rest = line.partition(":")
-    if not colon or not head[:1].isspace():
-        return None
-    core = head.lstrip()
-    end = len(core)
-    while end > 0 and (core[end - 1] == "." or core[end - 1].isspace()):
-        end -= 1
-    end = max(end, 1)  # the key has at least one character (a lone "." in the degenerate ". . . :")
-    if "." not in core[end:]:
-        return None
-    if rest and not rest[0].isspace():
-        return None
-    return core[:end], (rest[1:] if rest else None)
-
-
-_ADAPTER_HEADER = re.compile(r"^(?P<header>\S.*?):\s*$")
-_PS_PROPERTY = re.compile(r"^(?P<key>[A-Za-z][A-Za-z0-9]*)\s*:(?:\s(?P<value>.*))?$")
-_ADDRESS_VALUE = re.compile(
-    r"^(?P<addr>[0-9A-Fa-f:.]+)(?:%(?P<zone>[0-9A-Za-z_.\-]+))?\s*(?:\((?P<state>[A-Za-z ]+)\))?$"
-)
-
-
-@dataclass
-class _Budget:
-    # How many more addresses the input may list: past that it is not one host's ipconfig output.
-    source: str
-    left: int = MAX_IPCONFIG_ADDRESSES
-
-    def take(self) -> None:
-        self.left -= 1
-        if self.left < 0:
-            raise UsageError(
-                f"{self.source}: more than {MAX_IPCONFIG_ADDRESSES} IPv6 addresses; the ipconfig /all or"
-                " Get-NetIPAddress output of one host lists a few dozen"
-            )
-
-
-def _address_value(value: str, budget: _Budget) -> tuple[str, str | None] | None:
-    """(IPv6 address, zone) from "fe80::5efe:10.0.0.5%12(Preferred)", or None for anything else."""
-    m = _ADDRESS_VALUE.match(value.strip())
-    if not m:
-        return None
-    try:
-        addr = ipaddress.ip_address(m.group("addr"))
-    except ValueError:
-        return None
-    if not isinstance(addr, ipaddress.IPv6Address):
-        return None
-    budget.take()
-    # Only ISATAP addresses are shown with their IPv4 dotted; the full decode (~50 us) only for those that
-    # carry the ISATAP marker in their interface id.
-    isatap = (int(addr) >> 32) & 0xFFFF == _ISATAP_MARKER and _kind_of(addr.compressed) in (
-        KIND_ISATAP,
-        KIND_ISATAP_LINK_LOCAL,
-    )
-    text = with_dotted_ipv4(addr) if isatap else str(addr)
-    return text, m.group("zone")
-
-
-@dataclass
-class _Draft:
-    # Mutable while a section is read; frozen into an IsatapAdapter at the end.
-    name: str
-    source_format: SourceFormat
-    isatap: bool
-    description: str | None = None
-    dns_suffix: str | None = None
-    interface_index: int | None = None
-    media_disconnected: bool = False
-    addresses: list[str] = field(default_factory=list)
-    _seen: set[str] = field(default_factory=set)  # `addresses` as a set: a list lookup per line is quadratic
-
-    def add(self, address: str, zone: str | None) -> None:
-        if address not in self._seen:
-            self._seen.add(address)
-            self.addresses.append(address)
-        if self.interface_index is None:
-            self.interface_index = _interface_index(zone)
-
-    def freeze(self) -> IsatapAdapter:
-        return IsatapAdapter(
-            name=self.name,
-            source_format=self.source_format,
-            description=self.description,
-            dns_suffix=self.dns_suffix,
-            interface_index=self.interface_index,
-            media_disconnected=self.media_disconnected,
-            addresses=tuple(self.addresses),
-        )
-
-
-def _is_isatap_name(name: str | None) -> bool:
-    return bool(name) and "isatap" in str(name).lower()
-
-
-def _parse_ipconfig_sections(lines: list[str], budget: _Budget) -> list[_Draft]:
-    drafts: list[_Draft] = []
-    current: _Draft | None = None
-    last_key = ""
-    for line in lines:
-        if not line.strip():
-            continue
-        header = _ADAPTER_HEADER.match(line)
-        if header and " : " not in line and not _PS_PROPERTY.match(line):
-            text = header.group("header")
-            name = text.split(" adapter ", 1)[1] if " adapter " in text else text
-            current = _Draft(name=name.strip(), source_format="ipconfig", isatap=_is_isatap_name(name))
-            drafts.append(current)
-            last_key = ""
-            continue
-        if not line[:1].isspace():
-            current = None  # whatever follows an unindented line is not this adapter's any more
-        if current is None:
-            continue
-        entry = _ipconfig_entry(line)
-        if entry:
-            last_key = entry[0].strip().lower()
-            value = (entry[1] or "").strip()
-        else:
-            value = line.strip()  # a continuation line: one more value for the previous key
-        if last_key == "description" and entry:
-            current.description = value or None
-            current.isatap = current.isatap or _is_isatap_name(value)
-        elif last_key == "connection-specific dns suffix" and entry:
-            current.dns_suffix = value or None
-        elif last_key == "media state":
-            current.media_disconnected = "disconnected" in value.lower()
-        elif last_key.endswith("address") and last_key != "physical address":
-            parsed = _address_value(value, budget)
-            if parsed:
-                current.add(*parsed)
-    return drafts
-
-
-def _ps_record_to_draft(record: dict[str, str], drafts: dict[str, _Draft], budget: _Budget) -> None:
-    parsed = _address_value(record.get("ipaddress", ""), budget)
-    if parsed is None or record.get("addressfamily", "IPv6").strip().lower() not in ("ipv6", ""):
-        return
-    alias = record.get("interfacealias", "").strip() or None
-    index = _interface_index((record.get("interfaceindex") or record.get("ifindex") or "").strip())
-    isatap = _is_isatap_name(alias) if alias else _kind_of(parsed[0]) in (KIND_ISATAP, KIND_ISATAP_LINK_LOCAL)
-    name = alias or (f"interface {index}" if index is not None else "interface ?")
-    draft = drafts.get(name.lower())
-    if draft is None:
-        draft = drafts[name.lower()] = _Draft(name=name, source_format="Get-NetIPAddress", isatap=isatap)
-    draft.isatap = draft.isatap or isatap
-    if index is not None and draft.interface_index is None:
-        draft.interface_index = index
-    draft.add(parsed[0], parsed[1])
-
-
-def _parse_ps_list(lines: list[str], drafts: dict[str, _Draft], budget: _Budget) -> None:
-    record: dict[str, str] = {}
-    for line in [*lines, ""]:
-        m = _PS_PROPERTY.match(line)
-        if m:
-            record[m.group("key").lower()] = (m.group("value") or "").strip()
-        elif not line.strip():
-            if "ipaddress" in record:
-                _ps_record_to_draft(record, drafts, budget)
-            record = {}
-
-
-def _parse_ps_tables(lines: list[str], drafts: dict[str, _Draft], budget: _Budget) -> None:
-    i = 0
-    while i < len(lines) - 1:
-        header, rule = lines[i], lines[i + 1]
-        i += 1
-        if not re.search(r"\bIPAddress\b", header) or not re.fullmatch(r"\s*-+(\s+-+)*\s*", rule):
-            continue
-        starts = [m.start() for m in re.finditer(r"-+", rule)]
-        if len(starts) > _MAX_TABLE_COLUMNS:
-            continue
-        spans = [(s, starts[k + 1] if k + 1 < len(starts) else None) for k, s in enumerate(starts)]
-        names = [header[s:e].strip().lower() for s, e in spans]
-        # A table's rows end at a blank line; the scan goes on after them, so no row is read twice.
-        i += 1
-        while i < len(lines) and lines[i].strip():
-            row = lines[i]
-            record = {n: row[s:e].strip() for n, (s, e) in zip(names, spans, strict=True)}
-            _ps_record_to_draft(record, drafts, budget)
-            i += 1
-
-
-def parse_ipconfig(text: str, source: str = "the input") -> list[IsatapAdapter]:
-    """The ISATAP adapters in English `ipconfig [/all]` or `Get-NetIPAddress` (list or table) output.
-
-    Adapters are recognised by name or description ("isatap..."); a table without InterfaceAlias falls back
-    on the ISATAP interface id. Raises UsageError when there is none, or past MAX_IPCONFIG_ADDRESSES
-    addresses. Time is linear in the length of `text`.
-    """
-    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    merged: dict[str, _Draft] = {}
-    budget = _Budget(source)
-    for draft in _parse_ipconfig_sections(lines, budget):
-        merged.setdefault(draft.name.lower(), draft)
-    ps: dict[str, _Draft] = {}
-    _parse_ps_list(lines, ps, budget)
-    _parse_ps_tables(lines, ps, budget)
-    for key, draft in ps.items():
-        known = merged.get(key)
-        if known is None:
-            merged[key] = draft
-            continue
-        known.isatap = known.isatap or draft.isatap
-        for address in draft.addresses:
-            known.add(address, None)
-        if known.interface_index is None:
-            known.interface_index = draft.interface_index
-    adapters = [d.freeze() for d in merged.values() if d.isatap]
-    if not adapters:
-        raise UsageError(
-            f"no ISATAP adapter found in {source}; expected 'Tunnel adapter isatap...' sections from"
-            " ipconfig /all or Get-NetIPAddress records on an isatap interface"
-        )
-    return adapters
-
-
-def _why_unusable(adapter: IsatapAdapter) -> str:
-    if adapter.media_disconnected:
-        return f"{adapter.name}: media disconnected"
-    if adapter.addresses:
-        return f"{adapter.name}: only {', '.join(adapter.addresses)}"
-    return f"{adapter.name}: no IPv6 address"
-
-
-def adapter_prefixes(adapters: Sequence[IsatapAdapter], source: str = "the input") -> list[IsatapPrefix]:
-    """The manage-out prefixes of every routable ISATAP address of `adapters`; UsageError when there is none
-    (a host with only link-local ISATAP addresses has not reached an ISATAP router)."""
-    found = [isatap_prefix(a) for adapter in adapters for a in adapter.isatap_addresses]
-    if not found:
-        raise UsageError(
-            f"{source}: no ISATAP adapter has a routable ISATAP address"
-            f" ({'; '.join(_why_unusable(a) for a in adapters) or 'no adapters'}); {ISATAP_EXPECTED} on an"
-            " 'IPv6 Address' line (no ISATAP router has answered this host: does 'isatap' resolve?)"
-        )
-    return found
-
-
-# -------------------------------------------------------------------------------------- firewall commands
-
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-_PS_DOUBLE_SPECIAL = re.compile('["`$\u201c\u201d\u201e]')  # PowerShell treats curly quotes as quotes too
-_PS_SINGLE_QUOTES = re.compile("['\u2018\u2019\u201a\u201b]")
-_PS_WILDCARD = re.compile(r"[*?\[\]]")
-
-
-def _check_rule_names(rule_names: Iterable[str]) -> list[str]:
-    names: list[str] = []
-    for name in rule_names:
-        if not isinstance(name, str) or not name.strip():
-            raise UsageError(
-                "empty firewall rule name; expected a display name such as " + repr(DEFAULT_RULE)
-            )
-        if _CONTROL.search(name):
-            raise UsageError(f"firewall rule name {_show(name)} contains a control character")
-        if name not in names:
-            names.append(name)
-    if not names:
-        raise UsageError(f"no firewall rule names given; expected e.g. {DEFAULT_RULE!r}")
-    return names
-
-
-def _check_prefixes(prefixes: Iterable[str]) -> list[str]:
-    out: list[str] = []
-    for p in prefixes:
-        try:
-            net = ipaddress.ip_network(str(p).strip(), strict=True)
-        except ValueError:
-            raise UsageError(
-                f"{_show(str(p))} is not an IP prefix; expected e.g. 2001:db8:1:8000:0:5efe::/96"
-            ) from None
-        if str(net) not in out:
-            out.append(str(net))
-    if not out:
-        raise UsageError(
-            "no prefixes given; expected ISATAP /96 prefixes such as 2001:db8:1:8000:0:5efe::/96"
-        )
-    return out
-
-
-def powershell_quote(text: str) -> str:
-    """A PowerShell string literal for `text`: double quotes when nothing in it is special there, else single
-    quotes with every kind of single quote doubled (the only escape a single-quoted string has)."""
-    if not _PS_DOUBLE_SPECIAL.search(text):
-        return f'"{text}"'
-    return "'" + _PS_SINGLE_QUOTES.sub(lambda m: m.group(0) * 2, text) + "'"
-
-
-def powershell_command(rule_name: str, prefixes: Sequence[str]) -> str:
-    """Set-NetFirewallRule scoping one rule (by display name) to the prefixes."""
-    name = _check_rule_names([rule_name])[0]
-    remote = ",".join(_check_prefixes(prefixes))
-    if _PS_WILDCARD.search(name):
-        # -DisplayName takes wildcards; match such names exactly instead of guessing at escapes.
-        return (
-            f"Get-NetFirewallRule | Where-Object DisplayName -eq {powershell_quote(name)} |"
-            f" Set-NetFirewallRule -RemoteAddress {remote} -Profile Private,Public"
-        )
-    return (
-        f"Set-NetFirewallRule -DisplayName {powershell_quote(name)} -RemoteAddress {remote}"
-        " -Profile Private,Public"
-    )
-
-
-def netsh_command(rule_name: str, prefixes: Sequence[str]) -> str:
-    """The `netsh advfirewall` equivalent (cmd.exe syntax) for one rule."""
-    name = _check_rule_names([rule_name])[0]
-    if '"' in name or "%" in name:
-        # cmd.exe has no escape for '"' inside quotes and expands %VAR% even there.
-        raise UsageError(
-            f"firewall rule name {_show(name)} contains '\"' or '%', which netsh cannot be given safely;"
-            " rename the rule"
-        )
-    remote = ",".join(_check_prefixes(prefixes))
-    return f'netsh advfirewall firewall set rule name="{name}" new remoteip={remote}'
-
-
-def firewall_commands(prefixes: Sequence[str], rule_names: Sequence[str]) -> list[str]:
-    """PowerShell commands for every rule, then the netsh equivalents, scoping the rules to `prefixes`."""
-    names = _check_rule_names(rule_names)
-    nets = _check_prefixes(prefixes)
-    return [powershell_command(n, nets) for n in names] + [netsh_command(n, nets) for n in names]
+def address_report(info: AddressInfo) -> AddressReport:
+    return AddressReport.model_validate(info.to_json())

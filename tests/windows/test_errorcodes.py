@@ -7,9 +7,9 @@ import sys
 
 import pytest
 
-from vpndoctor import errorcodes
-from vpndoctor.errorcodes import forms, lookup, lookup_nps, parse_catalogue, parse_code
 from vpndoctor.errors import UsageError
+from vpndoctor.windows import errorcodes
+from vpndoctor.windows.errorcodes import forms, lookup, lookup_nps, parse_catalogue, parse_code
 
 # The codes the events issue asks the catalogue to cover.
 REQUIRED = (

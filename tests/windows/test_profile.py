@@ -7,7 +7,9 @@ from xml.sax.saxutils import escape
 
 import pytest
 
-from vpndoctor.checks.profile import (
+from vpndoctor.errors import UsageError
+from vpndoctor.ike.proposals import parse_proposal
+from vpndoctor.windows.profile import (
     CryptographySuite,
     ProfileError,
     VpnProfile,
@@ -16,8 +18,6 @@ from vpndoctor.checks.profile import (
     parse_profile_xml,
     parse_servers,
 )
-from vpndoctor.errors import UsageError
-from vpndoctor.ike.proposals import parse_proposal
 
 # A typical AOVPN user tunnel as deployed through Intune's VPNv2 CSP (PEAP/EAP-TLS, split tunnel, custom
 # IKE/ESP crypto as recommended for RRAS with Set-VpnServerConfiguration -CustomPolicy).

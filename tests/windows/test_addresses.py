@@ -11,8 +11,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vpndoctor.addresses import (
+from vpndoctor.configgen.windows import (
     DEFAULT_RULE,
+    firewall_commands,
+    netsh_command,
+    powershell_command,
+    powershell_quote,
+)
+from vpndoctor.errors import UsageError
+from vpndoctor.windows.addresses import (
     KIND_6TO4,
     KIND_DOCUMENTATION,
     KIND_GLOBAL,
@@ -31,20 +38,17 @@ from vpndoctor.addresses import (
     KIND_TEREDO,
     KIND_ULA,
     KIND_UNSPECIFIED,
+    decode_address,
+    isatap_prefix,
+    with_dotted_ipv4,
+)
+from vpndoctor.windows.ipconfig import (
     MAX_IPCONFIG_ADDRESSES,
     _ipconfig_entry,  # the scan that replaced a backtracking regex
     adapter_prefixes,
-    decode_address,
-    firewall_commands,
-    isatap_prefix,
-    netsh_command,
     parse_ipconfig,
-    powershell_command,
-    powershell_quote,
     text_from_bytes,
-    with_dotted_ipv4,
 )
-from vpndoctor.errors import UsageError
 
 ALL_KINDS = {
     KIND_6TO4,
@@ -489,7 +493,7 @@ def test_pasted_decorations_are_tolerated() -> None:
 
 
 def test_to_json_round_trips_through_the_pydantic_model() -> None:
-    from vpndoctor.commands_address import AddressReport
+    from vpndoctor.windows.addresses import AddressReport
 
     for text in ("2001:0:4136:e378:8000:63bf:3fff:fdd2", "10.0.0.5", "fe80::5efe:10.0.0.5%12", "::1"):
         data = decode_address(text).to_json()

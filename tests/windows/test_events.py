@@ -22,7 +22,7 @@ from xml.sax.saxutils import escape, quoteattr
 import pytest
 
 from vpndoctor.errors import UsageError
-from vpndoctor.events import (
+from vpndoctor.windows.events import (
     MAX_CSV_LINE_CHARS,
     MAX_XML_DEPTH,
     MAX_XML_EVENT_CHARS,
@@ -31,14 +31,14 @@ from vpndoctor.events import (
     SECURITY_AUDITING,
     EventsReport,
     RawEvent,
-    _from_evtx_json,
-    _RootedXml,
     analyse,
     detect_format,
     nps_event,
     ras_event,
     read_file,
 )
+from vpndoctor.windows.events.evtx_reader import _from_evtx_json
+from vpndoctor.windows.events.xml_reader import _RootedXml
 
 NS = "http://schemas.microsoft.com/win/2004/08/events/event"
 
