@@ -1,10 +1,10 @@
 """The capture fast path's record walk in C (capture/_scan.c, `fastpath.native`) against its Python twin
-(capture/fastpath.py), on any bytes: `pcap_records`, `pcapng_blocks`, the worker's `scan_deferring` and
-`pcap_deferred`. The two must stop at the same offset with the same counts and tables, and the C walk must
-never read outside its buffer: it gets the bytes in a mapping that ends (and, on a second run, starts) at an
-inaccessible page, so an overrun is a SIGSEGV the fuzzer reports. The first bytes choose the function, the
-link type, snap length, horizon and the start and end offsets; the flow tables are built from the packets'
-own addresses, as in tests/capture/test_scan_c.py."""
+(capture/fastpath.py, and capture/worker.py for the worker's), on any bytes: `pcap_records`, `pcapng_blocks`,
+the worker's `scan_deferring` and `pcap_deferred`. The two must stop at the same offset with the same counts
+and tables, and the C walk must never read outside its buffer: it gets the bytes in a mapping that ends (and,
+on a second run, starts) at an inaccessible page, so an overrun is a SIGSEGV the fuzzer reports. The first
+bytes choose the function, the link type, snap length, horizon and the start and end offsets; the flow tables
+are built from the packets' own addresses, as in tests/capture/test_scan_c.py."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import struct
 from collections.abc import Callable
 
 from fuzz.harnesses._util import Bytes
-from vpndoctor.capture import fastpath
+from vpndoctor.capture import fastpath, worker
 from vpndoctor.capture.tcp import LOOK_BYTES
 
 OURS: tuple[type[BaseException], ...] = ()
@@ -179,7 +179,7 @@ def _scan_deferring(r: Bytes, link_type: int, snap: int, data: bytes) -> None:
             if t is not None:
                 step = t.scan_deferring(buf, *args)
             else:
-                step = fastpath._walk_deferring(esp, tcp, data, *args)  # type: ignore[arg-type]
+                step = worker._walk_deferring(esp, tcp, data, *args)  # type: ignore[arg-type]
             trace.append(step)
             if step[0] == off or step[0] >= len(data):
                 break
@@ -195,7 +195,7 @@ def _pcap_deferred(r: Bytes, horizon: float | None, data: bytes) -> None:
     result must not make the walk read out of bounds)."""
     picks = [r.u16() % (len(data) + 40) for _ in range(r.u8() % 12)] + [2**63, len(data) - 3]
     gaps = [1_700_000_000 + (r.u8() % 5) * i for i in range(len(picks))]
-    result = fastpath.SplitResult(array.array("Q", [max(p, 0) for p in picks]), array.array("Q", gaps))
+    result = worker.SplitResult(array.array("Q", [max(p, 0) for p in picks]), array.array("Q", gaps))
     start = r.u8() % len(picks)
     esp, dirs = tables(candidate_keys(data, 14), r.u8())
 

@@ -11,9 +11,11 @@ import pytest
 
 from tests.capture import writer as w
 from vpndoctor.capture import analysis as a
+from vpndoctor.capture import conversations
 from vpndoctor.capture.ip import packet_from_frame
 from vpndoctor.capture.model import CaptureReport
 from vpndoctor.capture.reader import CaptureReader
+from vpndoctor.checks import ids
 from vpndoctor.checks.model import Finding
 from vpndoctor.ike.constants import ExchangeType, NotifyType, PayloadType, name_of
 from vpndoctor.ike.message import Header, Message, decode_message, strip_non_esp_marker
@@ -38,8 +40,8 @@ I_FLAG, R_FLAG = 0x08, 0x20
 
 
 def check_ids(report: CaptureReport) -> dict[str, str]:
-    ids = [f.id for f in report.findings]
-    assert sorted(ids) == sorted(a.ALL) and len(ids) == len(set(ids))
+    found = [f.id for f in report.findings]
+    assert sorted(found) == sorted(ids.CAPTURE_ALL) and len(found) == len(set(found))
     # the JSON contract round-trips
     assert CaptureReport.model_validate_json(report.model_dump_json()) == report
     return {f.id: f.status for f in report.findings}
@@ -151,8 +153,8 @@ def test_esp_in_udp_counted() -> None:
     assert w.CAPTURES is not None
     report = a.analyse(w.CAPTURES / "espudp1.pcap", name="x")
     statuses = check_ids(report)
-    assert statuses[a.ESP_ONE_WAY] in ("pass", "warn")
-    esp = finding(report, a.ESP_ONE_WAY)
+    assert statuses[ids.CAPTURE_ESP_ONE_WAY] in ("pass", "warn")
+    esp = finding(report, ids.CAPTURE_ESP_ONE_WAY)
     assert esp.evidence["esp_packets"] > 0
     assert sum(flow["packets"] for flow in esp.evidence["esp_flows"]) == esp.evidence["esp_packets"]
 
@@ -229,15 +231,19 @@ def test_fragmented_ike_auth_lost() -> None:
         frames.append(w.ether(w.ipv4(first, src=CLIENT, dst=SERVER, ident=100 + n, more=True)))
     report = analyse(frames)
     statuses = check_ids(report)
-    assert statuses[a.FRAGMENTED_LOST] == "fail"
-    assert finding(report, a.FRAGMENTED_LOST).error_codes == [809]
-    assert statuses[a.NO_RESPONSE] == "fail"
-    assert "IKE_AUTH" in finding(report, a.NO_RESPONSE).detail
+    assert statuses[ids.CAPTURE_IKE_FRAGMENTED_LOST] == "fail"
+    assert finding(report, ids.CAPTURE_IKE_FRAGMENTED_LOST).error_codes == [809]
+    assert statuses[ids.CAPTURE_IKE_NO_RESPONSE] == "fail"
+    assert "IKE_AUTH" in finding(report, ids.CAPTURE_IKE_NO_RESPONSE).detail
     # offered by the initiator only, together with the lost fragments
-    assert statuses[a.FRAGMENTATION_NOT_NEGOTIATED] == "fail"
+    assert statuses[ids.CAPTURE_IKE_FRAGMENTATION_NOT_NEGOTIATED] == "fail"
     assert report.verdict.status == "problems"
     # root causes first, the symptom (never answered) last
-    assert report.verdict.root_causes == [a.FRAGMENTED_LOST, a.FRAGMENTATION_NOT_NEGOTIATED, a.NO_RESPONSE]
+    assert report.verdict.root_causes == [
+        ids.CAPTURE_IKE_FRAGMENTED_LOST,
+        ids.CAPTURE_IKE_FRAGMENTATION_NOT_NEGOTIATED,
+        ids.CAPTURE_IKE_NO_RESPONSE,
+    ]
     (conv,) = report.conversations
     lost = [m for m in conv.messages if m.exchange == "IKE_AUTH"]
     assert len(lost) == 4
@@ -262,8 +268,8 @@ def test_ip_fragmented_retransmitted_without_reply_but_reassembled() -> None:
             )  # fmt: skip
     report = analyse(frames)
     statuses = check_ids(report)
-    assert statuses[a.FRAGMENTED_LOST] == "fail"
-    assert statuses[a.FRAGMENTATION_NOT_NEGOTIATED] == "pass"
+    assert statuses[ids.CAPTURE_IKE_FRAGMENTED_LOST] == "fail"
+    assert statuses[ids.CAPTURE_IKE_FRAGMENTATION_NOT_NEGOTIATED] == "pass"
     msgs = report.conversations[0].messages
     assert [m.payloads for m in msgs if m.exchange == "IKE_AUTH"] == [["SK"]] * 3
 
@@ -275,10 +281,10 @@ def test_natt_4500_never_answered() -> None:
     ] + [nat_t(auth(response=False), to_server=True)] * 3
     report = analyse(frames)
     statuses = check_ids(report)
-    assert statuses[a.NATT_NO_4500_ANSWER] == "fail"
-    assert finding(report, a.NATT_NO_4500_ANSWER).error_codes == [809]
-    assert statuses[a.FRAGMENTED_LOST] == "skip"
-    assert a.NATT_NO_4500_ANSWER in report.verdict.root_causes
+    assert statuses[ids.CAPTURE_NATT_NO_4500_ANSWER] == "fail"
+    assert finding(report, ids.CAPTURE_NATT_NO_4500_ANSWER).error_codes == [809]
+    assert statuses[ids.CAPTURE_IKE_FRAGMENTED_LOST] == "skip"
+    assert ids.CAPTURE_NATT_NO_4500_ANSWER in report.verdict.root_causes
     ports = [m.port for m in report.conversations[0].messages]
     assert ports == [500, 500, 4500, 4500, 4500]
 
@@ -299,10 +305,10 @@ def test_no_proposal_chosen() -> None:
         ]
     )
     statuses = check_ids(report)
-    f = finding(report, a.ERROR_NOTIFY)
-    assert statuses[a.ERROR_NOTIFY] == "fail" and f.error_codes == [13868]
+    f = finding(report, ids.CAPTURE_IKE_ERROR_NOTIFY)
+    assert statuses[ids.CAPTURE_IKE_ERROR_NOTIFY] == "fail" and f.error_codes == [13868]
     assert "NO_PROPOSAL_CHOSEN" in f.detail
-    assert report.verdict.root_causes == [a.ERROR_NOTIFY]
+    assert report.verdict.root_causes == [ids.CAPTURE_IKE_ERROR_NOTIFY]
     assert "13868" in report.verdict.summary
 
 
@@ -324,8 +330,8 @@ def test_invalid_ke_then_success_is_handled() -> None:
         ]
     )
     statuses = check_ids(report)
-    assert statuses[a.ERROR_NOTIFY] == "pass"
-    assert finding(report, a.ERROR_NOTIFY).evidence["handled"]
+    assert statuses[ids.CAPTURE_IKE_ERROR_NOTIFY] == "pass"
+    assert finding(report, ids.CAPTURE_IKE_ERROR_NOTIFY).evidence["handled"]
 
 
 def test_healthy_exchange() -> None:
@@ -339,12 +345,12 @@ def test_healthy_exchange() -> None:
     )
     statuses = check_ids(report)
     assert report.verdict.status == "healthy" and report.verdict.root_causes == []
-    assert statuses[a.NO_RESPONSE] == "pass"
-    assert statuses[a.NATT_NO_4500_ANSWER] == "pass"
-    assert statuses[a.FRAGMENTATION_NOT_NEGOTIATED] == "pass"
-    assert statuses[a.ERROR_NOTIFY] == "pass"
-    assert statuses[a.FRAGMENTED_LOST] == "skip"
-    assert statuses[a.ESP_ONE_WAY] == "skip"
+    assert statuses[ids.CAPTURE_IKE_NO_RESPONSE] == "pass"
+    assert statuses[ids.CAPTURE_NATT_NO_4500_ANSWER] == "pass"
+    assert statuses[ids.CAPTURE_IKE_FRAGMENTATION_NOT_NEGOTIATED] == "pass"
+    assert statuses[ids.CAPTURE_IKE_ERROR_NOTIFY] == "pass"
+    assert statuses[ids.CAPTURE_IKE_FRAGMENTED_LOST] == "skip"
+    assert statuses[ids.CAPTURE_ESP_ONE_WAY] == "skip"
     assert report.ike_messages == 4 and report.packets == 4
     (conv,) = report.conversations
     assert conv.initiator == "10.0.0.1:500" and conv.responder == "10.0.0.2:500"
@@ -360,8 +366,8 @@ def esp(spi: int, seq: int, *, to_server: bool) -> bytes:
 def test_esp_one_way() -> None:
     report = analyse([esp(0xC0FFEE, n, to_server=True) for n in range(1, 6)])
     statuses = check_ids(report)
-    assert statuses[a.ESP_ONE_WAY] == "warn"
-    f = finding(report, a.ESP_ONE_WAY)
+    assert statuses[ids.CAPTURE_ESP_ONE_WAY] == "warn"
+    f = finding(report, ids.CAPTURE_ESP_ONE_WAY)
     assert f.evidence["esp_packets"] == 5
     assert f.evidence["one_way"][0]["spi"] == "00c0ffee"
     assert report.verdict.status == "healthy"  # a warning is not a root cause
@@ -369,11 +375,11 @@ def test_esp_one_way() -> None:
 
 def test_esp_both_ways() -> None:
     report = analyse([esp(1, 1, to_server=True), esp(2, 1, to_server=False)])
-    assert check_ids(report)[a.ESP_ONE_WAY] == "pass"
+    assert check_ids(report)[ids.CAPTURE_ESP_ONE_WAY] == "pass"
 
 
 def test_message_cap_counts_the_rest(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(a, "MAX_MESSAGES", 2)
+    monkeypatch.setattr(conversations, "MAX_MESSAGES", 2)
     report = analyse([frame(sa_init_request(), sport=500, dport=500, to_server=True)] * 5)
     check_ids(report)
     assert len(report.conversations[0].messages) == 2

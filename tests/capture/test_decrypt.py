@@ -25,6 +25,7 @@ from tests.capture.test_analysis import SPI_I, SPI_R, frame, nat_t, sa_init_requ
 from vpndoctor.capture import analysis as a
 from vpndoctor.capture.decrypt import WIRESHARK_ENCR, WIRESHARK_INTEG, KeyTable, parse_keys
 from vpndoctor.capture.model import CaptureReport
+from vpndoctor.checks import ids
 from vpndoctor.errors import UsageError
 from vpndoctor.ike.constants import (
     AuthMethod,
@@ -348,11 +349,11 @@ def test_decrypted_authentication_failed_is_a_finding() -> None:
     answer = sealed(CBC, 1, True, (NotifyPayload(NotifyType.AUTHENTICATION_FAILED),))
     data = capture((request[0], True), (answer[0], False))
     without = analyse(data, None)
-    assert {f.id: f.status for f in without.findings}[a.ERROR_NOTIFY] == "pass"  # hidden in SK
+    assert {f.id: f.status for f in without.findings}[ids.CAPTURE_IKE_ERROR_NOTIFY] == "pass"  # hidden in SK
     report = analyse(data, parse_keys(wireshark_row(CBC)))
-    f = next(f for f in report.findings if f.id == a.ERROR_NOTIFY)
+    f = next(f for f in report.findings if f.id == ids.CAPTURE_IKE_ERROR_NOTIFY)
     assert f.status == "fail" and f.error_codes == [13801] and "AUTHENTICATION_FAILED" in f.detail
-    assert report.verdict.root_causes == [a.ERROR_NOTIFY]
+    assert report.verdict.root_causes == [ids.CAPTURE_IKE_ERROR_NOTIFY]
 
 
 def test_tcpdump_lines_decrypt_the_same_as_the_wireshark_table() -> None:

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from tests.capture import writer as w
 from tests.capture.test_analysis import auth, sa_init_request, sa_init_response
-from vpndoctor.capture import analysis, fastpath
+from vpndoctor.capture import analysis, conversations, fastpath, worker
 from vpndoctor.capture.reader import CaptureError
 from vpndoctor.tls.hello import Version, build_client_hello
 
@@ -52,12 +52,12 @@ def report_json(path: Path, mode: str, monkeypatch: pytest.MonkeyPatch, split_at
         elif mode == "split":
             m.setattr(fastpath, "PARALLEL_MIN_BYTES", 0)
             if split_at is not None:
-                m.setattr(fastpath, "_find_boundary", lambda *args: split_at)
+                m.setattr(worker, "_find_boundary", lambda *args: split_at)
         elif mode == "split-tight":  # a worker that runs out of room for keys and deferred records
             m.setattr(fastpath, "PARALLEL_MIN_BYTES", 0)
-            m.setattr(fastpath, "_WORKER_MAX_KEYS", 2)
-            m.setattr(fastpath, "_WORKER_MAX_DEFERRED", 5)
-            m.setattr(fastpath, "_WORKER_STEP_BYTES", 2000)
+            m.setattr(worker, "_WORKER_MAX_KEYS", 2)
+            m.setattr(worker, "_WORKER_MAX_DEFERRED", 5)
+            m.setattr(worker, "_WORKER_STEP_BYTES", 2000)
         elif mode == "stream":  # not a mapped file: the fast path on the chunked reader
             return analysis.analyse(io.BytesIO(path.read_bytes()), name="x").model_dump_json()
         return analysis.analyse(path, name="x").model_dump_json()
@@ -340,12 +340,12 @@ def test_fast_path_settles_most_packets(tmp_path: Path) -> None:
     path = tmp_path / "mix.pcap"
     path.write_bytes(data)
     seen = []
-    original = analysis.packet_from_frame
+    original = conversations.packet_from_frame
     try:
-        analysis.packet_from_frame = lambda f: seen.append(f) or original(f)  # type: ignore[assignment]
+        conversations.packet_from_frame = lambda f: seen.append(f) or original(f)  # type: ignore[assignment]
         report = analysis.analyse(path, name="x")
     finally:
-        analysis.packet_from_frame = original
+        conversations.packet_from_frame = original
     assert report.packets == 2000
     assert len(seen) < 2000 * 0.45, len(seen)
     assert sum(report.packets_by_kind.values()) == report.packets

@@ -18,7 +18,7 @@ from tests.capture.test_analysis import (
     sa_init_response,
 )
 from tests.capture.test_analysis import analyse as synthetic
-from vpndoctor.capture import analysis as a
+from vpndoctor.checks import ids
 from vpndoctor.ike.constants import ExchangeType, PayloadType
 from vpndoctor.ike.message import Header, Message
 from vpndoctor.ike.payloads import EncryptedPayload
@@ -55,13 +55,13 @@ def test_gateway_view_answer_in_ip_fragments_and_the_request_comes_back() -> Non
         frames += fragmented_answer(300 + n)
     report = synthetic(frames)
     statuses = check_ids(report)
-    assert statuses[a.NO_RESPONSE] == "pass"  # every request was answered, seen from here
-    assert statuses[a.FRAGMENTED_LOST] == "fail"
-    lost = finding(report, a.FRAGMENTED_LOST)
+    assert statuses[ids.CAPTURE_IKE_NO_RESPONSE] == "pass"  # every request was answered, seen from here
+    assert statuses[ids.CAPTURE_IKE_FRAGMENTED_LOST] == "fail"
+    lost = finding(report, ids.CAPTURE_IKE_FRAGMENTED_LOST)
     assert lost.error_codes == [809]
     (req,) = lost.evidence["requests"]
     assert req["exchange"] == "IKE_AUTH" and req["fragmented_answer_resent"] is True and req["sends"] == 3
-    assert report.verdict.root_causes[0] == a.FRAGMENTED_LOST
+    assert report.verdict.root_causes[0] == ids.CAPTURE_IKE_FRAGMENTED_LOST
     answers = [m for m in report.conversations[0].messages if m.exchange == "IKE_AUTH" and m.response]
     assert len(answers) == 3 and all(m.ip_fragmented and not m.ip_fragments_missing for m in answers)
 
@@ -79,8 +79,12 @@ def test_gateway_view_one_retransmission_then_progress_is_fine() -> None:
     ]
     report = synthetic(frames)
     statuses = check_ids(report)
-    assert statuses[a.FRAGMENTED_LOST] == "pass", finding(report, a.FRAGMENTED_LOST)
-    assert report.verdict.status == "healthy" or a.FRAGMENTED_LOST not in report.verdict.root_causes
+    lost = finding(report, ids.CAPTURE_IKE_FRAGMENTED_LOST)
+    assert statuses[lost.id] == "pass", lost
+    assert (
+        report.verdict.status == "healthy"
+        or ids.CAPTURE_IKE_FRAGMENTED_LOST not in report.verdict.root_causes
+    )
 
 
 def test_client_view_neither_side_fragments_and_ike_auth_stalls() -> None:
@@ -91,11 +95,17 @@ def test_client_view_neither_side_fragments_and_ike_auth_stalls() -> None:
     frames += [frame(auth(response=False), sport=500, dport=500, to_server=True) for _ in range(4)]
     report = synthetic(frames)
     statuses = check_ids(report)
-    assert statuses[a.FRAGMENTATION_NOT_NEGOTIATED] == "fail"
-    f = finding(report, a.FRAGMENTATION_NOT_NEGOTIATED)
+    assert statuses[ids.CAPTURE_IKE_FRAGMENTATION_NOT_NEGOTIATED] == "fail"
+    f = finding(report, ids.CAPTURE_IKE_FRAGMENTATION_NOT_NEGOTIATED)
     assert f.error_codes == [809] and "neither side" in f.detail
-    assert statuses[a.NATT_NO_4500_ANSWER] == "skip" and statuses[a.NO_RESPONSE] == "fail"
-    assert report.verdict.root_causes == [a.FRAGMENTATION_NOT_NEGOTIATED, a.NO_RESPONSE]
+    assert (
+        statuses[ids.CAPTURE_NATT_NO_4500_ANSWER] == "skip"
+        and statuses[ids.CAPTURE_IKE_NO_RESPONSE] == "fail"
+    )
+    assert report.verdict.root_causes == [
+        ids.CAPTURE_IKE_FRAGMENTATION_NOT_NEGOTIATED,
+        ids.CAPTURE_IKE_NO_RESPONSE,
+    ]
 
 
 def test_client_view_on_4500_is_ambiguous_with_blocked_4500() -> None:
@@ -106,16 +116,19 @@ def test_client_view_on_4500_is_ambiguous_with_blocked_4500() -> None:
     frames += [nat_t(auth(response=False), to_server=True) for _ in range(4)]
     report = synthetic(frames)
     statuses = check_ids(report)
-    assert statuses[a.FRAGMENTATION_NOT_NEGOTIATED] == "fail"
-    assert statuses[a.NATT_NO_4500_ANSWER] == "warn"  # a blocked 4500 looks the same from here
-    natt = finding(report, a.NATT_NO_4500_ANSWER)
+    assert statuses[ids.CAPTURE_IKE_FRAGMENTATION_NOT_NEGOTIATED] == "fail"
+    assert statuses[ids.CAPTURE_NATT_NO_4500_ANSWER] == "warn"  # a blocked 4500 looks the same from here
+    natt = finding(report, ids.CAPTURE_NATT_NO_4500_ANSWER)
     assert natt.evidence["conversations"][0]["ambiguous_with_lost_fragments"] is True
     # with a gateway that does fragment, the same silence on 4500 is plainly 4500's fault
     frames[1] = frame(sa_init_response(frag=True), sport=500, dport=500, to_server=False)
     report = synthetic(frames)
     statuses = check_ids(report)
-    assert statuses[a.NATT_NO_4500_ANSWER] == "fail" and statuses[a.FRAGMENTATION_NOT_NEGOTIATED] == "pass"
-    assert report.verdict.root_causes == [a.NATT_NO_4500_ANSWER, a.NO_RESPONSE]
+    assert (
+        statuses[ids.CAPTURE_NATT_NO_4500_ANSWER] == "fail"
+        and statuses[ids.CAPTURE_IKE_FRAGMENTATION_NOT_NEGOTIATED] == "pass"
+    )
+    assert report.verdict.root_causes == [ids.CAPTURE_NATT_NO_4500_ANSWER, ids.CAPTURE_IKE_NO_RESPONSE]
 
 
 def test_neither_side_fragments_but_all_answered_passes() -> None:
@@ -126,5 +139,5 @@ def test_neither_side_fragments_but_all_answered_passes() -> None:
         frame(auth(response=True), sport=500, dport=500, to_server=False),
     ]
     statuses = check_ids(synthetic(frames))
-    assert statuses[a.FRAGMENTATION_NOT_NEGOTIATED] == "pass"
+    assert statuses[ids.CAPTURE_IKE_FRAGMENTATION_NOT_NEGOTIATED] == "pass"
     assert "fail" not in statuses.values()

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.capture.test_fastpath import Traffic, offsets
-from vpndoctor.capture import fastpath
+from vpndoctor.capture import fastpath, worker
 from vpndoctor.capture.tcp import LOOK_BYTES
 
 native = fastpath.native
@@ -196,7 +196,7 @@ def test_worker_step_same_as_python(seed: int, flips: int, link_type: int, max_k
         while off < len(data) - 100:
             end = min(len(data), off + next(step_sizes))
             args = (data, off, end, l2, et_at, 65535, 10**6, 256 * 1024, max_keys, look, deferred, gaps, hi)
-            step = t.scan_deferring(*args) if t is not None else fastpath._walk_deferring(esp, tcp, *args)
+            step = t.scan_deferring(*args) if t is not None else worker._walk_deferring(esp, tcp, *args)
             steps.append(step)
             if step[0] == off:
                 break
@@ -224,7 +224,7 @@ def test_deferred_records_settle_as_alone(
     esp, dirs = tables(candidate_keys(data, 24), rng)
     picks = [at for at in record_starts(data) if rng.random() < 0.5] + [len(data) - 3, 2**63, 10]
     gaps = [1_700_000_000 + rng.randrange(0, 5) * i for i in range(len(picks))]
-    result = fastpath.SplitResult(array.array("Q", picks), array.array("Q", gaps))
+    result = worker.SplitResult(array.array("Q", picks), array.array("Q", gaps))
     start = rng.randrange(0, len(picks))
 
     def batch(fp: fastpath.FastPath) -> int:

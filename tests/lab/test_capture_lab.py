@@ -25,7 +25,7 @@ import jsonschema
 import pytest
 
 from tests.helpers import need, scenarios
-from vpndoctor.capture import analysis as a
+from vpndoctor.checks import ids
 from vpndoctor.ike.constants import NotifyType, PayloadType, name_of
 from vpndoctor.ike.message import _SHORT_NOTIFY
 from vpndoctor.lab import strongswan, topology
@@ -110,7 +110,7 @@ def capture_json(pcap: Path, *args: str) -> tuple[int, dict[str, Any], str]:
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     jsonschema.validate(report, SCHEMA)
-    assert [f["id"] for f in report["findings"]] == list(a.ALL)
+    assert [f["id"] for f in report["findings"]] == list(ids.CAPTURE_ALL)
     return proc.returncode, report, proc.stderr
 
 
@@ -319,8 +319,8 @@ def test_healthy_capture_decrypts_and_agrees_with_strongswan_and_tshark(
     _, report, _ = capture_json(pcap, "--keys", str(table))
     st = statuses(report)
     assert "fail" not in st.values(), report["findings"]
-    assert st[a.FRAGMENTATION_NOT_NEGOTIATED] == "pass"
-    assert st[a.NO_RESPONSE] == "pass"
+    assert st[ids.CAPTURE_IKE_FRAGMENTATION_NOT_NEGOTIATED] == "pass"
+    assert st[ids.CAPTURE_IKE_NO_RESPONSE] == "pass"
     assert report["verdict"]["status"] == "healthy"
     assert report["warnings"] == []
     (conv,) = report["conversations"]
@@ -420,12 +420,13 @@ def test_error_809_seen_from_client_and_gateway(lab: Lab, tmp_path_factory: pyte
     # fragmentation-not-negotiated is the root cause (809), "never answered" the symptom.
     _, report, _ = capture_json(pcaps["client"])
     st = statuses(report)
-    assert st[a.FRAGMENTATION_NOT_NEGOTIATED] == "fail", report["findings"]
-    assert st[a.NO_RESPONSE] == "fail"
-    assert st[a.NATT_NO_4500_ANSWER] != "fail"  # 4500 may well be open: the answer's fragments were lost
-    assert report["verdict"]["root_causes"][0] == a.FRAGMENTATION_NOT_NEGOTIATED
-    assert report["verdict"]["root_causes"][-1] == a.NO_RESPONSE
-    fnn = next(f for f in report["findings"] if f["id"] == a.FRAGMENTATION_NOT_NEGOTIATED)
+    assert st[ids.CAPTURE_IKE_FRAGMENTATION_NOT_NEGOTIATED] == "fail", report["findings"]
+    assert st[ids.CAPTURE_IKE_NO_RESPONSE] == "fail"
+    # 4500 may well be open: the answer's fragments were lost
+    assert st[ids.CAPTURE_NATT_NO_4500_ANSWER] != "fail"
+    assert report["verdict"]["root_causes"][0] == ids.CAPTURE_IKE_FRAGMENTATION_NOT_NEGOTIATED
+    assert report["verdict"]["root_causes"][-1] == ids.CAPTURE_IKE_NO_RESPONSE
+    fnn = next(f for f in report["findings"] if f["id"] == ids.CAPTURE_IKE_FRAGMENTATION_NOT_NEGOTIATED)
     assert fnn["error_codes"] == [809]
     auth = [m for m in messages(report) if m["exchange"] == "IKE_AUTH"]
     assert len(auth) >= 2 and not any(m["response"] for m in auth)
@@ -440,9 +441,9 @@ def test_error_809_seen_from_client_and_gateway(lab: Lab, tmp_path_factory: pyte
     assert len(served) == 1, [r["ike_messages"] for r in reports]
     (server_view,) = served
     st = statuses(server_view)
-    assert st[a.FRAGMENTED_LOST] == "fail", server_view["findings"]
-    assert server_view["verdict"]["root_causes"][0] == a.FRAGMENTED_LOST
-    lost = next(f for f in server_view["findings"] if f["id"] == a.FRAGMENTED_LOST)
+    assert st[ids.CAPTURE_IKE_FRAGMENTED_LOST] == "fail", server_view["findings"]
+    assert server_view["verdict"]["root_causes"][0] == ids.CAPTURE_IKE_FRAGMENTED_LOST
+    lost = next(f for f in server_view["findings"] if f["id"] == ids.CAPTURE_IKE_FRAGMENTED_LOST)
     assert lost["error_codes"] == [809]
     assert any(r["fragmented_answer_resent"] for r in lost["evidence"]["requests"])
     answers = [m for m in messages(server_view) if m["exchange"] == "IKE_AUTH" and m["response"]]
@@ -459,10 +460,11 @@ def test_blocked_udp_4500(lab: Lab, tmp_path_factory: pytest.TempPathFactory) ->
     _, report, _ = capture_json(pcaps["client"])
     st = statuses(report)
     # Both fire: 4500 never answered after 500 was (the cause), so IKE_AUTH went unanswered (the symptom).
-    assert st[a.NATT_NO_4500_ANSWER] == "fail", report["findings"]
-    assert st[a.NO_RESPONSE] == "fail"
-    assert st[a.FRAGMENTATION_NOT_NEGOTIATED] == "pass"  # the gateway does fragment: no ambiguity
-    assert report["verdict"]["root_causes"] == [a.NATT_NO_4500_ANSWER, a.NO_RESPONSE]
+    assert st[ids.CAPTURE_NATT_NO_4500_ANSWER] == "fail", report["findings"]
+    assert st[ids.CAPTURE_IKE_NO_RESPONSE] == "fail"
+    # the gateway does fragment: no ambiguity
+    assert st[ids.CAPTURE_IKE_FRAGMENTATION_NOT_NEGOTIATED] == "pass"
+    assert report["verdict"]["root_causes"] == [ids.CAPTURE_NATT_NO_4500_ANSWER, ids.CAPTURE_IKE_NO_RESPONSE]
     on_4500 = [m for m in messages(report) if m["port"] == 4500]
     assert on_4500 and not any(m["response"] for m in on_4500)
     assert all(m["port"] == 500 for m in messages(report) if m["exchange"] == "IKE_SA_INIT")
@@ -491,9 +493,9 @@ def test_lb_per_service_sends_4500_elsewhere(lab: Lab, tmp_path_factory: pytest.
     assert flows.get(500) != flows.get(4500), flows
     _, report, _ = capture_json(pcaps["client"])
     st = statuses(report)
-    assert st[a.NATT_NO_4500_ANSWER] == "fail", report["findings"]
-    assert report["verdict"]["root_causes"][0] == a.NATT_NO_4500_ANSWER
-    assert st[a.FRAGMENTATION_NOT_NEGOTIATED] == "pass"
+    assert st[ids.CAPTURE_NATT_NO_4500_ANSWER] == "fail", report["findings"]
+    assert report["verdict"]["root_causes"][0] == ids.CAPTURE_NATT_NO_4500_ANSWER
+    assert st[ids.CAPTURE_IKE_FRAGMENTATION_NOT_NEGOTIATED] == "pass"
     assert_tshark_agrees(pcaps["client"], report)
 
 
@@ -549,8 +551,7 @@ def test_own_initiator_transcript_matches_the_capture(
         assert any(m["fragment"] for m in ours)  # the server's answer came as SKF fragments
     else:
         assert obs["timeout_exchange"] == "IKE_AUTH"
-        assert st[a.FRAGMENTATION_NOT_NEGOTIATED] == "fail" and st[a.NO_RESPONSE] == "fail", report[
-            "findings"
-        ]
-        assert report["verdict"]["root_causes"][0] == a.FRAGMENTATION_NOT_NEGOTIATED
+        assert st[ids.CAPTURE_IKE_FRAGMENTATION_NOT_NEGOTIATED] == "fail", report["findings"]
+        assert st[ids.CAPTURE_IKE_NO_RESPONSE] == "fail", report["findings"]
+        assert report["verdict"]["root_causes"][0] == ids.CAPTURE_IKE_FRAGMENTATION_NOT_NEGOTIATED
     assert_tshark_agrees(pcap, report)

@@ -1,10 +1,10 @@
 /* vpndoctor.capture._scan: the capture fast path's record walk in C.
  *
  * The same three loops as the pure-Python ones in fastpath.py (`FastPath.pcap_records`,
- * `FastPath.pcapng_blocks` and the worker's `_walk_deferring`), with the same decisions in the same order:
- * a packet is settled here (counted per kind, per ESP SPI or per TCP 443 direction, into the Python
- * dictionaries and objects the analysis owns) or left to the exact path. In Python the walk costs about
- * 0.7 us a record, which caps the reader near 300 k packets/s.
+ * `FastPath.pcapng_blocks`) and worker.py (the worker's `_walk_deferring`), with the same decisions in the
+ * same order: a packet is settled here (counted per kind, per ESP SPI or per TCP 443 direction, into the
+ * Python dictionaries and objects the analysis owns) or left to the exact path. In Python the walk costs
+ * about 0.7 us a record, which caps the reader near 300 k packets/s.
  *
  * Building a Python key and looking it up for every packet would cost most of that again, so a `Tables`
  * object keeps a small hash table of the keys already found in the analysis's dictionaries (raw address and
@@ -12,7 +12,7 @@
  * back, which `Tables.flush()` writes back (the analysis calls it once it has read the file). This is sound
  * because those dictionaries only grow (a key, once there, stays and keeps its direction object; a direction
  * once `done` stays done), and because everything else done to these counts before the end is an addition
- * (capture/tcp.py, capture/analysis.py).
+ * (capture/tcp.py, capture/conversations.py).
  *
  * Hand-written because no library walks pcap records into these tables: libpcap and dpkt hand out one
  * packet at a time (a Python object each), which is the cost this module exists to avoid. Every read is

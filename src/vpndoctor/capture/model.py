@@ -1,17 +1,36 @@
-"""The capture report: the JSON contract of `vpndoctor capture --json`.
+"""The capture report: the JSON contract of `vpndoctor capture --json`; and the IKEv2 conversations as
+collected from the capture (`IkeConversation`, `IkeMessage`: numbers and bytes as decoded), which the checks
+in `checks.capture` judge and `Conversation` shows.
 
+Data only: nothing here reads a capture, so that the checks depend on these shapes and on nothing that does.
 Findings and the verdict reuse the diagnose shapes so that renderers and consumers treat both alike.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
 from vpndoctor.checks.model import Finding, Verdict
 
-__all__ = ["CaptureReport", "Conversation", "Decrypted", "DecryptedPayload", "IkeMessageInfo", "TcpFlow"]
+__all__ = [
+    "IKE_PORT",
+    "NAT_T_PORT",
+    "CaptureReport",
+    "Conversation",
+    "Decrypted",
+    "DecryptedPayload",
+    "IkeConversation",
+    "IkeMessage",
+    "IkeMessageInfo",
+    "RequestKey",
+    "TcpFlow",
+]
+
+IKE_PORT = 500
+NAT_T_PORT = 4500  # IKE after NAT detection, ESP-in-UDP and NAT keepalives (RFC 3948)
 
 
 class _Model(BaseModel):
@@ -117,3 +136,45 @@ class CaptureReport(_Model):
     # every packet counted once by what it carries: esp, esp_in_udp, ike, nat_keepalive, tcp_443, tcp_other,
     # udp_other, other_ip, ip_fragment (before reassembly), non_ip
     packets_by_kind: dict[str, int] = {}
+
+
+# --- the conversations as collected -------------------------------------------------------------------------
+
+RequestKey = tuple[int, int, bool]  # exchange, message id, request sent by the original initiator
+
+
+@dataclass(slots=True)
+class IkeMessage:
+    """One IKEv2 message of a conversation, as the capture showed it (`IkeMessageInfo` is its JSON form)."""
+
+    t: float  # capture timestamp
+    exchange: int
+    message_id: int
+    response: bool
+    initiator: bool  # sent by the original initiator (the I flag)
+    ip_fragmented: bool
+    size: int
+    payloads: list[str]  # payload type names, in wire order
+    notifies: list[int]  # notify types of the unencrypted NOTIFY payloads
+    retransmission: bool
+    port: int  # IKE_PORT or NAT_T_PORT
+    fragment: str | None  # "n/total" for an IKEv2 fragment (SKF)
+    lost: bool  # only the first IP fragment was captured
+    decrypted: Decrypted | None = None  # with --keys
+
+    @property
+    def request_key(self) -> RequestKey:
+        requester_is_initiator = self.initiator != self.response
+        return (self.exchange, self.message_id, requester_is_initiator)
+
+
+@dataclass(slots=True)
+class IkeConversation:
+    """The messages of one IKE SA between two endpoints, in capture time (`Conversation` is its JSON form)."""
+
+    initiator: str  # "ip:port"
+    responder: str
+    spi_i: bytes
+    spi_r: bytes  # all zeros until the responder answers
+    messages: list[IkeMessage] = field(default_factory=list)
+    beyond_cap: int = 0  # messages past the per-conversation cap, not collected

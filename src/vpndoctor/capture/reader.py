@@ -10,7 +10,6 @@ interfaces) a `CaptureBudgetError`: both are `CaptureError`s, one line for the u
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import io
 import mmap
@@ -23,13 +22,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, NamedTuple, Protocol
 
+from vpndoctor.capture.layout import MAX_PACKET_BYTES, release_mapped
 from vpndoctor.errors import UsageError
 
 if TYPE_CHECKING:
-    from vpndoctor.capture.fastpath import FastPath, Split, SplitResult
+    from vpndoctor.capture.fastpath import FastPath
+    from vpndoctor.capture.worker import Split, SplitResult
 
 __all__ = [
-    "MAX_PACKET_BYTES",
     "CaptureBudgetError",
     "CaptureError",
     "CaptureReadError",
@@ -40,7 +40,7 @@ __all__ = [
     "open_without_blocking",
 ]
 
-MAX_PACKET_BYTES = 256 * 1024
+# A packet holds at most `layout.MAX_PACKET_BYTES` (256 KiB, shared with the fast path and its worker).
 # Non-packet blocks (section headers, interface descriptions with long comments) may be larger than a
 # packet, but a block claiming more than this is a damaged length, not data worth buffering.
 MAX_BLOCK_BYTES = 16 * 1024 * 1024
@@ -214,15 +214,6 @@ class _MappedSource(_Source):
     def seek(self, pos: int) -> None:
         self._pos = pos
         self.consumed = pos
-
-
-def release_mapped(mapped: mmap.mmap, start: int, end: int) -> None:
-    """Drop the mapped pages of [start, end) from this process (they stay in the page cache)."""
-    lo = start & ~(mmap.PAGESIZE - 1)
-    hi = end & ~(mmap.PAGESIZE - 1)
-    if hi > lo and hasattr(mapped, "madvise"):
-        with contextlib.suppress(OSError, ValueError):
-            mapped.madvise(mmap.MADV_DONTNEED, lo, hi - lo)
 
 
 class _PcapContext:

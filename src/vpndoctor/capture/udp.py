@@ -8,13 +8,11 @@ import struct
 from dataclasses import dataclass
 
 from vpndoctor.capture.ip import PROTO_ESP, PROTO_UDP, Packet
+from vpndoctor.capture.model import IKE_PORT, NAT_T_PORT
 from vpndoctor.ike.errors import MalformedMessage
 from vpndoctor.ike.message import peek_version
 
 __all__ = ["Carried", "Kind", "classify"]
-
-IKE_PORT = 500
-NAT_T_PORT = 4500
 
 
 class Kind(enum.Enum):

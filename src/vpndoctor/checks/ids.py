@@ -1,5 +1,5 @@
-"""Stable finding ids and their titles (diagnose, sstp, iphttps, tls): defined once, used by the checks, the
-CLI, JSON, docs and tests. `checks.model.finding()` builds a finding from an id and this table."""
+"""Stable finding ids and their titles (diagnose, sstp, iphttps, tls, capture): defined once, used by the
+checks, the CLI, JSON, docs and tests. `checks.model.finding()` builds a finding from an id and this table."""
 
 DNS_RESOLUTION = "dns.resolution"
 TCP443_REACHABLE = "tcp443.reachable"
@@ -96,6 +96,24 @@ TLS_ALL = (
     TLS_AUDIT_COMPLETE,
 )
 
+# `vpndoctor capture`: what a packet capture shows (checks/capture.py), in report order. A finding judged a
+# problem carries a title of its own ("IKE requests never answered"); the table below has the one it has
+# otherwise.
+CAPTURE_IKE_NO_RESPONSE = "capture.ike.no-response"
+CAPTURE_IKE_FRAGMENTED_LOST = "capture.ike.fragmented-lost"
+CAPTURE_IKE_FRAGMENTATION_NOT_NEGOTIATED = "capture.ike.fragmentation-not-negotiated"
+CAPTURE_NATT_NO_4500_ANSWER = "capture.natt.no-4500-answer"
+CAPTURE_IKE_ERROR_NOTIFY = "capture.ike.error-notify"
+CAPTURE_ESP_ONE_WAY = "capture.esp.one-way"
+CAPTURE_ALL = (
+    CAPTURE_IKE_NO_RESPONSE,
+    CAPTURE_IKE_FRAGMENTED_LOST,
+    CAPTURE_IKE_FRAGMENTATION_NOT_NEGOTIATED,
+    CAPTURE_NATT_NO_4500_ANSWER,
+    CAPTURE_IKE_ERROR_NOTIFY,
+    CAPTURE_ESP_ONE_WAY,
+)
+
 
 _DIAGNOSE_TITLES = {
     DNS_RESOLUTION: "DNS resolves the VPN name",
@@ -148,4 +166,13 @@ _TLS_TITLES = {
     TLS_AUDIT_COMPLETE: "audit complete",
 }
 
-TITLES: dict[str, str] = {**_DIAGNOSE_TITLES, **_SSTP_TITLES, **_TLS_TITLES}
+_CAPTURE_TITLES = {
+    CAPTURE_IKE_NO_RESPONSE: "IKE requests answered",
+    CAPTURE_IKE_FRAGMENTED_LOST: "IP-fragmented IKE messages",
+    CAPTURE_IKE_FRAGMENTATION_NOT_NEGOTIATED: "IKEv2 fragmentation negotiated",
+    CAPTURE_NATT_NO_4500_ANSWER: "UDP 4500 answered",
+    CAPTURE_IKE_ERROR_NOTIFY: "IKE error notifies",
+    CAPTURE_ESP_ONE_WAY: "ESP in both directions",
+}
+
+TITLES: dict[str, str] = {**_DIAGNOSE_TITLES, **_SSTP_TITLES, **_TLS_TITLES, **_CAPTURE_TITLES}
