@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from cryptography import x509
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from vpndoctor import __version__
-from vpndoctor.certs import issued_by_anchor
 from vpndoctor.checks import ids
+from vpndoctor.checks.certificate import facts_of, judge_certificate
 from vpndoctor.checks.ids import TITLES
 from vpndoctor.checks.model import DiagnoseReport, Finding, Politeness, Target, Verdict, finding
 from vpndoctor.checks.sstp import check_sstp_handshake, iphttps_findings
@@ -27,10 +26,6 @@ from vpndoctor.observations.diagnose import (
     samples_of,
 )
 from vpndoctor.observations.ike import IkeObservation
-
-IKE_INTERMEDIATE = "1.3.6.1.5.5.8.2.2"
-EXPIRY_WARNING = timedelta(days=30)
-
 
 REMEDY_FIREWALL = (
     "Allow the VPN ports through every firewall between clients and the VPN server (edge firewall, load "
@@ -506,6 +501,8 @@ def _certificate(obs: DiagnoseObservations) -> tuple[x509.Certificate | None, Ik
 
 
 def check_certificates(obs: DiagnoseObservations, now: datetime) -> list[Finding]:
+    """cert.name, cert.eku, cert.validity, cert.trust: the IKE gateway certificate as `checks.certificate`
+    judges it for the VPN name, with the IKE EKUs (serverAuth, and the IKE intermediate recommended)."""
     cert, main, why = _certificate(obs)
     fids = (ids.CERT_NAME, ids.CERT_EKU, ids.CERT_VALIDITY, ids.CERT_TRUST)
     if cert is None or main is None:
@@ -513,48 +510,40 @@ def check_certificates(obs: DiagnoseObservations, now: datetime) -> list[Finding
             return [_throttled_skip(fid, why) for fid in fids]
         return [_skip(fid, why) for fid in fids]
     name = obs.request.name
+    anchors, source = obs.anchors, obs.anchor_source
+    chain = [x509.load_pem_x509_certificate(p.encode()) for p in main.certificate_chain_pem[1:]]
+    facts = facts_of(cert, chain, anchors)
+    judged = judge_certificate(facts, name, now, ike=True)
     evidence_base = {
-        "subject": cert.subject.rfc4514_string(),
-        "issuer": cert.issuer.rfc4514_string(),
+        "subject": facts.subject,
+        "issuer": facts.issuer,
         "auth_verified": main.auth_verified,
     }
     out: list[Finding] = []
-    try:
-        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        dns_names = [str(n) for n in san.get_values_for_type(x509.DNSName)]
-    except x509.ExtensionNotFound:
-        dns_names = []
-    cns = [str(a.value) for a in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
-    names = dns_names or cns
-    ok = any(_name_matches(n, name) for n in names)
-    ev = {**evidence_base, "san_dns": dns_names, "cn": cns, "expected": name}
-    if ok:
-        out.append(
-            _f(
-                ids.CERT_NAME,
-                "pass",
-                f"{name} matches {'SAN' if dns_names else 'CN'} {', '.join(names)}.",
-                ev,
-            )
-        )
+    names = ", ".join(judged.presented)
+    ev = {
+        **evidence_base,
+        "san_dns": list(facts.san_dns),
+        "san_ip": list(facts.san_ip),
+        "cn": list(facts.common_names),
+        "expected": name,
+    }
+    if judged.name.status == "ok":
+        where = "CN" if judged.name.reason == "cn" else "SAN"
+        out.append(_f(ids.CERT_NAME, "pass", f"{name} matches {where} {names}.", ev))
     else:
         out.append(
             _f(
                 ids.CERT_NAME,
                 "fail",
-                f"The certificate names {', '.join(names) or 'nothing'}, not {name}.",
+                f"The certificate names {names or 'nothing'}, not {name}.",
                 ev,
                 REMEDY_CERT,
                 (13801,),
             )
         )
-    try:
-        ekus = [o.dotted_string for o in cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value]
-    except x509.ExtensionNotFound:
-        ekus = []
-    ev = {**evidence_base, "eku": ekus}
-    server_auth = ExtendedKeyUsageOID.SERVER_AUTH.dotted_string
-    if ekus and server_auth not in ekus:
+    ev = {**evidence_base, "eku": list(facts.eku)}
+    if judged.eku.status == "bad":
         out.append(
             _f(
                 ids.CERT_EKU,
@@ -566,7 +555,7 @@ def check_certificates(obs: DiagnoseObservations, now: datetime) -> list[Finding
                 (13801,),
             )
         )
-    elif IKE_INTERMEDIATE not in ekus:
+    elif judged.eku.status == "warn":
         out.append(
             _f(
                 ids.CERT_EKU,
@@ -586,9 +575,10 @@ def check_certificates(obs: DiagnoseObservations, now: datetime) -> list[Finding
                 ev,
             )
         )
-    nb, na = cert.not_valid_before_utc, cert.not_valid_after_utc
+    nb, na = facts.not_before, facts.not_after
     ev = {**evidence_base, "not_before": nb.isoformat(), "not_after": na.isoformat()}
-    if now > na:
+    validity = judged.validity
+    if validity.reason == "expired":
         out.append(
             _f(
                 ids.CERT_VALIDITY,
@@ -599,7 +589,7 @@ def check_certificates(obs: DiagnoseObservations, now: datetime) -> list[Finding
                 (13801,),
             )
         )
-    elif now < nb:
+    elif validity.reason == "not-yet-valid":
         out.append(
             _f(
                 ids.CERT_VALIDITY,
@@ -610,21 +600,18 @@ def check_certificates(obs: DiagnoseObservations, now: datetime) -> list[Finding
                 (13801,),
             )
         )
-    elif na - now < EXPIRY_WARNING:
+    elif validity.reason == "expires-soon":
         out.append(
             _f(
                 ids.CERT_VALIDITY,
                 "warn",
-                f"The certificate expires on {na:%Y-%m-%d}, in {(na - now).days} days.",
+                f"The certificate {validity.evidence}.",
                 ev,
                 REMEDY_CERT,
             )
         )
     else:
         out.append(_f(ids.CERT_VALIDITY, "pass", f"Valid {nb:%Y-%m-%d} .. {na:%Y-%m-%d}.", ev))
-    anchors, source = obs.anchors, obs.anchor_source
-    chain = [x509.load_pem_x509_certificate(p.encode()) for p in main.certificate_chain_pem[1:]]
-    trusted = bool(anchors) and issued_by_anchor(cert, chain, anchors)
     ev = {**evidence_base, "anchors": source, "anchor_count": len(anchors)}
     if not main.auth_verified:
         out.append(
@@ -638,28 +625,20 @@ def check_certificates(obs: DiagnoseObservations, now: datetime) -> list[Finding
                 (13801,),
             )
         )
-    elif trusted:
+    elif judged.trust.status == "ok":
         out.append(_f(ids.CERT_TRUST, "pass", f"Chains to a CA in {source}.", ev))
-    else:
+    else:  # untrusted, or no anchors at all (an empty system store): nothing vouches for it
         out.append(
             _f(
                 ids.CERT_TRUST,
                 "fail",
-                f"Issued by {cert.issuer.rfc4514_string()}, which is not in "
-                f"{source}: Windows clients report error 13801.",
+                f"Issued by {facts.issuer}, which is not in {source}: Windows clients report error 13801.",
                 ev,
                 REMEDY_CERT,
                 (13801,),
             )
         )
     return out
-
-
-def _name_matches(pattern: str, name: str) -> bool:
-    p, n = pattern.lower().rstrip("."), name.lower().rstrip(".")
-    if p.startswith("*.") and "." in n:
-        return n.split(".", 1)[1] == p[2:]
-    return p == n
 
 
 def check_proposals(obs: DiagnoseObservations) -> Finding:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from vpndoctor.checks import ids
+from vpndoctor.checks.certificate import facts_of_info, judge_certificate
 from vpndoctor.checks.model import Finding, finding
 from vpndoctor.observations.ike import CertificateInfo
 from vpndoctor.observations.sstp import IphttpsAttempt, IphttpsObservation, SstpObservation
@@ -190,7 +191,7 @@ def _sstp_certificate(obs: SstpObservation, now: datetime) -> Finding:
     if cert is None:
         return _f(fid, "skip", "no certificate (no TLS session)")
     ev = {"subject": cert.subject, "issuer": cert.issuer, "san_dns": cert.san_dns, "trusted": cert.trusted}
-    problems = certificate_problems(cert, obs.sni, now)
+    problems = certificate_problems(cert, dialled_name(obs.sni, obs.target), now)
     not_after = datetime.fromisoformat(cert.not_after)
     if problems:
         return _f(
@@ -205,30 +206,27 @@ def _sstp_certificate(obs: SstpObservation, now: datetime) -> Finding:
     return _f(fid, "pass", f"{cert.subject}: {trust}, valid until {not_after:%Y-%m-%d}.", ev)
 
 
+def dialled_name(sni: str | None, host: str | None) -> str | None:
+    """The name a Windows client compares the certificate with: the SNI name, else the address it dialled
+    (an SNI is never sent for an address, so `sni` is None exactly then)."""
+    return sni or host or None
+
+
 def certificate_problems(cert: CertificateInfo, name: str | None, now: datetime) -> list[tuple[str, int]]:
-    """What a Windows client would refuse the TLS certificate for, with the error it shows."""
+    """What a Windows client dialling `name` would refuse the TLS certificate for, with the error it shows:
+    `checks.certificate`'s judgement, mapped (an expiry within 30 days is no refusal; without anchors the
+    trust is not checked)."""
+    judged = judge_certificate(facts_of_info(cert), name, now)
     problems: list[tuple[str, int]] = []
-    if cert.trusted is False:
-        problems.append((f"issued by {cert.issuer}, which is not a trusted CA", CERT_E_UNTRUSTEDROOT))
-    not_after = datetime.fromisoformat(cert.not_after)
-    not_before = datetime.fromisoformat(cert.not_before)
-    if now > not_after:
-        problems.append((f"expired on {not_after:%Y-%m-%d}", CERT_E_EXPIRED))
-    elif now < not_before:
-        problems.append((f"not valid before {not_before:%Y-%m-%d}", CERT_E_EXPIRED))
-    names = cert.san_dns or [cert.subject.removeprefix("CN=")]
-    if name and not any(_name_matches(n, name) for n in names):
-        problems.append((f"names {', '.join(names)}, not {name}", CERT_E_CN_NO_MATCH))
-    if cert.eku and "serverAuth" not in cert.eku:
-        problems.append(("lacks the Server Authentication EKU", CERT_E_UNTRUSTEDROOT))
+    if judged.trust.status == "bad":
+        problems.append((judged.trust.evidence, CERT_E_UNTRUSTEDROOT))
+    if judged.validity.status == "bad":
+        problems.append((judged.validity.evidence, CERT_E_EXPIRED))
+    if judged.name.status == "bad":
+        problems.append((judged.name.evidence, CERT_E_CN_NO_MATCH))
+    if judged.eku.status == "bad":
+        problems.append((judged.eku.evidence, CERT_E_UNTRUSTEDROOT))
     return problems
-
-
-def _name_matches(pattern: str, name: str) -> bool:
-    p, n = pattern.lower().rstrip("."), name.lower().rstrip(".")
-    if p.startswith("*.") and "." in n:
-        return n.split(".", 1)[1] == p[2:]
-    return p == n
 
 
 # ---- IP-HTTPS ----------------------------------------------------------------------------------------
@@ -294,7 +292,9 @@ def iphttps_findings(obs: IphttpsObservation, *, now: datetime | None = None) ->
         t = tls_a.tls
         tls_ev: dict[str, object] = {"version": t.version, "cipher": t.cipher}
         problems = (
-            certificate_problems(t.certificate, obs.sni, now or datetime.now(UTC)) if t.certificate else []
+            certificate_problems(t.certificate, dialled_name(obs.sni, obs.host), now or datetime.now(UTC))
+            if t.certificate
+            else []
         )
         if problems:
             out.append(

@@ -6,18 +6,24 @@ fix it. `TlsReport` is the contract of `vpndoctor tls --json` (schema/tls.json).
 
 from __future__ import annotations
 
-import ipaddress
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
-from cryptography.x509.oid import NameOID
 from pydantic import BaseModel, ConfigDict, Field
 
 from vpndoctor import __version__
-from vpndoctor.certs import eku_names, issued_by_anchor, san_names
+from vpndoctor.certs import eku_names
+from vpndoctor.checks.certificate import (
+    CertificateFacts,
+    common_names_in,
+    eku_oids,
+    facts_of,
+    judge_certificate,
+    judge_name,
+    signature_name,
+)
 from vpndoctor.checks.ids import TLS_ALL as ALL
 from vpndoctor.checks.ids import (  # the ids live in one table; these names stay importable from here
     TLS_AUDIT_COMPLETE,
@@ -56,9 +62,6 @@ from vpndoctor.tls.audit import (
 
 # ------------------------------------------------------------------------------------ stable ids
 
-
-EXPIRY_WARNING = timedelta(days=30)
-MIN_RSA_BITS = 2048
 
 REMEDY_PROTOCOLS = (
     "NetScaler: `set ssl vserver VS -ssl3 DISABLED -tls1 DISABLED -tls11 DISABLED -tls12 ENABLED`; "
@@ -515,10 +518,6 @@ def describe_certificate(
         cert = x509.load_der_x509_certificate(chain[0])
     except (ValueError, IndexError):
         return None
-    dns, ips = san_names(cert)
-    ekus = eku_names(cert)
-    key = cert.public_key()
-    key_type, key_bits = _key_facts(key)
     intermediates: list[x509.Certificate] = []
     subjects = [cert.subject.rfc4514_string()]
     for der in chain[1:]:
@@ -528,29 +527,25 @@ def describe_certificate(
             continue
         intermediates.append(c)
         subjects.append(c.subject.rfc4514_string())
-    trusted = bool(anchors) and issued_by_anchor(cert, intermediates, anchors)
-    try:
-        sig = cert.signature_algorithm_oid._name  # e.g. sha256WithRSAEncryption
-    except AttributeError:  # pragma: no cover
-        sig = cert.signature_algorithm_oid.dotted_string
+    facts = facts_of(cert, intermediates, anchors)
     matches = None
     if expected is not None:
-        matches = _name_matches(cert, dns, ips, expected)
+        matches = judge_name(facts, expected)[0].status == "ok"
     return TlsCertificate(
-        subject=cert.subject.rfc4514_string(),
-        issuer=cert.issuer.rfc4514_string(),
-        san_dns=dns,
-        san_ip=ips,
-        not_before=cert.not_valid_before_utc.isoformat(),
-        not_after=cert.not_valid_after_utc.isoformat(),
-        eku=ekus,
-        key_type=key_type,
-        key_bits=key_bits,
-        signature_algorithm=str(sig),
+        subject=facts.subject,
+        issuer=facts.issuer,
+        san_dns=list(facts.san_dns),
+        san_ip=list(facts.san_ip),
+        not_before=facts.not_before.isoformat(),
+        not_after=facts.not_after.isoformat(),
+        eku=eku_names(cert),
+        key_type=facts.key_type or "unknown",
+        key_bits=facts.key_bits,
+        signature_algorithm=signature_name(cert),
         sha256=cert.fingerprint(hashes.SHA256()).hex(),
         chain_length=len(chain),
         chain=subjects,
-        trusted=trusted,
+        trusted=facts.trusted is True,
         trust_anchors=anchor_source,
         expected_name=expected,
         name_matches=matches,
@@ -558,34 +553,22 @@ def describe_certificate(
     )
 
 
-def _key_facts(key: object) -> tuple[str, int | None]:
-    if isinstance(key, rsa.RSAPublicKey):
-        return "RSA", key.key_size
-    if isinstance(key, ec.EllipticCurvePublicKey):
-        return f"EC {key.curve.name}", key.key_size
-    if isinstance(key, dsa.DSAPublicKey):
-        return "DSA", key.key_size
-    if isinstance(key, ed25519.Ed25519PublicKey):
-        return "Ed25519", 256
-    if isinstance(key, ed448.Ed448PublicKey):
-        return "Ed448", 456
-    return type(key).__name__, None
-
-
-def _name_matches(cert: x509.Certificate, dns: list[str], ips: list[str], expected: str) -> bool:
-    try:
-        ip = ipaddress.ip_address(expected)
-    except ValueError:
-        ip = None
-    if ip is not None:
-        return any(ipaddress.ip_address(a) == ip for a in ips)
-    names = dns or [str(a.value) for a in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
-    want = expected.lower().rstrip(".")
-    for pattern in names:
-        p = pattern.lower().rstrip(".")
-        if p == want or (p.startswith("*.") and "." in want and want.split(".", 1)[1] == p[2:]):
-            return True
-    return False
+def _facts(cert: TlsCertificate) -> CertificateFacts:
+    """The judge's facts back from the report's certificate (what `describe_certificate` wrote)."""
+    return CertificateFacts(
+        subject=cert.subject,
+        issuer=cert.issuer,
+        common_names=common_names_in(cert.subject),
+        san_dns=tuple(cert.san_dns),
+        san_ip=tuple(cert.san_ip),
+        not_before=datetime.fromisoformat(cert.not_before),
+        not_after=datetime.fromisoformat(cert.not_after),
+        eku=eku_oids(cert.eku),
+        key_type=cert.key_type,
+        key_bits=cert.key_bits,
+        signature_algorithm=cert.signature_algorithm,
+        trusted=cert.trusted,
+    )
 
 
 def check_certificate(cert: TlsCertificate | None, chain_seen: bool, now: datetime) -> list[Finding]:
@@ -597,9 +580,11 @@ def check_certificate(cert: TlsCertificate | None, chain_seen: bool, now: dateti
                 for fid in fids
             ]
         return [_skip(fid, "no certificate was obtained") for fid in fids]
+    # The name was judged when the certificate was described (`name_matches`, in the JSON too); the rest here.
+    judged = judge_certificate(_facts(cert), cert.expected_name, now)
     base = {"subject": cert.subject, "issuer": cert.issuer}
     out: list[Finding] = []
-    if cert.trusted:
+    if judged.trust.status == "ok":
         out.append(
             _f(
                 TLS_CERT_TRUST,
@@ -619,25 +604,15 @@ def check_certificate(cert: TlsCertificate | None, chain_seen: bool, now: dateti
                 REMEDY_CERT,
             )
         )
-    nb = datetime.fromisoformat(cert.not_before)
-    na = datetime.fromisoformat(cert.not_after)
     vev = {**base, "not_before": cert.not_before, "not_after": cert.not_after}
-    if now > na:
-        out.append(_f(TLS_CERT_VALIDITY, "fail", f"Expired on {na:%Y-%m-%d}.", vev, REMEDY_CERT))
-    elif now < nb:
-        out.append(_f(TLS_CERT_VALIDITY, "fail", f"Not valid before {nb:%Y-%m-%d}.", vev, REMEDY_CERT))
-    elif na - now < EXPIRY_WARNING:
-        out.append(
-            _f(
-                TLS_CERT_VALIDITY,
-                "warn",
-                f"Expires on {na:%Y-%m-%d}, in {(na - now).days} days.",
-                vev,
-                REMEDY_CERT,
-            )
-        )
+    validity = judged.validity
+    detail = validity.evidence[:1].upper() + validity.evidence[1:] + "."  # "Expired on 2026-01-01."
+    if validity.status == "bad":
+        out.append(_f(TLS_CERT_VALIDITY, "fail", detail, vev, REMEDY_CERT))
+    elif validity.status == "warn":
+        out.append(_f(TLS_CERT_VALIDITY, "warn", detail, vev, REMEDY_CERT))
     else:
-        out.append(_f(TLS_CERT_VALIDITY, "pass", f"Valid {nb:%Y-%m-%d} .. {na:%Y-%m-%d}.", vev))
+        out.append(_f(TLS_CERT_VALIDITY, "pass", detail, vev))
     nev = {**base, "san_dns": cert.san_dns, "san_ip": cert.san_ip, "expected": cert.expected_name}
     if cert.expected_name is None:
         out.append(_skip(TLS_CERT_NAME, "no name to compare with (give --sni NAME)"))
@@ -656,7 +631,7 @@ def check_certificate(cert: TlsCertificate | None, chain_seen: bool, now: dateti
             )
         )
     eev = {**base, "eku": cert.eku}
-    if cert.eku and "serverAuth" not in cert.eku:
+    if judged.eku.status == "bad":
         out.append(
             _f(
                 TLS_CERT_EKU,
@@ -668,10 +643,14 @@ def check_certificate(cert: TlsCertificate | None, chain_seen: bool, now: dateti
             )
         )
     else:
-        detail = "Server Authentication EKU present." if cert.eku else "No EKU extension (any use allowed)."
+        detail = (
+            "Server Authentication EKU present."
+            if judged.eku.reason == "server-auth"
+            else "No EKU extension (any use allowed)."
+        )
         out.append(_f(TLS_CERT_EKU, "pass", detail, eev))
     kev = {"key_type": cert.key_type, "key_bits": cert.key_bits}
-    if cert.key_type in ("RSA", "DSA") and (cert.key_bits or 0) < MIN_RSA_BITS:
+    if judged.key.status == "bad":
         out.append(
             _f(TLS_CERT_KEY, "fail", f"{cert.key_type} {cert.key_bits}-bit key: too short.", kev, REMEDY_CERT)
         )
@@ -684,9 +663,8 @@ def check_certificate(cert: TlsCertificate | None, chain_seen: bool, now: dateti
                 kev,
             )
         )
-    sig = cert.signature_algorithm.lower()
     sev = {"signature_algorithm": cert.signature_algorithm}
-    if "md5" in sig or "sha1" in sig:
+    if judged.signature.status == "bad":
         out.append(
             _f(
                 TLS_CERT_SIGNATURE,
