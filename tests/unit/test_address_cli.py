@@ -16,14 +16,16 @@ import jsonschema
 import pytest
 import typer
 from typer.testing import CliRunner
+from vpndoctor.windows.addresses import AddressReport
+from vpndoctor.windows.ipconfig import IsatapReport
 
-from tests.unit.test_addresses import (
+from tests.windows.test_addresses import (
     GET_NETIPADDRESS_LIST,
     IPCONFIG_ALL,
     IPCONFIG_VISTA_LINK_LOCAL_ONLY,
     NO_ISATAP,
 )
-from vpndoctor.commands_address import AddressReport, IsatapReport, address_cmd, isatap_app
+from vpndoctor.cli.app import app as vpndoctor_app
 
 ISATAP = "2001:db8:1:8000:0:5efe:10.0.0.5"
 PRIVATE96 = "2001:db8:1:8000:0:5efe::/96"
@@ -31,28 +33,17 @@ PUBLIC96 = "2001:db8:1:8000:200:5efe::/96"
 RDP = "Remote Desktop - User Mode (TCP-In)"
 ICMP = "File and Printer Sharing (Echo Request - ICMPv6-In)"
 
-# The registration the lead adds to cli.py, then cli.main() with its one-line error handling.
+# The real entry point, with its one-line error handling.
 MAIN = """
 import sys
-import vpndoctor.cli as cli
-from vpndoctor.commands_address import address_cmd, isatap_app
-cli.app.command("address")(address_cmd)
-cli.app.add_typer(isatap_app, name="isatap")
 sys.argv[0] = "vpndoctor"
-cli.main()
+from vpndoctor.cli import main
+main()
 """
 
 
 def make_app() -> typer.Typer:
-    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
-
-    @app.callback()
-    def _root() -> None:
-        """Test root."""
-
-    app.command("address")(address_cmd)
-    app.add_typer(isatap_app, name="isatap")
-    return app
+    return vpndoctor_app
 
 
 def invoke(*args: str, stdin: str | None = None) -> str:

@@ -15,10 +15,9 @@ import time
 from pathlib import Path
 
 import pytest
-import typer
 from typer.testing import CliRunner
 
-from tests.unit.test_events import (
+from tests.windows.test_events import (
     ALICE,
     COID_B,
     JOSE,
@@ -30,30 +29,18 @@ from tests.unit.test_events import (
     write_csv,
     write_xml,
 )
-from vpndoctor.commands_events import events_cmd, explain_cmd
+from vpndoctor.cli.app import app
 from vpndoctor.errors import UsageError
-from vpndoctor.events import SECURITY_AUDITING, EventsReport
+from vpndoctor.windows.events import SECURITY_AUDITING, EventsReport
 
 REPO = Path(__file__).resolve().parents[2]
 
-app = typer.Typer(pretty_exceptions_enable=False)
-# Negative HRESULTs (-2146885613) look like options: the command takes unknown "options" as CODE.
-app.command("explain", context_settings={"ignore_unknown_options": True})(explain_cmd)
-app.command("events")(events_cmd)
-
-# cli.main in miniature: a VpndoctorError becomes one line on stderr and exit status 2.
+# The real entry point: a VpndoctorError becomes one line on stderr and exit status 2.
 MAIN = """
-import sys, typer
-from vpndoctor.commands_events import events_cmd, explain_cmd
-from vpndoctor.errors import VpndoctorError
-app = typer.Typer(pretty_exceptions_enable=False)
-app.command("explain", context_settings={"ignore_unknown_options": True})(explain_cmd)
-app.command("events")(events_cmd)
-try:
-    app(sys.argv[1:])
-except VpndoctorError as exc:
-    print(f"vpndoctor: error: {exc}", file=sys.stderr)
-    sys.exit(2)
+import sys
+sys.argv[0] = "vpndoctor"
+from vpndoctor.cli import main
+main()
 """
 
 runner = CliRunner()

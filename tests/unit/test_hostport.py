@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from vpndoctor.commands_sstp import split_host_port
+from vpndoctor.cli.sstp import split_host_port
 from vpndoctor.errors import UsageError
 from vpndoctor.hostport import HostPort, format_host_port, parse_host_port
 from vpndoctor.probes.iphttps import IphttpsTarget, parse_target

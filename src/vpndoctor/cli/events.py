@@ -1,31 +1,25 @@
-"""`vpndoctor explain` and `vpndoctor events`: typer commands for cli.py to register, and their output.
+"""`vpndoctor explain` and `vpndoctor events`: typer commands.
 
-Decoding lives in `errorcodes`, reading and grouping events in `events`; this module only wires options,
-prints and picks the exit code.
+Decoding lives in `windows.errorcodes`, reading and grouping events in `windows.events`, the drawing in
+`report.events`; this module only wires options and picks the exit code.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
-from vpndoctor import errorcodes
-from vpndoctor.events import Attempt, CodeCount, EventsReport, NameCount, analyse
+from vpndoctor.cli.output import emit, out, warn
 
-out = Console()
-err = Console(stderr=True)
-
-TOP = 10  # rows per summary table on the terminal; --json has them all
-ATTEMPTS_SHOWN = 30  # most recent attempts listed on the terminal
+explain_app = typer.Typer()
+events_app = typer.Typer()
 
 
+# A negative HRESULT such as -2146885613 must not be taken for an option.
+@explain_app.command("explain", context_settings={"ignore_unknown_options": True})
 def explain_cmd(
     code: Annotated[
         str,
@@ -43,6 +37,8 @@ def explain_cmd(
 
     Exit 0 when the code is in the catalogue, 1 when it is not, 2 on a usage error.
     """
+    from vpndoctor.windows import errorcodes
+
     if nps:
         value = errorcodes.parse_nps_code(code)
         entry = errorcodes.lookup_nps(value)
@@ -57,46 +53,20 @@ def explain_cmd(
             "forms": asdict(forms),
             "entry": asdict(entry) if entry else None,
         }
-        print(json.dumps(doc))
+        emit(doc, as_json=True)
     if entry is None:
         message = (
             f"no NPS reason code {value} in the catalogue" if nps else f"no entry for {code} ({forms.text()})"
         )
-        err.print(f"vpndoctor: {message}", highlight=False, markup=False, soft_wrap=True)
+        warn(message, label="")
         raise typer.Exit(1)
     if not as_json:
+        from vpndoctor.report.events import render_entry
+
         render_entry(entry, forms, out, nps=nps)
 
 
-def render_entry(
-    entry: errorcodes.ErrorEntry, forms: errorcodes.CodeForms, console: Console, nps: bool
-) -> None:
-    label = f"NPS reason code {entry.code}" if nps else f"{entry.code if entry.code <= 0xFFFF else forms.hex}"
-    name = f"  [bold]{escape(entry.name)}[/]" if entry.name else ""
-    decoded = f"decimal {entry.code}" if nps else forms.text()
-    console.print(f"[bold cyan]{escape(label)}[/]{name}  [dim]({escape(decoded)})[/]", soft_wrap=True)
-    grid = Table.grid(padding=(0, 2))
-    grid.add_column(style="bold", no_wrap=True)
-    grid.add_column(overflow="fold")  # URLs and commands must stay whole, never cut with an ellipsis
-    grid.add_row("Meaning", escape(entry.meaning))
-    if entry.causes:
-        grid.add_row("Usual causes", "\n".join(f"• {escape(c)}" for c in entry.causes))
-    if entry.checks:
-        lines = []
-        for c in entry.checks:
-            lines.append(f"• {escape(c.what)}")
-            if c.command:
-                lines.append(f"    [green]$ {escape(c.command)}[/]")
-        grid.add_row("What to check", "\n".join(lines))
-    grid.add_row("Fix", escape(entry.fix))
-    grid.add_row("Source", escape(entry.source))
-    for url in entry.see_also:
-        grid.add_row("See also", escape(url))
-    if entry.notes:
-        grid.add_row("Notes", f"[dim]{escape(entry.notes)}[/]")
-    console.print(grid)
-
-
+@events_app.command("events")
 def events_cmd(
     files: Annotated[
         list[str],
@@ -116,133 +86,10 @@ def events_cmd(
     (one line on stderr; also a FIFO without a writer, a terminal, or input past the limits on nesting and
     size that keep memory flat).
     """
+    from vpndoctor.report.events import render_events
+    from vpndoctor.windows.events import analyse
+
     report = analyse(Path(f) for f in files)
     for w in report.warnings:
-        err.print(f"vpndoctor: warning: {w}", highlight=False, markup=False, soft_wrap=True)
-    if as_json:
-        print(report.model_dump_json())
-    else:
-        render_events(report, out)
-
-
-def render_events(report: EventsReport, console: Console) -> None:
-    files = ", ".join(f"{Path(f.path).name} ({f.format}, {f.records})" for f in report.files)
-    console.print(
-        f"Read {report.records} records from {len(report.files)} file(s): {escape(files)}", soft_wrap=True
-    )
-    if report.rasclient_events == 0:
-        console.print(
-            "[bold]No RasClient events[/] in these files (Always On VPN clients log them in Application)."
-        )
-    else:
-        _render_ras(report, console)
-    if report.nps.granted or report.nps.denied:
-        _render_nps(report, console)
-    if report.other_events_total:
-        _render_other(report, console)
-    if report.rasclient_events == 0:
-        table = Table("provider", "records", title="Providers seen", title_justify="left")
-        for p in report.providers[: TOP * 2]:
-            table.add_row(escape(p.provider), str(p.count))
-        console.print(table)
-        more = len(report.providers) - TOP * 2
-        if more > 0:
-            console.print(f"[dim]... and {more} more providers (--json lists them all)[/]")
-
-
-def _render_ras(report: EventsReport, console: Console) -> None:
-    s = report.summary
-    console.print(
-        f"[bold]{s.attempts} connection attempt(s)[/] from {report.rasclient_events} RasClient events: "
-        f"[green]{s.connected} connected[/], [red]{s.failed} failed[/], {s.incomplete} incomplete"
-    )
-    if s.failures_by_code:
-        table = Table(
-            "error", "name", "failures", "meaning", title="Failures by error code", title_justify="left"
-        )
-        for c in s.failures_by_code[:TOP]:
-            table.add_row(_code_label(c), escape(c.name or "-"), str(c.count), escape(_short(c.meaning)))
-        console.print(table)
-        console.print("[dim]`vpndoctor explain CODE` for causes, checks and the fix.[/]")
-    for title, rows in (("By connection", s.by_connection), ("By user", s.by_user)):
-        _render_names(title, rows, console)
-    if s.by_day:
-        table = Table("day", "attempts", "failures", title="Over time", title_justify="left")
-        for b in s.by_day[-TOP:]:
-            table.add_row(b.period, str(b.attempts), str(b.failures))
-        console.print(table)
-    shown = report.attempts[-ATTEMPTS_SHOWN:]
-    table = Table(
-        "started", "user", "connection", "outcome", "timeline", title="Attempts", title_justify="left"
-    )
-    for a in shown:
-        table.add_row(
-            escape(a.started or "-"),
-            escape(a.user or "-"),
-            escape(a.connection or "-"),
-            _outcome(a),
-            _timeline(a),
-        )
-    console.print(table)
-    if len(report.attempts) > len(shown):
-        console.print(
-            f"[dim]{len(report.attempts) - len(shown)} earlier attempts not shown (--json has them).[/]"
-        )
-
-
-def _render_nps(report: EventsReport, console: Console) -> None:
-    n = report.nps
-    console.print(f"[bold]NPS[/]: {n.granted} granted (6272), [red]{n.denied} denied[/] (6273)")
-    if n.denied_by_reason:
-        table = Table("reason", "denials", "meaning", title="Denials by reason code", title_justify="left")
-        for c in n.denied_by_reason[:TOP]:
-            table.add_row(str(c.code), str(c.count), escape(_short(c.meaning)))
-        console.print(table)
-        console.print("[dim]`vpndoctor explain --nps CODE` for causes and the fix.[/]")
-    _render_names("Denied users", n.denied_by_user, console, count_label="denials", failures=False)
-
-
-def _render_other(report: EventsReport, console: Console) -> None:
-    table = Table(
-        "time", "provider", "event", "text", title="IKEEXT / SSTP / RRAS errors", title_justify="left"
-    )
-    for o in report.other_events[-TOP:]:
-        table.add_row(escape(o.time or "-"), escape(o.provider), str(o.event_id), escape(_short(o.text, 100)))
-    console.print(table)
-    if report.other_events_total > TOP:
-        console.print(f"[dim]{report.other_events_total} such events in all (--json lists up to 1000).[/]")
-
-
-def _render_names(
-    title: str, rows: list[NameCount], console: Console, count_label: str = "attempts", failures: bool = True
-) -> None:
-    if not rows:
-        return
-    table = Table("name", count_label, *(["failures"] if failures else []), title=title, title_justify="left")
-    for r in rows[:TOP]:
-        table.add_row(escape(r.name), str(r.attempts), *([str(r.failures)] if failures else []))
-    console.print(table)
-
-
-def _code_label(c: CodeCount) -> str:
-    return str(c.code) if c.code <= 0xFFFF else c.hex
-
-
-def _outcome(a: Attempt) -> str:
-    if a.outcome == "failed":
-        code = f" {a.error.code if a.error.code <= 0xFFFF else a.error.hex}" if a.error else ""
-        return f"[red]failed{code}[/]"
-    if a.outcome in ("connected", "disconnected"):
-        return f"[green]{a.outcome}[/]"
-    return a.outcome
-
-
-def _timeline(a: Attempt) -> str:
-    steps = " → ".join(str(s.event_id) for s in a.steps)
-    return escape(steps + (f" (+{a.steps_dropped})" if a.steps_dropped else ""))
-
-
-def _short(text: str | None, width: int = 80) -> str:
-    if not text:
-        return "-"
-    return text if len(text) <= width else text[: width - 1] + "…"
+        warn(w)
+    emit(report, as_json=as_json, render=render_events)

@@ -1,5 +1,5 @@
 """`vpndoctor sstp` and `vpndoctor iphttps`: thin typer commands over `probes.sstp` / `probes.iphttps`,
-judged by `checks.sstp`, rendered by `report.sstp`. Registered in cli.py's `_register_tools()`.
+judged by `checks.sstp`, rendered by `report.sstp`.
 """
 
 from __future__ import annotations
@@ -8,12 +8,13 @@ import asyncio
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
+from vpndoctor.cli.output import emit
 from vpndoctor.errors import UsageError
 from vpndoctor.hostport import parse_host_port
 
-out = Console()
+sstp_app = typer.Typer()
+iphttps_app = typer.Typer()
 
 SniOpt = Annotated[str | None, typer.Option("--sni", help="TLS server name to send (default: the host).")]
 CaOpt = Annotated[
@@ -29,6 +30,7 @@ def split_host_port(text: str, default_port: int = 443) -> tuple[str, int]:
     return where.host, where.port
 
 
+@sstp_app.command("sstp")
 def sstp_cmd(
     target: Annotated[str, typer.Argument(metavar="HOST[:PORT]", help="SSTP server (default port 443).")],
     sni: SniOpt = None,
@@ -53,13 +55,11 @@ def sstp_cmd(
     anchors, _ = trust_anchors(ca or [])
     obs = asyncio.run(run_sstp_probe(host, port=port, sni=sni, anchors=anchors, timeout_s=timeout_s))
     report = sstp_report(obs)
-    if as_json:
-        print(report.model_dump_json())
-    else:
-        render_sstp(report, out)
+    emit(report, as_json=as_json, render=render_sstp)
     raise typer.Exit(exit_code(report.findings, unreachable=obs.reached == "none"))
 
 
+@iphttps_app.command("iphttps")
 def iphttps_cmd(
     target: Annotated[
         str, typer.Argument(metavar="URL-or-HOST", help="https://host[:port]/IPHTTPS or host[:port].")
@@ -101,9 +101,6 @@ def iphttps_cmd(
         )
     )
     report = iphttps_report(obs)
-    if as_json:
-        print(report.model_dump_json())
-    else:
-        render_iphttps(report, out)
+    emit(report, as_json=as_json, render=render_iphttps)
     unreachable = obs.error is not None or all(a.reached == "none" for a in obs.attempts)
     raise typer.Exit(exit_code(report.findings, unreachable=unreachable))

@@ -2,7 +2,7 @@
 certificates, server certificate, resumption) with DirectAccess/Always On VPN findings.
 
 A thin typer command over `vpndoctor.probes.tls_audit` (the I/O), `vpndoctor.checks.tls` (the judgement)
-and `vpndoctor.report.tls` (the terminal); registered in cli.py.
+and `vpndoctor.report.tls` (the terminal).
 """
 
 from __future__ import annotations
@@ -10,14 +10,14 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
+from vpndoctor.cli.output import emit, status, warn
 from vpndoctor.errors import UsageError
 
-out = Console()
-err = Console(stderr=True)
+app = typer.Typer()
 
 
+@app.command("tls")
 def tls_cmd(
     target: Annotated[str, typer.Argument(help="HOST[:PORT] (default port 443; IPv6 as [addr]:port).")],
     sni: Annotated[
@@ -65,16 +65,10 @@ def tls_cmd(
         client_cert=client_cert,
         client_key=client_key,
     )
-    if as_json:
+    with status(f"auditing {target}...", quiet=as_json):
         obs = audit(request)
-    else:
-        with err.status(f"auditing {target}..."):
-            obs = audit(request)
     report = judge(obs)
-    if as_json:
-        print(report.model_dump_json())
-    else:
-        render_tls(report, out)
+    emit(report, as_json=as_json, render=render_tls)
     if report.error is not None:
-        err.print(f"vpndoctor: {target}: {report.error}", highlight=False, markup=False, soft_wrap=True)
+        warn(f"{target}: {report.error}", label="")
     raise typer.Exit(exit_code(report))

@@ -1,0 +1,134 @@
+"""`vpndoctor diagnose NAME`: every check of an Always On VPN / DirectAccess gateway, a verdict, the fix."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from vpndoctor.cli.output import check_writable, emit, status
+from vpndoctor.errors import UsageError
+
+app = typer.Typer()
+
+
+@app.command("diagnose")
+def diagnose(
+    name: Annotated[str, typer.Argument(help="The VPN server name clients dial (e.g. vpn.example.com).")],
+    address: Annotated[
+        str | None, typer.Option(help="Probe this address instead of what DNS answers.")
+    ] = None,
+    resolver: Annotated[
+        list[str] | None, typer.Option("--resolver", help="Also ask this DNS server.")
+    ] = None,
+    expect_ip: Annotated[
+        list[str] | None, typer.Option("--expect-ip", help="An address the name must resolve to.")
+    ] = None,
+    ca: Annotated[list[str] | None, typer.Option("--ca", help="Trust anchor (PEM/DER), repeatable.")] = None,
+    profile: Annotated[
+        str | None, typer.Option("--profile", help="Always On VPN ProfileXML to check the crypto policy of.")
+    ] = None,
+    protocols: Annotated[str, typer.Option(help="Comma-separated: ikev2, sstp, iphttps.")] = "ikev2,sstp",
+    timeout_s: Annotated[float, typer.Option("--timeout-s", help="Deadline per exchange, seconds.")] = 5.0,
+    max_half_open: Annotated[
+        int,
+        typer.Option(
+            "--max-half-open", help="At most this many of our IKE SAs half-open on the gateway at once."
+        ),
+    ] = 2,
+    max_pps: Annotated[
+        float, typer.Option("--max-pps", help="At most this many IKE datagrams per second to the gateway.")
+    ] = 100.0,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON object on stdout (schema/diagnose.json).")
+    ] = False,
+    html: Annotated[
+        str | None, typer.Option("--html", help="Also write an HTML report to this file.")
+    ] = None,
+    fix: Annotated[
+        bool, typer.Option("--fix", help="Also print the configuration that fixes the failing findings.")
+    ] = False,
+    lb: Annotated[
+        str | None,
+        typer.Option("--lb", help="With --fix: your load balancer (netscaler|f5|kemp|haproxy|nginx)."),
+    ] = None,
+) -> None:
+    """Why do Always On VPN clients fail with 809 (or 13801/13806/13868)? Every check, a verdict, the fix.
+
+    Exit 0 when nothing fails, 1 when problems are found, 2 on a usage or local error.
+    """
+    import asyncio
+    import ipaddress
+
+    from vpndoctor.checks.diagnose import judge
+    from vpndoctor.observations.diagnose import DiagnoseRequest
+    from vpndoctor.probes.diagnose import run_diagnose
+    from vpndoctor.report.diagnose import render_diagnose
+    from vpndoctor.report.html import render_html
+
+    protos = tuple(p.strip().lower() for p in protocols.split(",") if p.strip())
+    unknown = [p for p in protos if p not in ("ikev2", "sstp", "iphttps")]
+    if unknown or not protos:
+        raise UsageError(
+            f"--protocols: unknown protocol(s) {', '.join(unknown) or '(none)'}; "
+            "expected ikev2, sstp, iphttps"
+        )
+    if timeout_s <= 0:
+        raise UsageError("--timeout-s must be positive")
+    if not 1 <= max_half_open <= 64:
+        raise UsageError("--max-half-open must be between 1 and 64")
+    if not 1 <= max_pps <= 10_000:
+        raise UsageError("--max-pps must be between 1 and 10000")
+    from vpndoctor.configgen.fix import LB_VENDORS
+
+    if lb is not None and (not fix or lb not in LB_VENDORS):
+        raise UsageError(f"--lb {lb}: expected one of {', '.join(LB_VENDORS)}, together with --fix")
+    if fix and as_json:
+        raise UsageError("--fix prints configuration text; it does not go with --json")
+    for label, values in (
+        ("--address", [address] if address else []),
+        ("--resolver", resolver or []),
+        ("--expect-ip", expect_ip or []),
+    ):
+        for v in values:
+            try:
+                ipaddress.ip_address(v)
+            except ValueError:
+                raise UsageError(f"{label} {v}: not an IP address") from None
+    check_writable(html)
+    profile_proposal = None
+    if profile:
+        from vpndoctor.windows.profile import load_profile
+
+        suite = load_profile(profile).cryptography_suite
+        if suite is None:
+            raise UsageError(
+                f"{profile}: no <CryptographySuite> in the profile (Windows then uses its defaults)"
+            )
+        try:
+            profile_proposal = suite.ike_proposal()
+        except UsageError as exc:
+            raise UsageError(f"{profile}: {exc}") from None
+    request = DiagnoseRequest(
+        name=name,
+        address=address,
+        resolvers=resolver or [],
+        expect_ips=expect_ip or [],
+        ca_files=ca or [],
+        protocols=protos,
+        profile_proposal=profile_proposal,
+        timeout_s=timeout_s,
+        max_half_open=max_half_open,
+        rate_pps=max_pps,
+    )
+    with status(f"diagnosing {name}...", quiet=as_json) as progress:
+        observations = asyncio.run(run_diagnose(request, None if as_json else progress))
+    report = judge(observations)
+    emit(report, as_json=as_json, render=render_diagnose, html=html, render_html=render_html)
+    if fix:
+        from vpndoctor.configgen.fix import fix_config
+
+        print(fix_config(report, lb), end="")
+    raise typer.Exit(0 if report.verdict.status == "healthy" else 1)
+
+
