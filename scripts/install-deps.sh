@@ -13,6 +13,9 @@ APT_PACKAGES=(
   gcc libc6-dev python3-dev
   # TLS/SSTP/IP-HTTPS lab (ADC stand-ins, oracles, SSTP client) and the capture report's browser test
   nginx-light libnginx-mod-stream haproxy keepalived sslscan testssl.sh sstp-client chromium fonts-dejavu-core
+  # the lab's NPS stand-in (FreeRADIUS, reached by strongSwan's eap-radius) and its RADIUS-level clients
+  # (radtest, radclient; eapol_test for PEAP and EAP-TLS)
+  freeradius freeradius-utils eapoltest
 )
 
 missing=()
@@ -27,8 +30,8 @@ if ((${#missing[@]})); then
   echo "install-deps: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q
-  # The lab runs nginx, HAProxy and keepalived in its own namespaces: keep the packages' init scripts from
-  # starting system-wide copies while they install.
+  # The lab runs nginx, HAProxy, keepalived and FreeRADIUS in its own namespaces: keep the packages' init
+  # scripts from starting system-wide copies while they install.
   guard=
   if [ ! -e /usr/sbin/policy-rc.d ]; then
     printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && guard=1
@@ -36,6 +39,18 @@ if ((${#missing[@]})); then
   fi
   apt-get install -y -q --no-install-recommends "${missing[@]}"
   [ -z "$guard" ] || rm -f /usr/sbin/policy-rc.d
+fi
+
+# Debian's freeradius enables a system-wide service (UDP 1812/1813 on every address) that would start at the
+# next boot: keep it disabled, and stopped should one run. The lab starts its own (src/vpndoctor/lab/radius.py).
+if [ "$(id -u)" = 0 ] && [ -e /etc/init.d/freeradius ]; then
+  if [ -d /run/systemd/system ]; then
+    systemctl disable --now freeradius.service >/dev/null 2>&1 || true
+  else
+    update-rc.d freeradius disable >/dev/null 2>&1 || true  # the rc.d links and the systemd unit's link
+    pid=$(cat /run/freeradius/freeradius.pid 2>/dev/null || true)
+    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then /etc/init.d/freeradius stop >/dev/null || true; fi
+  fi
 fi
 
 PY=${PYTHON:-python3}

@@ -16,13 +16,17 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from vpndoctor.lab.pki import (
     CERTIFICATE_DEFECTS,
+    CLIENT_CERTIFICATE_DEFECTS,
     IKE_INTERMEDIATE_OID,
     CertificateDefect,
+    ClientCertificateDefect,
+    ConnectPkiFiles,
     DirectAccessPki,
     DirectAccessPkiFiles,
     LabPki,
     LabPkiFiles,
     make_client_cert,
+    make_connect_pki,
     make_directaccess_pki,
     make_lab_pki,
 )
@@ -392,3 +396,94 @@ def test_directaccess_server_cert_stays_valid_whatever_the_lab_defect(tmp_path: 
     _, files, lab_files = _da(tmp_path, "untrusted-ca")
     proc = _verify(lab_files.ca_cert, files.server_cert, "-purpose", "sslserver")
     assert proc.returncode == 0, _out(proc)
+
+
+# --- the `connect` scenarios: RADIUS server certificate and client certificates ---------------------------
+
+USER = "dave@lab.test"
+DEVICE = "device1.lab.test"
+NPS = "nps.lab.test"
+
+
+def _connect(tmp_path: Path, defect: str = "valid", lab_defect: str = "valid") -> ConnectPkiFiles:
+    lab = _pki(lab_defect)
+    lab.write(tmp_path)
+    pki = make_connect_pki(lab, now=_now(), defect=defect, user=USER, device=DEVICE, nps_name=NPS)
+    return pki.write(tmp_path)
+
+
+def _cert(path: Path) -> x509.Certificate:
+    return x509.load_pem_x509_certificate(path.read_bytes())
+
+
+def _cn(cert: x509.Certificate) -> str:
+    return str(cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value)
+
+
+def test_client_defect_tuple_matches_literal() -> None:
+    assert typing.get_args(ClientCertificateDefect) == CLIENT_CERTIFICATE_DEFECTS
+    from vpndoctor.lab import scenario
+
+    assert typing.get_args(scenario.ClientCertificateDefect) == CLIENT_CERTIFICATE_DEFECTS
+    with pytest.raises(ValueError, match="unknown client certificate defect 'bogus'"):
+        make_connect_pki(_pki("valid"), now=_now(), defect="bogus", user=USER, device=DEVICE, nps_name=NPS)
+
+
+def test_connect_files_modes_and_shapes(tmp_path: Path) -> None:
+    files = _connect(tmp_path)
+    assert files == ConnectPkiFiles.at(tmp_path)
+    for key in (files.nps_key, files.user_key, files.machine_key):
+        assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    ca = x509.load_pem_x509_certificate((tmp_path / "ca.pem").read_bytes())
+    user, machine, nps = _cert(files.user_cert), _cert(files.machine_cert), _cert(files.nps_cert)
+    for cert in (user, machine, nps):
+        cert.verify_directly_issued_by(ca)
+    assert _cn(user) == USER and _cn(machine) == DEVICE and _cn(nps) == NPS
+    san = user.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert san.get_values_for_type(x509.RFC822Name) == [USER]
+    san = machine.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert san.get_values_for_type(x509.DNSName) == [DEVICE]
+    for cert in (user, machine):
+        eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+        assert list(eku) == [ExtendedKeyUsageOID.CLIENT_AUTH]
+    assert list(nps.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value) == [
+        ExtendedKeyUsageOID.SERVER_AUTH
+    ]
+    assert files.nps_chain.read_bytes() == files.nps_cert.read_bytes() + (tmp_path / "ca.pem").read_bytes()
+    # three different keys: the user's, the machine's, the RADIUS server's
+    keys = {p.read_bytes() for p in (files.user_key, files.machine_key, files.nps_key)}
+    assert len(keys) == 3
+
+
+def test_connect_certs_come_from_the_trusted_ca_whatever_the_server_defect(tmp_path: Path) -> None:
+    files = _connect(tmp_path, lab_defect="untrusted-ca")
+    ca = x509.load_pem_x509_certificate((tmp_path / "ca.pem").read_bytes())
+    _cert(files.machine_cert).verify_directly_issued_by(ca)
+    _cert(files.nps_cert).verify_directly_issued_by(ca)
+
+
+@needs_openssl
+@pytest.mark.parametrize("defect", CLIENT_CERTIFICATE_DEFECTS)
+def test_openssl_judges_client_certificate_defects(defect: str, tmp_path: Path) -> None:
+    files = _connect(tmp_path, defect)
+    ca = tmp_path / "ca.pem"
+    for cert in (files.user_cert, files.machine_cert):
+        proc = _verify(ca, cert, "-purpose", "sslclient")
+        if defect in ("valid", "wrong-subject"):
+            assert proc.returncode == 0, _out(proc)
+        else:
+            assert proc.returncode != 0, _out(proc)
+            expected = {
+                "expired": "certificate has expired",
+                "no-clientauth-eku": "unsuitable certificate purpose",
+                "foreign-ca": "unable to get local issuer certificate",
+            }[defect]
+            assert expected in _out(proc)
+    nps = _verify(ca, files.nps_cert, "-purpose", "sslserver")
+    assert nps.returncode == 0, _out(nps)  # the RADIUS server's certificate never carries the defect
+    machine = _cert(files.machine_cert)
+    assert _cn(machine) == ("wrong-" + DEVICE if defect == "wrong-subject" else DEVICE)
+    assert _cn(_cert(files.user_cert)) == USER
+    if defect == "foreign-ca":
+        foreign = _verify(files.foreign_ca_cert, files.machine_cert, "-purpose", "sslclient")
+        assert foreign.returncode == 0, _out(foreign)

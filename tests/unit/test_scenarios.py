@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,9 +12,10 @@ from pathlib import Path
 import pytest
 
 from vpndoctor.errors import UsageError
-from vpndoctor.lab import adc, nftables, strongswan
+from vpndoctor.lab import adc, nftables, radius, strongswan
 from vpndoctor.lab import topology as t
-from vpndoctor.lab.pki import make_directaccess_pki, make_lab_pki
+from vpndoctor.lab.client import parse_dial
+from vpndoctor.lab.pki import make_connect_pki, make_directaccess_pki, make_lab_pki
 from vpndoctor.lab.scenario import AdcKnobs, Scenario, builtin_scenarios, load_scenario, parse_scenario
 
 KNOB_VALUES = {
@@ -27,6 +29,10 @@ KNOB_VALUES = {
     # dos_protection: every built-in scenario runs strongSwan's defaults; "strict" variants live in
     # tests/lab/scenarios/, and "off" exists only as a fault knob.
     "nat": {"none", "client-behind-nat"},
+    "radius": {"none", "up", "down"},
+    "rras": {True, False},
+    "split_tunnel": {True, False},
+    "client_certificate": {"valid", "expired", "no-clientauth-eku", "foreign-ca", "wrong-subject"},
 }
 
 
@@ -325,3 +331,243 @@ def test_scenario_file_hostile_inputs_are_one_line_errors(tmp_path: Path) -> Non
     digits.write_text("name: digits\nrtt_ms: " + "9" * 5000 + "\n")
     with pytest.raises(UsageError, match="not valid YAML"):
         load_scenario(str(digits))
+
+
+# --- the RADIUS (NPS) side and the RRAS-shaped connections --------------------------------------------------
+
+CONNECT_SCENARIOS = {name: s for name, s in builtin_scenarios().items() if s.radius != "none" or s.rras}
+
+
+def test_scenarios_without_the_new_knobs_render_as_before() -> None:
+    """Existing scenarios keep their responders: one local EAP-MSCHAPv2 connection, kernel IPsec only, no
+    RADIUS, no device tunnel, no configuration attributes but the addresses."""
+    for name, s in builtin_scenarios().items():
+        if name in CONNECT_SCENARIOS:
+            continue
+        conf = strongswan.responder_swanctl_conf("vpn1", s)
+        settings = strongswan.strongswan_conf(Path("/x"), s)
+        assert conf.count("auth = eap-") == 1 and "eap-radius" not in conf and "aovpn-device" not in conf
+        assert "addrs = 203.0.113.128/26\n  }" in conf and "dns =" not in conf, name
+        assert "local_ts = 0.0.0.0/0, ::/0" in conf and f"esp_proposals = {strongswan.ESP_PROPOSALS}" in conf
+        assert "kernel-libipsec" not in settings and "eap-radius" not in settings, name
+    assert {"eap-radius", "radius-down", "pool-exhausted", "child-proposal-mismatch", "split-tunnel"} <= set(
+        CONNECT_SCENARIOS
+    )
+
+
+def test_rendered_rras_and_radius_connections() -> None:
+    s = builtin_scenarios()
+    conf = strongswan.responder_swanctl_conf("vpn1", s["eap-radius"])
+    conns = conf.split("pools {")[0]
+    # the local user tunnel stays, for IDi = its user; RADIUS takes every other identity; a device tunnel
+    assert "  aovpn {" in conns and f"      id = {t.EAP_USER}\n" in conns
+    assert "  aovpn-radius {" in conns and "auth = eap-radius" in conns
+    assert "  aovpn-device {" in conns and "cacerts = lab-ca.pem" in conns
+    assert conns.count("send_cert = always") == 3
+    assert f"dns = {t.DNS4}" in conf and f"dns = {t.DNS6}" in conf and f"25 = {t.DNS_SUFFIX}" in conf
+    settings = strongswan.strongswan_conf(Path("/x"), s["eap-radius"])
+    load = next(line for line in settings.splitlines() if line.strip().startswith("load ="))
+    assert "eap-radius" in load and load.index("kernel-libipsec") < load.index("kernel-netlink")
+    assert f"address = {t.RADIUS4}" in settings and f"secret = {t.RADIUS_SECRET}" in settings
+    # radius without rras: RADIUS, but no device tunnel and no userspace ESP
+    plain = s["eap-radius"].model_copy(update={"rras": False})
+    assert "aovpn-device" not in strongswan.responder_swanctl_conf("vpn1", plain)
+    assert "kernel-libipsec" not in strongswan.strongswan_conf(Path("/x"), plain)
+    # rras without radius: device tunnel, local user for everybody
+    local = s["eap-radius"].model_copy(update={"radius": "none"})
+    assert "aovpn-radius" not in strongswan.responder_swanctl_conf("vpn1", local)
+    assert f"id = {t.EAP_USER}" not in strongswan.responder_swanctl_conf("vpn1", local).split("pools {")[0]
+    assert "eap-radius" not in strongswan.strongswan_conf(Path("/x"), local)
+
+
+def test_rendered_pool_child_and_split_knobs() -> None:
+    s = builtin_scenarios()
+    pool = strongswan.responder_swanctl_conf("vpn2", s["pool-exhausted"])
+    assert (
+        "addrs = 203.0.113.193-203.0.113.193" in pool and "addrs = 2001:db8:ff02::1-2001:db8:ff02::1" in pool
+    )
+    assert strongswan.pool_ranges("vpn1", 3) == (
+        "203.0.113.129-203.0.113.131",
+        "2001:db8:ff01::1-2001:db8:ff01::3",
+    )
+    child = strongswan.responder_swanctl_conf("vpn1", s["child-proposal-mismatch"])
+    assert child.count("esp_proposals = aes256gcm16\n") == 3
+    split = strongswan.responder_swanctl_conf("vpn1", s["split-tunnel"])
+    assert split.count("local_ts = 192.0.2.0/24, 2001:db8::/40") == 3
+    assert "subnet = 192.0.2.0/24" in split and "subnet = 2001:db8::/40" in split
+    with pytest.raises(UsageError, match="pool_size"):
+        parse_scenario("name: x\npool_size: 0\n")
+    with pytest.raises(UsageError, match="child_proposals"):
+        parse_scenario("name: x\nchild_proposals: 'aes; reboot'\n")
+    with pytest.raises(UsageError, match="radius"):
+        parse_scenario("name: x\nradius: maybe\n")
+
+
+def test_nps_ruleset_counts_and_drops_only_when_down() -> None:
+    s = builtin_scenarios()
+    up = nftables.nps_ruleset(s["eap-radius"])
+    down = nftables.nps_ruleset(s["radius-down"])
+    assert "udp dport 1812 counter name radius_auth\n" in up and "drop" not in up
+    assert "udp dport 1812 counter name radius_auth drop" in down and "udp dport 1813" in down
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("nft") is None, reason="needs root and nft")
+def test_nps_ruleset_is_accepted_by_the_kernel(tmp_path: Path) -> None:
+    for name in ("eap-radius", "radius-down"):
+        proc = _nft_check(nftables.nps_ruleset(builtin_scenarios()[name]), tmp_path)
+        assert proc.returncode == 0, proc.stderr
+
+
+def _radius_dir(tmp_path: Path) -> Path:
+    lab = make_lab_pki(t.SERVER_NAME, now=datetime.now(UTC))
+    files = lab.write(tmp_path / "pki")
+    connect = make_connect_pki(
+        lab, now=datetime.now(UTC), user=t.EAP_TLS_USER, device=t.DEVICE_NAME, nps_name=t.NPS_NAME
+    ).write(tmp_path / "pki")
+    certs = radius.RadiusCerts(
+        ca_file=files.ca_cert, certificate_file=connect.nps_chain, private_key_file=connect.nps_key
+    )
+    return radius.write_config(tmp_path / "radius", certs)
+
+
+def test_rendered_freeradius_config(tmp_path: Path) -> None:
+    confdir = _radius_dir(tmp_path)
+    main = (confdir / "radiusd.conf").read_text()
+    assert f"raddbdir = {confdir}\n" in main and f"logdir = {tmp_path}\n" in main
+    assert "$INCLUDE clients.conf" in main and "user =" not in main
+    clients = (confdir / "clients.conf").read_text()
+    for backend in t.BACKENDS:
+        assert f"ipaddr = {t.BACKEND4[backend]}" in clients and f"ipv6addr = {t.BACKEND6[backend]}" in clients
+    assert clients.count(f'secret = "{t.RADIUS_SECRET}"') == 6
+    users = (confdir / "users").read_text()
+    for user, password in t.RADIUS_USERS.items():
+        assert f'{user}\tCleartext-Password := "{password}"' in users
+    assert f'{t.RADIUS_DENIED_USER}\tCleartext-Password := "{t.RADIUS_DENIED_PASSWORD}"' in users
+    eap = (confdir / "mods-enabled" / "eap").read_text()
+    assert "default_eap_type = mschapv2" in eap and "peap {" in eap and "tls {" in eap
+    assert f"ca_file = {tmp_path / 'pki' / 'ca.pem'}" in eap
+    assert f"certificate_file = {tmp_path / 'pki' / 'nps-chain.pem'}" in eap
+    default = (confdir / "sites-enabled" / "default").read_text()
+    policy = default.index(f'if (&User-Name == "{t.RADIUS_DENIED_USER}")')
+    assert policy < default.index("\t\teap {") and "reject" in default[policy:]
+    assert 'virtual_server = "inner-tunnel"' in eap
+    assert (confdir / "sites-enabled" / "inner-tunnel").exists()
+    assert stat.S_IMODE(confdir.stat().st_mode) == 0o700
+    assert stat.S_IMODE((confdir / "clients.conf").stat().st_mode) == 0o600
+
+
+@pytest.mark.skipif(not Path(radius.FREERADIUS).exists(), reason="freeradius not installed")
+def test_freeradius_accepts_the_rendered_config(tmp_path: Path) -> None:
+    confdir = _radius_dir(tmp_path)
+    proc = subprocess.run(radius.check_command(confdir), capture_output=True, text=True, timeout=60)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0 and "Configuration appears to be OK" in out, out[-3000:]
+    # the modules and servers it loaded are the ones written here
+    assert f"including configuration file {confdir}/mods-enabled/eap" in out
+    assert "/etc/freeradius" not in out
+
+
+def test_eapol_test_conf() -> None:
+    peap = radius.eapol_test_conf("PEAP", "bob", ca_file=Path("/ca.pem"), password="pw")
+    assert 'phase2="auth=MSCHAPV2"' in peap and f'domain_match="{t.NPS_NAME}"' in peap
+    tls = radius.eapol_test_conf(
+        "TLS", "dave", ca_file=Path("/ca.pem"), cert=Path("/u.pem"), key=Path("/u.key")
+    )
+    assert 'client_cert="/u.pem"' in tls and "password" not in tls
+    argv = radius.eapol_test_command(Path("/x.conf"))
+    assert argv[argv.index("-a") + 1] == t.RADIUS4 and argv[argv.index("-s") + 1] == t.RADIUS_SECRET
+
+
+def test_tunnel_swanctl_conf() -> None:
+    tls = strongswan.tunnel_swanctl_conf(
+        "t1",
+        t.VIP4,
+        auth="eap-tls",
+        eap_id="dave@lab.test",
+        cert="t1.pem",
+        aaa_id=t.NPS_NAME,
+        vips=("0.0.0.0", "::"),
+    )
+    local = tls.split("local {")[1].split("}")[0]
+    assert "auth = eap-tls" in local and f"aaa_id = {t.NPS_NAME}" in local and "certs = t1.pem" in local
+    assert "vips = 0.0.0.0, ::" in tls and "esp_proposals = default" in tls and "secrets" not in tls
+    mschap = strongswan.tunnel_swanctl_conf(
+        "t2", t.VIP4, auth="eap-mschapv2", eap_id="bob", password="pw", child=False
+    )
+    assert (
+        'secret = "pw"' in mschap
+        and "children" not in mschap
+        and "id = " not in mschap.split("remote {")[0].split("eap_id")[0]
+    )
+    client = strongswan.strongswan_conf(
+        Path("/x"),
+        None,
+        userspace_esp=True,
+        client_extra="eap-tls resolve",
+        resolve_file=Path("/x/resolv.conf"),
+    )
+    assert "install_virtual_ip = yes" in client and "reuse_ikesa = no" in client
+    assert "file = /x/resolv.conf" in client and "kernel-libipsec kernel-netlink" in client
+    assert strongswan.strongswan_conf(Path("/x"), None).count("install_virtual_ip = no") == 1
+    mute = strongswan.charon_command("ns", Path("/x"), mute_resolvconf=True)[-1]
+    assert "mount --bind /bin/true /sbin/resolvconf" in mute
+
+
+# Shaped like strongSwan 5.9.8's charon log (level 1), as the lab client writes it.
+_RADIUS_DOWN_LOG = """\
+21:02:53 01[ENC] <t1|1> generating IKE_SA_INIT request 0 [ SA KE No N(NATD_S_IP) ]
+21:02:53 11[ENC] <t1|1> parsed IKE_SA_INIT response 0 [ SA KE No CERTREQ ]
+21:02:53 11[ENC] <t1|1> generating IKE_AUTH request 1 [ IDi CERTREQ IDr CPRQ(ADDR) SA TSi TSr ]
+21:02:53 11[ENC] <t1|1> generating IKE_AUTH request 1 [ EF(1/2) ]
+21:02:53 13[ENC] <t1|1> parsed IKE_AUTH response 1 [ IDr CERT AUTH EAP/REQ/ID ]
+21:02:53 13[IKE] <t1|1> server requested EAP_IDENTITY (id 0x00), sending 'bob'
+21:02:53 13[ENC] <t1|1> generating IKE_AUTH request 2 [ EAP/RES/ID ]
+21:02:54 13[IKE] <t1|1> retransmit 1 of request with message ID 2
+21:03:00 13[IKE] <t1|1> giving up after 3 retransmits
+"""
+
+_POOL_LOG = """\
+21:03:27 12[ENC] <t2|2> generating IKE_SA_INIT request 0 [ SA KE No ]
+21:03:27 12[ENC] <t2|2> parsed IKE_SA_INIT response 0 [ SA KE No ]
+21:03:27 12[IKE] <t2|2> server requested EAP_IDENTITY (id 0x00), sending 'carol'
+21:03:27 12[IKE] <t2|2> server requested EAP_MSCHAPV2 authentication (id 0x01)
+21:03:27 12[ENC] <t2|2> generating IKE_AUTH request 5 [ AUTH ]
+21:03:27 10[ENC] <t2|2> parsed IKE_AUTH response 5 [ AUTH N(MOBIKE_SUP) N(INT_ADDR_FAIL) ]
+21:03:27 10[IKE] <t2|2> IKE_SA t2[2] established between 198.51.100.10[198.51.100.10]...203.0.113.10[vpn]
+21:03:27 10[IKE] <t2|2> received INTERNAL_ADDRESS_FAILURE notify, no CHILD_SA built
+"""
+
+_UP_LOG = """\
+21:04:26 15[ENC] <t1|1> generating IKE_SA_INIT request 0 [ SA KE No ]
+21:04:26 15[ENC] <t1|1> parsed IKE_SA_INIT response 0 [ SA KE No ]
+21:04:26 15[ENC] <t1|1> generating IKE_AUTH request 1 [ IDi CERT AUTH CPRQ(ADDR ADDR6 DNS DNS6) SA TSi TSr ]
+21:04:26 15[ENC] <t1|1> parsed IKE_AUTH response 1 [ IDr CERT AUTH CPRP(ADDR DNS DOMAIN DNS6) SA TSi TSr ]
+21:04:26 15[IKE] <t1|1> installing DNS server 192.0.2.50 to /x/resolv.conf
+21:04:26 15[CFG] <t1|1> handling INTERNAL_DNS_DOMAIN attribute failed
+21:04:26 15[IKE] <t1|1> DNS server 2001:db8:53::2 already installed, increasing refcount
+21:04:26 15[IKE] <t1|1> IKE_SA t1[1] established between 198.51.100.10[CN=device1]...203.0.113.10[vpn]
+21:04:26 15[IKE] <t1|1> CHILD_SA t1{1} established with SPIs c1_i c2_o and TS 203.0.113.9/32 === 192.0.2.0/24
+"""
+
+
+def test_parse_dial() -> None:
+    down = parse_dial("t1", _RADIUS_DOWN_LOG, "", {})
+    assert (down.stage, down.error, down.answered) == ("eap", "TIMEOUT", False)
+    assert down.last_request == "IKE_AUTH request 2 [ EAP/RES/ID ]" and down.eap_methods == ("EAP_IDENTITY",)
+    pool = parse_dial("t2", _POOL_LOG, "", {})
+    assert (pool.stage, pool.error, pool.ike_established) == (
+        "authenticated",
+        "INTERNAL_ADDRESS_FAILURE",
+        True,
+    )
+    assert pool.notifies == ("INTERNAL_ADDRESS_FAILURE",) and pool.answered
+    sa = {
+        "local-vips": ["203.0.113.129"],
+        "child-sas": {"t1-1": {"local-ts": ["203.0.113.129/32"], "remote-ts": ["192.0.2.0/24"]}},
+    }
+    up = parse_dial("t1", _UP_LOG, "", sa)
+    assert (up.stage, up.error, up.child_established) == ("child_sa", None, True)
+    assert up.dns == ("192.0.2.50", "2001:db8:53::2") and up.unhandled == ("INTERNAL_DNS_DOMAIN",)
+    assert up.virtual_ips == ("203.0.113.129",) and up.remote_ts == ("192.0.2.0/24",)
+    assert parse_dial("t1", _UP_LOG, "", {}).remote_ts == ("192.0.2.0/24",)  # from the log alone
+    assert parse_dial("t9", "", "", {}).stage == "none"

@@ -10,6 +10,7 @@ from vpndoctor.lab.scenario import Scenario
 
 EDGE_TABLE = "vpndoctor_edge"
 LB_TABLE = "vpndoctor_lb"
+NPS_TABLE = "vpndoctor_nps"
 
 # Services the load balancer publishes on its VIP.
 LB_SERVICES = (("udp", 500), ("udp", 4500), ("tcp", 443))
@@ -94,6 +95,22 @@ def lb_ruleset(s: Scenario, *, udp_dnat: bool = True) -> str:
             "prerouting": ("type nat hook prerouting priority dstnat; policy accept;", prerouting),
             "forward": ("type filter hook forward priority filter; policy accept;", forward),
         },
+    )
+
+
+def nps_ruleset(s: Scenario) -> str:
+    """The RADIUS host's input: count RADIUS requests (`radius_auth`, `radius_acct`); with `radius: down`
+    drop them without an ICMP answer, as a Windows server's firewall in stealth mode does for a stopped NPS
+    (an ICMP port unreachable would end strongSwan's RADIUS request at once instead)."""
+    verdict = " drop" if s.radius == "down" else ""
+    rules = [
+        f"udp dport {t.RADIUS_AUTH_PORT} counter name radius_auth{verdict}",
+        f"udp dport {t.RADIUS_ACCT_PORT} counter name radius_acct{verdict}",
+    ]
+    return _table(
+        NPS_TABLE,
+        counters=["radius_auth", "radius_acct"],
+        chains={"input": ("type filter hook input priority filter; policy accept;", rules)},
     )
 
 

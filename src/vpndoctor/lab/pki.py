@@ -21,13 +21,18 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
 
 __all__ = [
     "CERTIFICATE_DEFECTS",
+    "CLIENT_CERTIFICATE_DEFECTS",
     "CertificateDefect",
+    "ClientCertificateDefect",
+    "ConnectPki",
+    "ConnectPkiFiles",
     "DirectAccessPki",
     "DirectAccessPkiFiles",
     "IKE_INTERMEDIATE_OID",
     "LabPki",
     "LabPkiFiles",
     "make_client_cert",
+    "make_connect_pki",
     "make_directaccess_pki",
     "make_lab_pki",
 ]
@@ -44,6 +49,15 @@ CERTIFICATE_DEFECTS: tuple[str, ...] = (
     "untrusted-ca",
 )
 
+ClientCertificateDefect = Literal["valid", "expired", "no-clientauth-eku", "foreign-ca", "wrong-subject"]
+CLIENT_CERTIFICATE_DEFECTS: tuple[str, ...] = (
+    "valid",
+    "expired",
+    "no-clientauth-eku",
+    "foreign-ca",
+    "wrong-subject",
+)
+
 #: "IP security IKE intermediate" EKU; Windows IKEv2 clients (Always On VPN device/user tunnels) want it
 #: next to serverAuth on the gateway certificate.
 IKE_INTERMEDIATE_OID = ObjectIdentifier("1.3.6.1.5.5.8.2.2")
@@ -56,12 +70,16 @@ WRONG_NAME_PREFIX = "wrong-"
 DA_CA_COMMON_NAME = "vpndoctor DirectAccess CA"
 WRONG_CLIENT_CA_COMMON_NAME = "vpndoctor wrong client CA"
 DA_CLIENT_NAME = "client1.lab.test"
+# The `connect` scenarios' client certificates: a CA nobody in the lab trusts issues the "foreign-ca" ones.
+FOREIGN_CA_COMMON_NAME = "vpndoctor foreign CA"
 
 _CA_LIFETIME = timedelta(days=3650)
 _LEAF_LIFETIME = timedelta(days=365)
 _BACKDATE = timedelta(days=1)
 
-_KeyRole = Literal["ca", "rogue-ca", "server", "client", "da-ca", "wrong-client-ca"]
+_KeyRole = Literal[
+    "ca", "rogue-ca", "server", "client", "da-ca", "wrong-client-ca", "nps", "user", "machine", "foreign-ca"
+]
 
 # RSA key generation dominates the cost of building a PKI (tens to hundreds of milliseconds per 2048-bit
 # key, seconds for 4096). A test run or a lab bring-up builds one PKI per scenario/defect, so keys are
@@ -482,4 +500,150 @@ def make_directaccess_pki(
         wrong_ca_cert_pem=_cert_pem(wrong_ca),
         wrong_client_cert_pem=wrong_cert,
         wrong_client_key_pem=wrong_client_key,
+    )
+
+
+# --- the `connect` scenarios: the RADIUS server's certificate and the client certificates -------------------
+
+
+@dataclass(frozen=True)
+class ConnectPkiFiles:
+    """Paths written by :meth:`ConnectPki.write` (well-known names in a lab's `pki/`)."""
+
+    directory: Path
+    nps_cert: Path  # nps.pem: the RADIUS server's EAP-TLS/PEAP certificate, from the lab CA
+    nps_key: Path  # nps.key (0600)
+    nps_chain: Path  # nps-chain.pem: certificate + lab CA
+    user_cert: Path  # user.pem: the EAP-TLS user certificate
+    user_key: Path  # user.key (0600)
+    machine_cert: Path  # machine.pem: the device tunnel's machine certificate
+    machine_key: Path  # machine.key (0600)
+    foreign_ca_cert: Path  # foreign-ca.pem: issues the client certificates of the "foreign-ca" defect
+
+    @classmethod
+    def at(cls, directory: Path) -> ConnectPkiFiles:
+        return cls(
+            directory=directory,
+            nps_cert=directory / "nps.pem",
+            nps_key=directory / "nps.key",
+            nps_chain=directory / "nps-chain.pem",
+            user_cert=directory / "user.pem",
+            user_key=directory / "user.key",
+            machine_cert=directory / "machine.pem",
+            machine_key=directory / "machine.key",
+            foreign_ca_cert=directory / "foreign-ca.pem",
+        )
+
+
+@dataclass(frozen=True)
+class ConnectPki:
+    """The certificates a real client and the NPS stand-in need: the RADIUS server certificate (always
+    valid, from the lab CA) and a user and a machine certificate carrying the client-certificate defect."""
+
+    lab_ca_cert_pem: bytes
+    nps_cert_pem: bytes
+    nps_key_pem: bytes
+    user_cert_pem: bytes
+    user_key_pem: bytes
+    machine_cert_pem: bytes
+    machine_key_pem: bytes
+    foreign_ca_cert_pem: bytes
+    defect: str
+
+    def write(self, directory: Path) -> ConnectPkiFiles:
+        directory.mkdir(parents=True, exist_ok=True)
+        files = ConnectPkiFiles.at(directory)
+        _write_file(files.nps_cert, self.nps_cert_pem, 0o644)
+        _write_file(files.nps_key, self.nps_key_pem, 0o600)
+        _write_file(files.nps_chain, self.nps_cert_pem + self.lab_ca_cert_pem, 0o644)
+        _write_file(files.user_cert, self.user_cert_pem, 0o644)
+        _write_file(files.user_key, self.user_key_pem, 0o600)
+        _write_file(files.machine_cert, self.machine_cert_pem, 0o644)
+        _write_file(files.machine_key, self.machine_key_pem, 0o600)
+        _write_file(files.foreign_ca_cert, self.foreign_ca_cert_pem, 0o644)
+        return files
+
+
+def make_connect_pki(
+    pki: LabPki,
+    *,
+    now: datetime,
+    defect: str = "valid",
+    user: str,
+    device: str,
+    nps_name: str,
+    key_bits: int = 2048,
+) -> ConnectPki:
+    """Issue the RADIUS server certificate for ``nps_name`` (serverAuth) and the client certificates from
+    the lab CA (``pki``'s trust anchor, whatever defect its server certificate carries).
+
+    The user certificate names ``user`` (CN, and an RFC 822 SAN when it contains "@": the identity
+    strongSwan's EAP-TLS looks for), the machine certificate names ``device`` (CN and DNS SAN), both with
+    the clientAuth EKU. ``defect``: "expired" (both ended yesterday), "no-clientauth-eku" (both carry
+    serverAuth instead), "foreign-ca" (both issued by a CA nobody in the lab trusts), "wrong-subject" (the
+    machine certificate names ``wrong-<device>``; the user certificate stays valid).
+    """
+    if defect not in CLIENT_CERTIFICATE_DEFECTS:
+        raise ValueError(
+            f"unknown client certificate defect {defect!r}; expected one of: "
+            f"{', '.join(CLIENT_CERTIFICATE_DEFECTS)}"
+        )
+    if not (user and device and nps_name):
+        raise ValueError("user, device and nps_name must not be empty")
+    moment = _utc(now)
+    lab_ca = x509.load_pem_x509_certificate(pki.ca_cert_pem)
+    lab_key = serialization.load_pem_private_key(pki.ca_key_pem, password=None)
+    if not isinstance(lab_key, rsa.RSAPrivateKey):
+        raise TypeError(f"expected an RSA lab CA key, got {type(lab_key).__name__}")
+    foreign_key = _cached_key(key_bits, "foreign-ca")
+    foreign_ca = _make_ca(FOREIGN_CA_COMMON_NAME, foreign_key, moment)
+
+    nps_key = _cached_key(key_bits, "nps")
+    nps = _make_leaf(
+        subject_cn=nps_name,
+        public_key=nps_key.public_key(),
+        issuer_cert=lab_ca,
+        issuer_key=lab_key,
+        not_before=moment - _BACKDATE,
+        not_after=moment + _LEAF_LIFETIME,
+        ekus=[ExtendedKeyUsageOID.SERVER_AUTH],
+        san=[x509.DNSName(nps_name)],
+    )
+
+    issuer_cert, issuer_key = (foreign_ca, foreign_key) if defect == "foreign-ca" else (lab_ca, lab_key)
+    if defect == "expired":
+        not_before, not_after = moment - timedelta(days=30), moment - timedelta(days=1)
+    else:
+        not_before, not_after = moment - _BACKDATE, moment + _LEAF_LIFETIME
+    no_eku = defect == "no-clientauth-eku"
+    ekus = [ExtendedKeyUsageOID.SERVER_AUTH if no_eku else ExtendedKeyUsageOID.CLIENT_AUTH]
+    machine_name = WRONG_NAME_PREFIX + device if defect == "wrong-subject" else device
+
+    def issue(role: _KeyRole, cn: str, san: list[x509.GeneralName]) -> tuple[bytes, bytes]:
+        key = _cached_key(key_bits, role)
+        cert = _make_leaf(
+            subject_cn=cn,
+            public_key=key.public_key(),
+            issuer_cert=issuer_cert,
+            issuer_key=issuer_key,
+            not_before=not_before,
+            not_after=not_after,
+            ekus=ekus,
+            san=san,
+        )
+        return _cert_pem(cert), _key_pem(key)
+
+    user_san: list[x509.GeneralName] = [x509.RFC822Name(user)] if "@" in user else []
+    user_cert, user_key = issue("user", user, user_san)
+    machine_cert, machine_key = issue("machine", machine_name, [x509.DNSName(machine_name)])
+    return ConnectPki(
+        lab_ca_cert_pem=pki.ca_cert_pem,
+        nps_cert_pem=_cert_pem(nps),
+        nps_key_pem=_key_pem(nps_key),
+        user_cert_pem=user_cert,
+        user_key_pem=user_key,
+        machine_cert_pem=machine_cert,
+        machine_key_pem=machine_key,
+        foreign_ca_cert_pem=_cert_pem(foreign_ca),
+        defect=defect,
     )

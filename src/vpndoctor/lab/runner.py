@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from vpndoctor.errors import LabError, LocalEnvironmentError, UsageError
-from vpndoctor.lab import adc, nftables, strongswan
+from vpndoctor.lab import adc, nftables, radius, strongswan
 from vpndoctor.lab import topology as t
-from vpndoctor.lab.pki import make_directaccess_pki, make_lab_pki
+from vpndoctor.lab.pki import ConnectPkiFiles, make_connect_pki, make_directaccess_pki, make_lab_pki
 from vpndoctor.lab.scenario import Scenario
 
 STATE_ROOT = Path(os.environ.get("VPNDOCTOR_LAB_STATE", "/var/lib/vpndoctor/lab"))
@@ -89,6 +89,18 @@ def sstpd_path() -> str | None:
     return shutil.which("sstpd")
 
 
+# What the `radius` and `rras` knobs need on top (lab/radius.py; userspace ESP, see lab/strongswan.py).
+RADIUS_BINARIES = {radius.FREERADIUS: "freeradius"}
+RADIUS_FILES = {"/usr/lib/ipsec/plugins/libstrongswan-eap-radius.so": "libcharon-extra-plugins"}
+RRAS_FILES = {"/usr/lib/ipsec/plugins/libstrongswan-kernel-libipsec.so": "libcharon-extra-plugins"}
+CONNECT_FILE = "connect.json"  # servers, lab-only accounts and certificate paths for a real client
+
+
+def connect_enabled(scenario: Scenario) -> bool:
+    """Whether the lab builds what a real client needs after IKE_AUTH (client certificates, RADIUS)."""
+    return scenario.radius != "none" or scenario.rras
+
+
 # What the ADC scenarios and the override hook need on top.
 ADC_BINARIES = {adc.HAPROXY: "haproxy"}
 NGINX_BINARIES = {adc.NGINX: "nginx-light"}
@@ -119,6 +131,12 @@ def preflight(scenario: Scenario | None = None, overrides: dict[str, Any] | None
     if scenario is not None and _needs_nginx(scenario, overrides):
         binaries.update(NGINX_BINARIES)
         files.update(NGINX_FILES)
+    if scenario is not None and scenario.radius != "none":
+        files.update(RADIUS_FILES)
+        if scenario.radius == "up":
+            binaries.update(RADIUS_BINARIES)
+    if scenario is not None and scenario.rras:
+        files.update(RRAS_FILES)
     missing = []
     for binary, package in binaries.items():
         if not (Path(binary).exists() if binary.startswith("/") else shutil.which(binary)):
@@ -129,6 +147,10 @@ def preflight(scenario: Scenario | None = None, overrides: dict[str, Any] | None
     if missing:
         pkgs = " ".join(sorted(set(missing)))
         raise LocalEnvironmentError(f"missing Debian package(s): {pkgs} (apt-get install {pkgs})")
+    if scenario is not None and scenario.rras and not Path("/dev/net/tun").exists():
+        raise LocalEnvironmentError(
+            "/dev/net/tun missing: strongSwan's userspace ESP (kernel-libipsec, `rras` scenarios) needs TUN"
+        )
     if sstpd_path() is None:
         raise LocalEnvironmentError(
             "sstpd not found: pip install 'vpndoctor[lab]' (PyPI package sstp-server)"
@@ -261,6 +283,13 @@ class LabInfo:
     da_name: str | None = None
     da_addresses: tuple[str, str] | None = None
     da_pki_dir: str | None = None
+    # Scenarios with `radius` or `rras`: what a real client needs (lab-only secrets are in connect_file).
+    connect_file: str | None = None  # connect.json: accounts, RADIUS server and secret, certificate paths
+    radius_server: str | None = None  # the NPS stand-in's address (RADIUS UDP 1812/1813)
+    user_cert: str | None = None  # EAP-TLS user certificate (+ key), carrying the client_certificate defect
+    user_key: str | None = None
+    machine_cert: str | None = None  # device tunnel machine certificate (+ key), same defect
+    machine_key: str | None = None
 
 
 class _Builder:
@@ -320,6 +349,8 @@ class _Builder:
         self.network()
         self.firewall()
         self.dns()
+        if self.s.radius != "none":
+            self.nps()
         self.wan()
         for backend in t.BACKENDS[: self.s.backends]:
             self.charon(backend)
@@ -350,6 +381,28 @@ class _Builder:
             self.adc_files = adc.AdcFiles(
                 lab_ca=self.files.ca_cert, pki=da.write(self.workdir / "pki"), workdir=self.workdir
             )
+        if connect_enabled(self.s):
+            connect = make_connect_pki(
+                pki,
+                now=datetime.now(UTC),
+                defect=self.s.client_certificate,
+                user=t.EAP_TLS_USER,
+                device=t.DEVICE_NAME,
+                nps_name=t.NPS_NAME,
+            )
+            self.connect_files = connect.write(self.workdir / "pki")
+            files = {
+                "ca": str(self.files.ca_cert),
+                "user_cert": str(self.connect_files.user_cert),
+                "user_key": str(self.connect_files.user_key),
+                "machine_cert": str(self.connect_files.machine_cert),
+                "machine_key": str(self.connect_files.machine_key),
+                "foreign_ca": str(self.connect_files.foreign_ca_cert),
+                "nps_cert": str(self.connect_files.nps_cert),
+            }
+            info = radius.connect_info(self.s.radius, files)
+            info["client_certificate"] = self.s.client_certificate
+            radius.write_connect_info(self.workdir / CONNECT_FILE, info)
 
     def network(self) -> None:
         for role in t.ROLES:
@@ -464,6 +517,32 @@ class _Builder:
         pid = self.spawn("dnsmasq", "dns", argv)
         self.wait_for("dnsmasq", lambda: self._listening("dns", "-uln", 53), pid)
 
+    def nps(self) -> None:
+        """The NPS stand-in on the services host: its firewall (counters; a silent drop when `down`), and
+        FreeRADIUS when `up`, its configuration judged by FreeRADIUS itself first."""
+        role = t.RADIUS_HOST
+        path = self.workdir / "nps.nft"
+        path.write_text(nftables.nps_ruleset(self.s))
+        self.nsrun(role, "nft", "-f", str(path))
+        if self.s.radius != "up":
+            return
+        confdir = radius.write_config(
+            self.workdir / "radius",
+            radius.RadiusCerts(
+                ca_file=self.files.ca_cert,
+                certificate_file=self.connect_files.nps_chain,
+                private_key_file=self.connect_files.nps_key,
+            ),
+        )
+        check = _run(["ip", "netns", "exec", self.ns(role), *radius.check_command(confdir)], check=False)
+        if check.returncode != 0:
+            lines = (check.stdout + check.stderr).strip().splitlines() or [f"exit {check.returncode}"]
+            detail = next((ln for ln in reversed(lines) if "rror" in ln or "ailed" in ln), lines[-1])
+            raise LabError(f"FreeRADIUS rejects the lab's configuration ({confdir}): {detail.strip()}")
+        argv = ["ip", "netns", "exec", self.ns(role), *radius.run_command(confdir)]
+        pid = self.spawn("freeradius", role, argv)
+        self.wait_for("FreeRADIUS", lambda: self._owns_socket(role, pid), pid)
+
     def wan(self) -> None:
         ready = self.workdir / "wan.ready"
         argv = [
@@ -500,6 +579,8 @@ class _Builder:
         shutil.copy(self.files.server_cert, swan / "x509" / "server.pem")
         shutil.copy(self.files.issuer_cert, swan / "x509ca" / "issuer.pem")
         shutil.copy(self.files.server_key, swan / "private" / "server.key")
+        if self.s.rras:  # the device tunnel's trust anchor for machine certificates
+            shutil.copy(self.files.ca_cert, swan / "x509ca" / "lab-ca.pem")
         (wd / "strongswan.conf").write_text(strongswan.strongswan_conf(wd, self.s))
         (swan / "swanctl.conf").write_text(strongswan.responder_swanctl_conf(backend, self.s))
         pid = self.spawn(f"charon-{backend}", backend, strongswan.charon_command(self.ns(backend), wd))
@@ -609,6 +690,8 @@ class _Builder:
 def info_from_state(state: LabState) -> LabInfo:
     s = Scenario.model_validate(state.scenario)
     da = adc_enabled(s, state.overrides)
+    connect = connect_enabled(s)
+    pki = ConnectPkiFiles.at(Path(state.workdir) / "pki")
     return LabInfo(
         prefix=state.prefix,
         scenario=s.name,
@@ -621,6 +704,12 @@ def info_from_state(state: LabState) -> LabInfo:
         da_name=t.DA_NAME if da else None,
         da_addresses=(t.DA_VIP4, t.DA_VIP6) if da else None,
         da_pki_dir=str(Path(state.workdir) / "pki") if da else None,
+        connect_file=str(Path(state.workdir) / CONNECT_FILE) if connect else None,
+        radius_server=t.RADIUS4 if s.radius != "none" else None,
+        user_cert=str(pki.user_cert) if connect else None,
+        user_key=str(pki.user_key) if connect else None,
+        machine_cert=str(pki.machine_cert) if connect else None,
+        machine_key=str(pki.machine_key) if connect else None,
     )
 
 

@@ -21,6 +21,9 @@ BlockedPort = Literal["udp/500", "udp/4500", "tcp/443"]
 CertificateDefect = Literal[
     "valid", "expired", "not-yet-valid", "wrong-name", "no-serverauth-eku", "untrusted-ca"
 ]
+# The lab's client certificates (the EAP-TLS user certificate and the device tunnel's machine certificate):
+# "wrong-subject" concerns the machine certificate only (it names another device); the others both.
+ClientCertificateDefect = Literal["valid", "expired", "no-clientauth-eku", "foreign-ca", "wrong-subject"]
 
 # What a healthy Windows-facing gateway offers: Windows' built-in defaults (3DES/AES-SHA1-MODP1024,
 # AES-SHA256-MODP2048) plus modern suites and strongSwan's own default list.
@@ -28,6 +31,10 @@ DEFAULT_PROPOSALS = (
     "aes256-sha256-modp2048,aes128-sha256-modp2048,aes256-sha1-modp1024,3des-sha1-modp1024,"
     "aes128-sha256-ecp256,aes256-sha384-ecp384,aes256gcm16-prfsha384-ecp384,aes128-sha256-x25519,default"
 )
+
+# ESP (CHILD_SA) proposals of a healthy gateway: modern suites, Windows' defaults (AES-CBC/3DES with SHA-1)
+# and strongSwan's own default list.
+DEFAULT_CHILD_PROPOSALS = "aes256-sha256,aes128-sha256,aes256gcm16,aes128gcm16,aes256-sha1,3des-sha1,default"
 
 MAX_SCENARIO_BYTES = 256 * 1024  # a scenario is a dozen knobs
 
@@ -90,8 +97,27 @@ class Scenario(BaseModel):
     rtt_ms: float = Field(0.0, ge=0.0, le=5000.0)
     loss_pct: float = Field(0.0, ge=0.0, le=100.0)
     adc: AdcKnobs | None = None  # no ADC unless the scenario asks for one
+    # --- what a real client meets after IKE_AUTH (lab/radius.py, lab/strongswan.py) ---
+    # The NPS stand-in: "none" (the VPN servers authenticate the EAP-MSCHAPv2 user themselves, as today),
+    # "up" (FreeRADIUS runs and a RADIUS-backed user tunnel is offered), "down" (configured on the VPN
+    # servers but not running, and its host drops RADIUS silently like a stealth-mode Windows firewall).
+    radius: Literal["none", "up", "down"] = "none"
+    # The RRAS shape: a device tunnel (machine certificates from the lab CA), DNS servers and suffix in the
+    # configuration payload, and CHILD_SAs that really install - into strongSwan's userspace ESP
+    # (kernel-libipsec), because the lab's kernel has no ESP. That forces UDP encapsulation, so these
+    # responders fake a NAT in NAT detection; without `rras` no CHILD_SA can be installed (the responder
+    # answers a CHILD_SA request with NO_PROPOSAL_CHOSEN) and NAT detection is truthful.
+    rras: bool = False
+    # Addresses per pool and family on each VPN server (None: a /26 and a /112); a tiny pool runs out.
+    pool_size: int | None = Field(None, ge=1, le=62)
+    child_proposals: str = DEFAULT_CHILD_PROPOSALS  # ESP proposals the responders accept
+    # Narrow the traffic selectors to the internal networks (topology.SPLIT_TUNNEL_NETS) instead of
+    # 0.0.0.0/0 and ::/0, and name them in INTERNAL_IP4/IP6_SUBNET attributes.
+    split_tunnel: bool = False
+    # A defect in the client certificates the lab issues (not in what the gateway trusts).
+    client_certificate: ClientCertificateDefect = "valid"
 
-    @field_validator("proposals")
+    @field_validator("proposals", "child_proposals")
     @classmethod
     def _proposal_syntax(cls, value: str) -> str:
         value = value.strip().lower()

@@ -2,7 +2,7 @@
 
 ```
 client ── wan (userspace delay/loss bridge) ── edge (firewall/NAT) ── lb (nftables VIP) ──┬── vpn1
-                                                   └── dns (dnsmasq)                          └── vpn2
+                                                   └── dns (dnsmasq; FreeRADIUS as NPS)       └── vpn2
 ```
 Pure data: the runner turns it into namespaces, veth pairs, addresses and routes.
 """
@@ -44,6 +44,28 @@ DA_BACKEND_PORT = 8443
 # EAP-MSCHAPv2 user the backends accept (the Windows user-tunnel shape).
 EAP_USER = "alice"
 EAP_PASSWORD = "lab-Passw0rd"
+
+# The NPS stand-in (FreeRADIUS, scenarios with `radius: up`) shares the internal services host with DNS, as
+# NPS often shares a domain controller; the VPN servers reach it through the load balancer and the edge.
+RADIUS_HOST = "dns"
+RADIUS4 = DNS4
+RADIUS6 = DNS6
+RADIUS_AUTH_PORT = 1812
+RADIUS_ACCT_PORT = 1813
+RADIUS_SECRET = "lab-Radius-Secret"  # one shared secret for every RADIUS client (the VPN servers)
+NPS_NAME = "nps.lab.test"  # the name on the RADIUS server's EAP-TLS/PEAP certificate
+# Lab-only accounts: MSCHAPv2 users the RADIUS server knows, and one it knows but its policy refuses.
+RADIUS_USERS = {"bob": "lab-Bob-Passw0rd", "carol": "lab-Carol-Passw0rd"}
+RADIUS_DENIED_USER = "denied"
+RADIUS_DENIED_PASSWORD = "lab-Denied-Passw0rd"
+EAP_TLS_USER = "dave@lab.test"  # the user certificate's subject (CN and RFC 822 SAN): EAP-TLS identity
+DEVICE_NAME = "device1.lab.test"  # the machine certificate's subject (CN and DNS SAN): device tunnel
+DNS_SUFFIX = ZONE  # sent as INTERNAL_DNS_DOMAIN (RFC 8598) by the RRAS-shaped gateway
+# What a split-tunnel gateway narrows the traffic selectors to: the internal networks. Every internal host
+# sits in 192.0.2.0/24 and 2001:db8::/40 (2001:db8:2::, :11::, :12::, :53::/64; not the client's :100:: nor
+# the VIPs' :113::). They hold the VPN servers' own internal addresses, as an RRAS server's internal NIC is
+# on the corporate network (strongSwan's userspace ESP routes a policy only from a local address in it).
+SPLIT_TUNNEL_NETS = ("192.0.2.0/24", "2001:db8::/40")
 
 
 @dataclass(frozen=True)
