@@ -404,7 +404,7 @@ def capture_c_walk() -> Seeds:
 
 
 def events_xml() -> Seeds:
-    from tests.unit.test_events import scenario_events, wevtutil_text
+    from tests.windows.test_events import scenario_events, wevtutil_text
 
     events = scenario_events()
     yield wevtutil_text(events).encode()
@@ -417,7 +417,7 @@ def events_xml() -> Seeds:
 def events_csv() -> Seeds:
     import csv
 
-    from tests.unit.test_events import csv_rows
+    from tests.windows.test_events import csv_rows
 
     rows = csv_rows()
     for encoding, chosen in (("utf-8-sig", rows), ("utf-16", rows[:4]), ("utf-8", rows[-2:])):
@@ -480,7 +480,7 @@ def events_evtx_json() -> Seeds:
 
 
 def profile_xml() -> Seeds:
-    from tests.unit.test_profile import BILLION_LAUGHS, DEVICE_TUNNEL_GCM, USER_TUNNEL, _syncml
+    from tests.windows.test_profile import BILLION_LAUGHS, DEVICE_TUNNEL_GCM, USER_TUNNEL, _syncml
 
     yield USER_TUNNEL.encode()
     yield DEVICE_TUNNEL_GCM.encode("utf-16")
@@ -499,7 +499,7 @@ def config_yaml() -> Seeds:
 
 
 def ipconfig() -> Seeds:
-    from tests.unit import test_addresses as t
+    from tests.windows import test_addresses as t
 
     yield t.IPCONFIG_ALL.encode()
     yield t.IPCONFIG_PLAIN.encode("utf-16")

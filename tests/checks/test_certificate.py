@@ -16,8 +16,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
 
+from tests.checks.test_diagnose import ike
 from tests.sstp.synthetic import attempt, iphttps_obs, sstp_obs, tls_info
-from tests.unit.test_checks_diagnose import ike
 from vpndoctor.certs import eku_names, issued_by_anchor, san_names
 from vpndoctor.checks import ids
 from vpndoctor.checks import tls as T

@@ -83,7 +83,7 @@ def daemon(factory: object, *args: object, **kw: object) -> Iterator[Daemon]:
     try:
         d = factory(*args, **kw)  # type: ignore[operator]
     except RuntimeError as exc:
-        pytest.skip(str(exc))
+        pytest.fail(f"daemon helper: {exc}")
     try:
         yield d
     finally:
@@ -363,7 +363,7 @@ def s_server_required(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tupl
     try:
         server = OpensslServer(pki, "ALL:@SECLEVEL=0", ["-Verify", "1", "-CAfile", str(pki.ca_pem)])
     except RuntimeError as exc:
-        pytest.skip(str(exc))
+        pytest.fail(f"daemon helper: {exc}")
     try:
         yield server, pki.ca_pem
     finally:

@@ -14,7 +14,7 @@ import pytest
 
 from scripts.gen_schemas import SCHEMAS, render
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize("name", sorted(SCHEMAS))

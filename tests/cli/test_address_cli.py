@@ -16,8 +16,6 @@ import jsonschema
 import pytest
 import typer
 from typer.testing import CliRunner
-from vpndoctor.windows.addresses import AddressReport
-from vpndoctor.windows.ipconfig import IsatapReport
 
 from tests.windows.test_addresses import (
     GET_NETIPADDRESS_LIST,
@@ -26,6 +24,8 @@ from tests.windows.test_addresses import (
     NO_ISATAP,
 )
 from vpndoctor.cli.app import app as vpndoctor_app
+from vpndoctor.windows.addresses import AddressReport
+from vpndoctor.windows.ipconfig import IsatapReport
 
 ISATAP = "2001:db8:1:8000:0:5efe:10.0.0.5"
 PRIVATE96 = "2001:db8:1:8000:0:5efe::/96"
