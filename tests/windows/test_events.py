@@ -15,6 +15,7 @@ import io
 import json
 import os
 import threading
+import time
 import tracemalloc
 from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
@@ -585,6 +586,25 @@ def test_bad_chunk_is_one_warning_and_the_rest_is_read() -> None:
     assert len(report.warnings) == 1
     assert "damaged" in report.warnings[0] and "\n" not in report.warnings[0]
     assert report.records > 200  # every readable chunk still read
+
+
+def test_a_parser_that_spins_is_stopped_with_a_warning(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 70 KB file the events_evtx fuzzer found kept the evtx package's native parser busy for minutes
+    (`vpndoctor events` never returned). The parser now runs in a child that is killed when it sends
+    nothing for EVTX_STALL_S: the run ends, with one warning line."""
+    from vpndoctor.windows.events import evtx_reader
+
+    monkeypatch.setattr(evtx_reader, "EVTX_STALL_S", 1.0)
+    hostile = Path(__file__).resolve().parents[2] / "fuzz" / "crashes" / "events_evtx"
+    t0 = time.monotonic()
+    report = analyse([hostile / "hang-c53e732f1cde6dc2"])
+    assert time.monotonic() - t0 < 8
+    assert any("stopped making progress" in w and "\n" not in w for w in report.warnings)
+
+
+def test_a_sound_file_read_through_the_child_is_unchanged() -> None:
+    report = analyse([sample("Application_no_crc32.evtx")])
+    assert report.warnings == [] and report.records > 0
 
 
 def test_evtx_json_shape_of_a_rasclient_event() -> None:

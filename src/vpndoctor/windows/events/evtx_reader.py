@@ -1,14 +1,21 @@
 """Binary `.evtx` logs, through the `evtx` package's parser (imported only when one is read) and our reading
 of the JSON it makes of each record; a pipe is first copied to a temporary file, as evtx seeks.
+
+The parser is native code that Python cannot interrupt, and a damaged file can make it spin without end
+(found by the events_evtx fuzzer: a 70 KB file kept it busy for minutes). So it runs in a forked child that
+sends the records back in batches; when the child sends nothing for `EVTX_STALL_S` seconds it is killed,
+what was read is kept, and a warning says where the parser stopped.
 """
 
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import re
 import tempfile
 from collections.abc import Iterator, Mapping
+from multiprocessing.connection import Connection
 from typing import IO, Any
 
 from vpndoctor.errors import LocalEnvironmentError, UsageError
@@ -18,6 +25,9 @@ from vpndoctor.windows.events.source import _Input
 _CONSECUTIVE_EVTX_ERRORS = 10_000  # a file that only fails is not worth iterating forever
 # evtx seeks in its input, so EVTX from a pipe is first copied to an unnamed temporary file, up to this size.
 MAX_EVTX_SPOOL_BYTES = 4 << 30
+# A 64 KiB chunk parses in milliseconds; a parser that sends nothing for this long is stuck.
+EVTX_STALL_S = 10.0
+_BATCH = 256  # records per message from the parsing child
 
 
 def read_evtx(source: _Input) -> Iterator[RawEvent | ReadWarning]:
@@ -64,11 +74,11 @@ def _seekable(source: _Input) -> IO[bytes]:
     return spool
 
 
-def _evtx_records(parser: Any, name: str) -> Iterator[RawEvent | ReadWarning]:
+def _parse_in_child(parser: Any, conn: Connection) -> None:
+    """The child's side: ("rec", [json text, ...]) batches and ("err", text) for each damaged part, then
+    ("end", None)."""
+    batch: list[str] = []
     records = parser.records_json()
-    damaged = 0
-    chunks: set[int] = set()
-    first_error = ""
     consecutive = 0
     while consecutive < _CONSECUTIVE_EVTX_ERRORS:
         try:
@@ -77,22 +87,78 @@ def _evtx_records(parser: Any, name: str) -> Iterator[RawEvent | ReadWarning]:
             break
         except RuntimeError as exc:
             # The parser reports a corrupt chunk and then continues with the next one.
-            text = _first_line(exc)
-            damaged += 1
-            first_error = first_error or text
-            if m := re.search(r"chunk number (\d+)", text):
-                chunks.add(int(m.group(1)))
+            if batch:
+                conn.send(("rec", batch))
+                batch = []
+            conn.send(("err", _first_line(exc)))
             consecutive += 1
             continue
         consecutive = 0
-        if isinstance(record, dict):
-            event = _from_evtx_json(record)
-            if event is not None:
-                yield event
+        if isinstance(record, dict) and isinstance(record.get("data"), str):
+            batch.append(record["data"])
+            if len(batch) >= _BATCH:
+                conn.send(("rec", batch))
+                batch = []
+    if batch:
+        conn.send(("rec", batch))
+    conn.send(("end", None))
+
+
+def _child_main(parser: Any, conn: Connection) -> None:
+    try:
+        _parse_in_child(parser, conn)
+    except (BrokenPipeError, KeyboardInterrupt):  # the parent stopped reading
+        pass
+    finally:
+        conn.close()
+
+
+def _evtx_records(parser: Any, name: str) -> Iterator[RawEvent | ReadWarning]:
+    ctx = multiprocessing.get_context("fork")
+    receiver, sender = ctx.Pipe(duplex=False)
+    child = ctx.Process(target=_child_main, args=(parser, sender), daemon=True)
+    child.start()
+    sender.close()
+    damaged = 0
+    chunks: set[int] = set()
+    first_error = ""
+    stalled = False
+    try:
+        while True:
+            if not receiver.poll(EVTX_STALL_S):
+                stalled = True
+                break
+            try:
+                kind, value = receiver.recv()
+            except EOFError:  # the child died without a word (killed, out of memory)
+                stalled = True
+                break
+            if kind == "end":
+                break
+            if kind == "err":
+                damaged += 1
+                first_error = first_error or value
+                if m := re.search(r"chunk number (\d+)", value):
+                    chunks.add(int(m.group(1)))
+                continue
+            for data in value:
+                event = _from_evtx_json({"data": data})
+                if event is not None:
+                    yield event
+    finally:
+        receiver.close()
+        if child.is_alive():
+            child.kill()
+        child.join(5)
     if damaged:
         where = f" (chunk {', '.join(map(str, sorted(chunks)))})" if chunks else ""
         reason = first_error.rsplit(": ", 1)[-1]
         yield ReadWarning(f"{name}: skipped {damaged} damaged part(s){where}, read the rest: {reason}")
+    if stalled:
+        yield ReadWarning(
+            f"{name}: the EVTX parser stopped making progress (nothing for {EVTX_STALL_S:g} s: a damaged "
+            "or hostile file); the records before that point were read"
+        )
 
 
 def _from_evtx_json(record: Mapping[str, Any]) -> RawEvent | None:
