@@ -34,7 +34,7 @@ NAT_T_PORT = 4500  # IKE after NAT detection, ESP-in-UDP and NAT keepalives (RFC
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class DecryptedPayload(_Model):

@@ -16,7 +16,7 @@ Status = Literal["pass", "warn", "fail", "skip", "error"]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class Finding(_Model):

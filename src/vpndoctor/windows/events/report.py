@@ -40,7 +40,7 @@ MAX_STEPS = 100  # per attempt: a CoId reused for hours must not grow without bo
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class CodeInfo(_Model):
