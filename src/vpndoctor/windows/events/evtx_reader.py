@@ -14,7 +14,7 @@ import multiprocessing
 import os
 import re
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from multiprocessing.connection import Connection
 from typing import IO, Any
 
@@ -28,6 +28,9 @@ MAX_EVTX_SPOOL_BYTES = 4 << 30
 # A 64 KiB chunk parses in milliseconds; a parser that sends nothing for this long is stuck.
 EVTX_STALL_S = 10.0
 _BATCH = 256  # records per message from the parsing child
+# The fuzzing harness turns this off under libFuzzer, whose own -timeout catches a spinning parser: a child
+# per input would make a million inputs take days. Everything else keeps the child.
+ISOLATE = True
 
 
 def read_evtx(source: _Input) -> Iterator[RawEvent | ReadWarning]:
@@ -74,7 +77,7 @@ def _seekable(source: _Input) -> IO[bytes]:
     return spool
 
 
-def _parse_in_child(parser: Any, conn: Connection) -> None:
+def _parse_in_child(parser: Any, conn: Connection | _Inline) -> None:
     """The child's side: ("rec", [json text, ...]) batches and ("err", text) for each damaged part, then
     ("end", None)."""
     batch: list[str] = []
@@ -113,48 +116,74 @@ def _child_main(parser: Any, conn: Connection) -> None:
         conn.close()
 
 
+class _Inline:
+    """The child's protocol in this process (ISOLATE off): the messages _parse_in_child sends, in a list."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, Any]] = []
+
+    def send(self, message: tuple[str, Any]) -> None:
+        self.messages.append(message)
+
+
 def _evtx_records(parser: Any, name: str) -> Iterator[RawEvent | ReadWarning]:
+    if not ISOLATE:
+        inline = _Inline()
+        _parse_in_child(parser, inline)
+        yield from _read_messages(iter(inline.messages), name, stalled=False)
+        return
     ctx = multiprocessing.get_context("fork")
     receiver, sender = ctx.Pipe(duplex=False)
     child = ctx.Process(target=_child_main, args=(parser, sender), daemon=True)
     child.start()
     sender.close()
-    damaged = 0
-    chunks: set[int] = set()
-    first_error = ""
     stalled = False
-    try:
+
+    def received() -> Iterator[tuple[str, Any]]:
+        nonlocal stalled
         while True:
             if not receiver.poll(EVTX_STALL_S):
                 stalled = True
-                break
+                return
             try:
-                kind, value = receiver.recv()
+                yield receiver.recv()
             except EOFError:  # the child died without a word (killed, out of memory)
                 stalled = True
-                break
-            if kind == "end":
-                break
-            if kind == "err":
-                damaged += 1
-                first_error = first_error or value
-                if m := re.search(r"chunk number (\d+)", value):
-                    chunks.add(int(m.group(1)))
-                continue
-            for data in value:
-                event = _from_evtx_json({"data": data})
-                if event is not None:
-                    yield event
+                return
+
+    try:
+        yield from _read_messages(received(), name, stalled=lambda: stalled)
     finally:
         receiver.close()
         if child.is_alive():
             child.kill()
         child.join(5)
+
+
+def _read_messages(
+    messages: Iterator[tuple[str, Any]], name: str, stalled: Callable[[], bool] | bool
+) -> Iterator[RawEvent | ReadWarning]:
+    damaged = 0
+    chunks: set[int] = set()
+    first_error = ""
+    for kind, value in messages:
+        if kind == "end":
+            break
+        if kind == "err":
+            damaged += 1
+            first_error = first_error or value
+            if m := re.search(r"chunk number (\d+)", value):
+                chunks.add(int(m.group(1)))
+            continue
+        for data in value:
+            event = _from_evtx_json({"data": data})
+            if event is not None:
+                yield event
     if damaged:
         where = f" (chunk {', '.join(map(str, sorted(chunks)))})" if chunks else ""
         reason = first_error.rsplit(": ", 1)[-1]
         yield ReadWarning(f"{name}: skipped {damaged} damaged part(s){where}, read the rest: {reason}")
-    if stalled:
+    if stalled if isinstance(stalled, bool) else stalled():
         yield ReadWarning(
             f"{name}: the EVTX parser stopped making progress (nothing for {EVTX_STALL_S:g} s: a damaged "
             "or hostile file); the records before that point were read"
