@@ -92,7 +92,13 @@ def run_one(name: str, args: argparse.Namespace) -> Result:
         cmd.append(f"-max_len={max_len}")
     if (d := _dict_for(name)) is not None:
         cmd.append(f"-dict={d}")
-    cmd += [str(corpus)] + [str(p) for p in (FUZZ / "corpus" / name, FUZZ / "crashes" / name) if p.is_dir()]
+    # The regression inputs seed the run too, except hang-* ones: a harness may run a parser in-process that
+    # `vpndoctor` runs under a watchdog (events_evtx), where they would only replay the known timeout.
+    crashes = FUZZ / "crashes" / name
+    for path in sorted(crashes.iterdir()) if crashes.is_dir() else []:
+        if path.is_file() and not path.name.startswith("hang-") and not (corpus / path.name).exists():
+            shutil.copyfile(path, corpus / path.name)
+    cmd += [str(corpus)] + [str(p) for p in (FUZZ / "corpus" / name,) if p.is_dir()]
     env = {
         **os.environ,
         "FUZZ_STATS": str(stats),
