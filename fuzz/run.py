@@ -94,7 +94,7 @@ def run_one(name: str, args: argparse.Namespace) -> Result:
         if not hang or total.hangs >= MAX_CONTAINED_HANGS:
             break
         total.hangs += 1
-        _keep_hang(name, Path(str(result.died_input)))
+        _keep_hang(name, Path(str(result.died_input)), corpus)
         if total.inputs >= args.runs:
             result.died = result.died_input = None
             break
@@ -111,15 +111,21 @@ def run_one(name: str, args: argparse.Namespace) -> Result:
 MAX_CONTAINED_HANGS = 50
 
 
-def _keep_hang(name: str, artifact: Path) -> None:
+def _keep_hang(name: str, artifact: Path, corpus: Path) -> None:
+    """Keep a contained hang as fuzz/crashes/<name>/hang-*, and take it out of the grown corpus (a seed
+    that hangs would end the next run at once)."""
     if not artifact.is_file():
         return
+    data = artifact.read_bytes()
     dest = FUZZ / "crashes" / name
     dest.mkdir(parents=True, exist_ok=True)
-    target = dest / f"hang-{hashlib.sha1(artifact.read_bytes()).hexdigest()[:16]}"
+    target = dest / f"hang-{hashlib.sha1(data).hexdigest()[:16]}"
     if not target.exists():
-        shutil.copyfile(artifact, target)
+        target.write_bytes(data)
     artifact.unlink()
+    for seed in corpus.iterdir():
+        if seed.is_file() and seed.stat().st_size == len(data) and seed.read_bytes() == data:
+            seed.unlink()
 
 
 def _run_once(
