@@ -9,6 +9,8 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from vpndoctor.capture.model import CaptureReport
+from vpndoctor.checks.cert import CertReport
+from vpndoctor.checks.connect import ConnectReport
 from vpndoctor.checks.model import DiagnoseReport
 from vpndoctor.checks.sstp import IphttpsReport, SstpReport
 from vpndoctor.checks.tls import TlsReport
@@ -20,6 +22,7 @@ from vpndoctor.windows.ipconfig import IsatapReport
 
 SCHEMAS: dict[str, type[BaseModel]] = {
     "ike.json": IkeObservation,
+    "connect.json": ConnectReport,
     "diagnose.json": DiagnoseReport,
     "events.json": EventsReport,
     "address.json": AddressReport,
@@ -28,6 +31,7 @@ SCHEMAS: dict[str, type[BaseModel]] = {
     "tls.json": TlsReport,
     "sstp.json": SstpReport,
     "iphttps.json": IphttpsReport,
+    "cert.json": CertReport,
     "config-input.json": Deployment,
 }
 

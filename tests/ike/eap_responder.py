@@ -134,14 +134,14 @@ class ConnectResponder(ScriptedResponder):
         inner = decode_payload_chain(first, plain)
         self.processed.append(h.message_id)
         self.received.append(" ".join(type(p).__name__.removesuffix("Payload") for p in inner))
-        replies = self._answer(h, inner)
-        if replies is None:  # silent: as if never received
+        answer = self._answer(h, inner)
+        if answer is None:  # silent: as if never received
             self.processed.pop()
             self.received.pop()
             return []
         self._expected_id += 1
-        self._last = (h.message_id, replies)
-        return self._lose(h.message_id, replies)
+        self._last = (h.message_id, answer)
+        return self._lose(h.message_id, answer)
 
     def _lose(self, message_id: int, replies: list[bytes]) -> list[bytes]:
         if message_id == self.final_id and self.lose_final_answers > 0:

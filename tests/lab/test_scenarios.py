@@ -10,13 +10,24 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.x509.oid import NameOID
 
 from vpndoctor.errors import UsageError
 from vpndoctor.lab import adc, nftables, radius, strongswan
 from vpndoctor.lab import topology as t
 from vpndoctor.lab.client import parse_dial
-from vpndoctor.lab.pki import make_connect_pki, make_directaccess_pki, make_lab_pki
+from vpndoctor.lab.pki import (
+    REVOCATION_MODES,
+    make_connect_pki,
+    make_directaccess_pki,
+    make_lab_pki,
+    make_revocation_pki,
+    revocation_urls,
+)
+from vpndoctor.lab.runner import crl_nginx_argv, crl_nginx_conf, host_records, network_plan
 from vpndoctor.lab.scenario import AdcKnobs, Scenario, builtin_scenarios, load_scenario, parse_scenario
+from vpndoctor.probes.revocation import urls_of
 
 KNOB_VALUES = {
     "fragments": {"pass", "drop"},
@@ -33,6 +44,15 @@ KNOB_VALUES = {
     "rras": {True, False},
     "split_tunnel": {True, False},
     "client_certificate": {"valid", "expired", "no-clientauth-eku", "foreign-ca", "wrong-subject"},
+    "revocation": {
+        "none",
+        "ok",
+        "cdp-unreachable",
+        "crl-expired",
+        "revoked",
+        "ocsp-down",
+        "aia-intermediate",
+    },
 }
 
 
@@ -571,3 +591,138 @@ def test_parse_dial() -> None:
     assert up.virtual_ips == ("203.0.113.129",) and up.remote_ts == ("192.0.2.0/24",)
     assert parse_dial("t1", _UP_LOG, "", {}).remote_ts == ("192.0.2.0/24",)  # from the log alone
     assert parse_dial("t9", "", "", {}).stage == "none"
+
+
+# --- revocation: the crl host, the intermediate CA and what it publishes ------------------------------------
+
+
+def _daemon_configs(s: Scenario) -> list[str]:
+    """Every configuration text the lab renders for a scenario's daemons (not its certificates)."""
+    out = [nftables.edge_ruleset(s), nftables.lb_ruleset(s), nftables.nps_ruleset(s)]
+    out += [strongswan.strongswan_conf(Path("/x"), s)]
+    out += [strongswan.responder_swanctl_conf(b, s) for b in t.BACKENDS]
+    return out
+
+
+def test_scenarios_without_revocation_render_as_before() -> None:
+    """Without the knob: no crl host, no link or route to it, no DNS name for it; and the knob itself changes
+    no daemon configuration of any scenario (it adds a host, DNS names and certificates, nothing else)."""
+    for name, s in builtin_scenarios().items():
+        if s.revocation != "none":
+            continue
+        roles, links, routes = network_plan(s)
+        assert roles == ("client", "wan", "edge", "lb", "vpn1", "vpn2", "dns"), name
+        assert (links, routes) == (t.LINKS, t.ROUTES), name
+        records = host_records(s, adc=s.adc is not None)
+        assert not any(t.CRL_NAME in r for r in records), name
+        assert len(records) == (s.dns != "nxdomain") + (s.adc is not None), name
+        if s.certificate != "valid":
+            continue
+        for mode in REVOCATION_MODES[1:]:
+            other = s.model_copy(update={"revocation": mode})
+            assert _daemon_configs(other) == _daemon_configs(s), (name, mode)
+
+
+def test_revocation_scenarios() -> None:
+    found = {s.revocation: s for s in builtin_scenarios().values() if s.revocation != "none"}
+    assert set(found) == set(REVOCATION_MODES[1:])
+    for s in found.values():
+        roles, links, routes = network_plan(s)
+        assert roles[-1] == t.CRL_HOST and links[-1] in t.CRL_LINKS and t.CRL_ROUTES[0] in routes
+        assert f"--host-record={t.CRL_NAME},{t.OCSP_NAME},{t.CRL4},{t.CRL6}" in host_records(s, adc=False)
+    with pytest.raises(UsageError, match="leave certificate valid"):
+        parse_scenario("name: x\nrevocation: ok\ncertificate: expired\n")
+    with pytest.raises(UsageError, match="revocation"):
+        parse_scenario("name: x\nrevocation: maybe\n")
+    # The crl host's /30 sits outside every other link and the VIP networks it is more specific than.
+    taken = {a.split("/")[0] for link in t.LINKS for a in (*link.a_addrs, *link.b_addrs)}
+    assert t.CRL4 not in taken and t.CRL6 not in taken
+
+
+def _pem(path: Path) -> x509.Certificate:
+    return x509.load_pem_x509_certificate(path.read_bytes())
+
+
+@pytest.mark.parametrize("mode", REVOCATION_MODES[1:])
+def test_revocation_pki(mode: str, tmp_path: Path) -> None:
+    now = datetime.now(UTC)
+    base = make_lab_pki(t.SERVER_NAME, now=now, ip_addresses=[t.VIP4])
+    urls = revocation_urls(
+        mode,
+        crl_host=t.CRL_NAME,
+        ocsp_host=t.OCSP_NAME,
+        ocsp_port=t.OCSP_PORT,
+        internal_host=t.INTERNAL_PKI_NAME,
+    )
+    rev = make_revocation_pki(base, mode, now=now, urls=urls)
+    files, published = rev.write(tmp_path / "pki", tmp_path / "www", tmp_path / "ocsp")
+    leaf, issuing, root = _pem(files.server_cert), _pem(files.issuer_cert), _pem(files.ca_cert)
+    assert leaf.issuer == issuing.subject and issuing.issuer == root.subject
+    leaf.verify_directly_issued_by(issuing)
+    issuing.verify_directly_issued_by(root)
+    assert leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
+        x509.DNSName
+    ) == [t.SERVER_NAME]
+    named = urls_of(leaf)
+    assert (tuple(named["crl"]), tuple(named["ocsp"]), tuple(named["ca_issuers"])) == (
+        urls.crl,
+        urls.ocsp,
+        urls.ca_issuers,
+    )
+    assert urls_of(issuing)["crl"] == [f"http://{t.CRL_NAME}/root.crl"]
+    chain = x509.load_pem_x509_certificates(files.server_chain.read_bytes())
+    assert [c.subject for c in chain] == (
+        [leaf.subject] if mode == "aia-intermediate" else [leaf.subject, issuing.subject]
+    )
+    crl = x509.load_der_x509_crl((published.www / "issuing.crl").read_bytes())
+    assert crl.is_signature_valid(issuing.public_key())  # type: ignore[arg-type]
+    listed = crl.get_revoked_certificate_by_serial_number(leaf.serial_number)
+    assert (listed is not None) == (mode == "revoked")
+    assert crl.next_update_utc is not None and (crl.next_update_utc < now) == (mode == "crl-expired")
+    root_crl = x509.load_der_x509_crl((published.www / "root.crl").read_bytes())
+    assert root_crl.is_signature_valid(root.public_key()) and root_crl.next_update_utc > now  # type: ignore[arg-type, operator]
+    assert x509.load_der_x509_certificate((published.www / "issuing.crt").read_bytes()) == issuing
+    index = published.ocsp_index.read_text().split("\t")
+    assert index[0] == ("R" if mode == "revoked" else "V") and int(index[3], 16) == leaf.serial_number
+    cn = leaf.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
+    assert index[5] == f"/CN={cn}\n" and oct(published.issuing_key.stat().st_mode & 0o777) == "0o600"
+    # OpenSSL's verdict with both CRLs (the oracle the lab test repeats over HTTP).
+    crl_args = []
+    for name in ("root.crl", "issuing.crl"):
+        pem = tmp_path / f"{name}.pem"
+        subprocess.run(
+            ["openssl", "crl", "-inform", "DER", "-in", str(published.www / name), "-out", str(pem)],
+            check=True,
+            timeout=30,
+        )
+        crl_args += ["-CRLfile", str(pem)]
+    proc = subprocess.run(
+        ["openssl", "verify", "-crl_check_all", "-CAfile", str(files.ca_cert),
+         "-untrusted", str(files.issuer_cert), *crl_args, str(files.server_cert)],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    out = proc.stdout + proc.stderr
+    if mode == "revoked":
+        assert "certificate revoked" in out
+    elif mode == "crl-expired":
+        assert "CRL has expired" in out
+    else:
+        assert proc.returncode == 0, out
+
+
+@needs_root
+@pytest.mark.skipif(shutil.which("nginx") is None, reason="needs nginx")
+def test_crl_nginx_conf_is_accepted(tmp_path: Path) -> None:
+    www = tmp_path / "www"
+    www.mkdir()
+    conf = tmp_path / "crl-nginx.conf"
+    conf.write_text(crl_nginx_conf(tmp_path, www))
+    assert f"root {www};" in conf.read_text() and "listen [::]:80;" in conf.read_text()
+    check = crl_nginx_argv(conf, tmp_path, test=True)
+    proc = subprocess.run(
+        ["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$@"', "sh", *check],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert proc.returncode == 0, proc.stderr

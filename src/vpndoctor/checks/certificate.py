@@ -9,39 +9,52 @@ Names follow RFC 6125 (section 6.4): case-insensitive, one trailing dot ignored;
 left-most label (`*.example.com` matches `a.example.com`, not `example.com`, not `a.b.example.com`;
 `f*.example.com`, `xn--*.example.com`, `a.*.example.com` and a bare `*` match nothing); an IP address matches
 only IP SANs; the subject CN counts only when the certificate has no DNS or IP SAN at all.
+
+`judge_purpose` judges a certificate for what it is for in Always On VPN / DirectAccess (`vpndoctor cert`):
+a user certificate (Client Authentication, a UPN in the SAN), a device certificate (Client Authentication,
+the device FQDN as CN or DNS SAN), a server certificate (Server Authentication, the IKE intermediate EKU
+noted). It builds on `judge_certificate` (validity, key, signature) and adds the key usage and the chain.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import re
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from vpndoctor.certs import EKU_NAMES, issued_by_anchor, san_names
+from vpndoctor.certs import EKU_NAMES, build_chain, key_usage_names, san_names, upn_names
 from vpndoctor.observations.ike import CertificateInfo
 
 __all__ = [
+    "CLIENT_AUTH",
     "EXPIRY_WARNING",
     "IKE_INTERMEDIATE",
     "MIN_RSA_BITS",
+    "PURPOSES",
     "SERVER_AUTH",
     "Aspect",
     "CertificateFacts",
     "CertificateJudgement",
+    "Purpose",
+    "PurposeJudgement",
     "common_names_in",
     "dns_name_matches",
     "eku_oids",
     "facts_of",
     "facts_of_info",
+    "infer_purpose",
     "judge_certificate",
     "judge_name",
+    "judge_purpose",
     "key_facts",
     "signature_name",
 ]
@@ -51,6 +64,7 @@ EXPIRY_WARNING = timedelta(days=30)
 MIN_RSA_BITS = 2048  # RSA and DSA keys below this are refused
 
 SERVER_AUTH = ExtendedKeyUsageOID.SERVER_AUTH.dotted_string  # 1.3.6.1.5.5.7.3.1
+CLIENT_AUTH = ExtendedKeyUsageOID.CLIENT_AUTH.dotted_string  # 1.3.6.1.5.5.7.3.2
 IKE_INTERMEDIATE = "1.3.6.1.5.5.8.2.2"  # IP security IKE intermediate: Windows IKEv2 clients want it too
 _WEAK_SIGNATURE_HASHES = ("md2", "md4", "md5", "sha1")
 
@@ -72,7 +86,11 @@ class CertificateFacts:
     key_type: str | None  # RSA, DSA, EC secp256r1, Ed25519, ...; None: unknown
     key_bits: int | None
     signature_algorithm: str | None  # e.g. sha256WithRSAEncryption; None: unknown
-    trusted: bool | None  # chains to an anchor (certs.issued_by_anchor); None: no anchors to ask
+    trusted: bool | None  # chains to an anchor (certs.build_chain); None: no anchors to ask
+    # Read from a parsed certificate only (facts_of); an observation's CertificateInfo does not keep them.
+    upns: tuple[str, ...] = ()  # SAN otherName UPNs (certs.UPN_OID)
+    key_usage: tuple[str, ...] | None = None  # digitalSignature, keyEncipherment, ...; None: no extension
+    chain_break: str | None = None  # the issuer (RFC 4514) whose certificate was missing; None: not broken
 
 
 @dataclass(frozen=True)
@@ -107,12 +125,14 @@ def key_facts(key: object) -> tuple[str, int | None]:
         return "RSA", key.key_size
     if isinstance(key, ec.EllipticCurvePublicKey):
         return f"EC {key.curve.name}", key.key_size
-    if isinstance(key, dsa.DSAPublicKey):
-        return "DSA", key.key_size
     if isinstance(key, ed25519.Ed25519PublicKey):
         return "Ed25519", 256
     if isinstance(key, ed448.Ed448PublicKey):
         return "Ed448", 456
+    with warnings.catch_warnings():  # cryptography warns that DSA is deprecated as soon as it is named
+        warnings.simplefilter("ignore")
+        if isinstance(key, dsa.DSAPublicKey):
+            return "DSA", key.key_size
     return type(key).__name__, None
 
 
@@ -141,9 +161,10 @@ def facts_of(
         ekus = ()
     try:
         key_type, key_bits = key_facts(cert.public_key())
-    except ValueError:  # a key cryptography cannot load
+    except (ValueError, UnsupportedAlgorithm):  # a key cryptography cannot load
         key_type, key_bits = None, None
-    trusted = issued_by_anchor(cert, list(intermediates), list(anchors)) if anchors else None
+    chain = build_chain(cert, list(intermediates), list(anchors)) if anchors else None
+    usage = key_usage_names(cert)
     return CertificateFacts(
         subject=cert.subject.rfc4514_string(),
         issuer=cert.issuer.rfc4514_string(),
@@ -156,7 +177,10 @@ def facts_of(
         key_type=key_type,
         key_bits=key_bits,
         signature_algorithm=signature_name(cert),
-        trusted=trusted,
+        trusted=chain.anchored if chain is not None else None,
+        upns=tuple(upn_names(cert)),
+        key_usage=tuple(usage) if usage is not None else None,
+        chain_break=chain.missing_issuer if chain is not None else None,
     )
 
 
@@ -370,4 +394,194 @@ def judge_certificate(
         key=_key(facts),
         signature=_signature(facts),
         facts=facts,
+    )
+
+
+# ---- purpose profiles: user, device and server certificates (vpndoctor cert) ------------------------
+
+Purpose = Literal["user", "device", "server"]
+PURPOSES: tuple[Purpose, ...] = ("user", "device", "server")
+
+# What Windows uses for VPN certificates (Schannel for SSTP/IP-HTTPS/EAP-TLS, IKEEXT for IKEv2): RSA, or
+# ECDSA on the NIST curves.
+_WINDOWS_CURVES = ("secp256r1", "secp384r1", "secp521r1")
+
+
+@dataclass(frozen=True)
+class PurposeJudgement:
+    """A certificate judged for one purpose. `validity` and `signature` are the judge's own answers (in
+    `base`, as every command gets them); the rest is what the purpose asks. Aspects that do not apply to the
+    purpose are `unknown` with the reason `not-applicable`."""
+
+    purpose: Purpose | None  # None: not given, and the EKUs name none
+    eku: Aspect  # client-auth, no-client-auth, no-eku; server-auth[+ike-intermediate], no-server-auth;
+    # (no purpose) no-vpn-purpose, no-eku
+    key_usage: Aspect  # no-extension, digital-signature, no-digital-signature, no-key-encipherment (server)
+    name: Aspect  # device: dns-san, cn, mismatch, no-target; server: as judge_name; user: not-applicable
+    upn: Aspect  # user: upn, malformed-upn, no-upn; others: not-applicable
+    key: Aspect  # the judge's key aspect, or not-windows (warn) for a key type Windows does not use
+    chain: Aspect  # chains, missing-issuer, untrusted, no-anchors
+    base: CertificateJudgement
+
+
+def infer_purpose(facts: CertificateFacts) -> Purpose | None:
+    """The purpose the certificate declares: a UPN makes it a user certificate, Client Authentication
+    without one a device certificate, Server Authentication (or the IKE intermediate EKU) a server one."""
+    if facts.upns:
+        return "user"
+    if CLIENT_AUTH in facts.eku:
+        return "device"
+    if SERVER_AUTH in facts.eku or IKE_INTERMEDIATE in facts.eku:
+        return "server"
+    return None
+
+
+def _not_applicable(why: str) -> Aspect:
+    return Aspect("unknown", "not-applicable", why)
+
+
+def _eku_list(facts: CertificateFacts) -> str:
+    return ", ".join(EKU_NAMES.get(o, o) for o in facts.eku)
+
+
+def _client_eku(facts: CertificateFacts) -> Aspect:
+    if CLIENT_AUTH in facts.eku:
+        return Aspect("ok", "client-auth", "has the Client Authentication EKU")
+    if not facts.eku:
+        return Aspect(
+            "bad",
+            "no-eku",
+            f"has no EKU extension, and Windows picks only certificates with the Client Authentication "
+            f"purpose ({CLIENT_AUTH}) for VPN authentication",
+        )
+    return Aspect(
+        "bad",
+        "no-client-auth",
+        f"lacks the Client Authentication EKU ({CLIENT_AUTH}): it has {_eku_list(facts)}",
+    )
+
+
+def _server_eku(facts: CertificateFacts) -> Aspect:
+    # The gateway profile of `_eku` when the IKE intermediate EKU is there; the TLS one otherwise, with the
+    # IKE intermediate EKU noted rather than required (an SSTP or IP-HTTPS certificate does not need it).
+    aspect = _eku(facts, ike=IKE_INTERMEDIATE in facts.eku)
+    if aspect.status == "ok" and IKE_INTERMEDIATE not in facts.eku:
+        return Aspect(
+            "ok",
+            aspect.reason,
+            f"{aspect.evidence}; no IP security IKE intermediate EKU ({IKE_INTERMEDIATE}), which an IKEv2 "
+            "gateway with several Server Authentication certificates needs to pick this one",
+        )
+    return aspect
+
+
+def _no_purpose_eku(facts: CertificateFacts) -> Aspect:
+    if not facts.eku:
+        return Aspect("warn", "no-eku", "has no EKU extension, so it does not say what it is for")
+    return Aspect(
+        "bad",
+        "no-vpn-purpose",
+        f"has neither the Client Authentication nor the Server Authentication EKU ({_eku_list(facts)}): "
+        "no VPN client or gateway authenticates with it",
+    )
+
+
+def _key_usage(facts: CertificateFacts, purpose: Purpose | None) -> Aspect:
+    usage = facts.key_usage
+    if usage is None:
+        return Aspect("ok", "no-extension", "has no key usage extension (any use allowed)")
+    shown = ", ".join(usage) or "nothing"
+    if "digitalSignature" not in usage:
+        return Aspect(
+            "bad",
+            "no-digital-signature",
+            f"allows {shown} but not digitalSignature, which IKEv2 and TLS authentication sign with",
+        )
+    if purpose == "server" and facts.key_type == "RSA" and "keyEncipherment" not in usage:
+        return Aspect(
+            "warn",
+            "no-key-encipherment",
+            f"allows {shown} but not keyEncipherment, which TLS suites with RSA key transport (the NULL "
+            "suites of IP-HTTPS, TLS_RSA_* on SSTP) need",
+        )
+    return Aspect("ok", "digital-signature", f"allows {shown}")
+
+
+def _device_name(facts: CertificateFacts, fqdn: str | None) -> Aspect:
+    """The device FQDN, equal (case-insensitive, one trailing dot ignored; no wildcards) to a DNS SAN or
+    the subject CN: what the device tunnel's machine certificate must carry."""
+    if not fqdn:
+        return Aspect("unknown", "no-target", "no device FQDN to compare with")
+    want = _normal(fqdn)
+    if any(_normal(n) == want for n in facts.san_dns):
+        return Aspect("ok", "dns-san", f"{fqdn} is a DNS SAN")
+    if any(_normal(n) == want for n in facts.common_names):
+        return Aspect("ok", "cn", f"{fqdn} is the subject CN")
+    names = list(dict.fromkeys((*facts.common_names, *facts.san_dns)))
+    short = any(_normal(n) == want.split(".")[0] for n in names) and "." in want
+    hint = " (the short host name: the FQDN is expected)" if short else ""
+    return Aspect("bad", "mismatch", f"names {', '.join(names) or 'nothing'}, not {fqdn}{hint}")
+
+
+def _upn(facts: CertificateFacts) -> Aspect:
+    good = [u for u in facts.upns if u.count("@") == 1 and not u.startswith("@") and not u.endswith("@")]
+    if good:
+        return Aspect("ok", "upn", f"carries the UPN {', '.join(good)}")
+    if facts.upns:
+        return Aspect(
+            "warn", "malformed-upn", f"carries a UPN that is not user@domain: {', '.join(facts.upns)}"
+        )
+    return Aspect("bad", "no-upn", "has no UPN (SAN otherName 1.3.6.1.4.1.311.20.2.3)")
+
+
+def _purpose_key(facts: CertificateFacts, key: Aspect) -> Aspect:
+    kind = facts.key_type or ""
+    curve = kind[3:] if kind.startswith("EC ") else None
+    if key.status == "ok" and (
+        kind in ("DSA", "Ed25519", "Ed448") or (curve and curve not in _WINDOWS_CURVES)
+    ):
+        return Aspect(
+            "warn",
+            "not-windows",
+            f"{key.evidence}, which Windows VPN clients and RRAS do not use "
+            "(RSA, or ECDSA on P-256/P-384/P-521)",
+        )
+    return key
+
+
+def _chain(facts: CertificateFacts) -> Aspect:
+    if facts.trusted is False and facts.chain_break:
+        return Aspect(
+            "bad",
+            "missing-issuer",
+            f"does not reach a trust anchor: the certificate of the issuer {facts.chain_break} is missing",
+        )
+    return _trust(facts)
+
+
+def judge_purpose(
+    facts: CertificateFacts, purpose: Purpose | None, name: str | None, now: datetime
+) -> PurposeJudgement:
+    """The certificate as a `purpose` certificate at `now`; `name` is the device FQDN (device) or the name
+    clients dial (server), unused for a user certificate."""
+    base = judge_certificate(facts, name if purpose == "server" else None, now)
+    upn = _not_applicable("only a user certificate carries a UPN")
+    if purpose == "server":
+        eku, name_aspect = _server_eku(facts), base.name
+    elif purpose == "device":
+        eku, name_aspect = _client_eku(facts), _device_name(facts, name)
+    elif purpose == "user":
+        eku, upn = _client_eku(facts), _upn(facts)
+        name_aspect = _not_applicable("a user certificate names its user by the UPN")
+    else:
+        eku, name_aspect = _no_purpose_eku(facts), _not_applicable("the purpose is unknown")
+    return PurposeJudgement(
+        purpose=purpose,
+        eku=eku,
+        key_usage=_key_usage(facts, purpose),
+        name=name_aspect,
+        upn=upn,
+        key=_purpose_key(facts, base.key),
+        chain=_chain(facts),
+        base=base,
     )

@@ -18,6 +18,7 @@ from vpndoctor.checks import ids
 from vpndoctor.checks.certificate import facts_of, judge_certificate
 from vpndoctor.checks.ids import TITLES
 from vpndoctor.checks.model import DiagnoseReport, Finding, Politeness, Target, Verdict, finding
+from vpndoctor.checks.revocation import revocation_finding
 from vpndoctor.checks.sstp import check_sstp_handshake, iphttps_findings
 from vpndoctor.observations.diagnose import (
     AFFINITY_SAMPLES_NEEDED,
@@ -641,6 +642,18 @@ def check_certificates(obs: DiagnoseObservations, now: datetime) -> list[Finding
     return out
 
 
+def check_revocation(obs: DiagnoseObservations, now: datetime) -> Finding:
+    """cert.revocation: the CRLs and OCSP answers of the IKE certificate chain (checks.revocation)."""
+    cert, main, why = _certificate(obs)
+    if cert is None or main is None:
+        if main is not None and main.throttled:
+            return _throttled_skip(ids.CERT_REVOCATION, why)
+        return _skip(ids.CERT_REVOCATION, why)
+    return revocation_finding(
+        ids.CERT_REVOCATION, obs.revocation, now, "ike", why_not="the revocation step did not run"
+    )
+
+
 def check_proposals(obs: DiagnoseObservations) -> Finding:
     if obs.ike_main is None:
         return _skip(ids.IKE_PROPOSALS_STRENGTH, "IKEv2 not among --protocols")
@@ -754,6 +767,7 @@ CAUSE_TEXT = {
     ids.CERT_VALIDITY: "the server certificate is outside its validity period",
     ids.CERT_NAME: "the server certificate does not name the VPN server",
     ids.CERT_EKU: "the server certificate lacks the Server Authentication EKU",
+    ids.CERT_REVOCATION: "the server certificate is revoked",
     ids.IKE_PROPOSALS_CLIENT_MATCH: "the server refuses the client's IKE proposal",
     ids.IKE_PROPOSALS_STRENGTH: "the server accepts only weak IKE proposals",
 }
@@ -793,6 +807,7 @@ def judge(obs: DiagnoseObservations, *, now: datetime | None = None) -> Diagnose
             check_proposals(obs),
             check_client_match(obs),
             *check_certificates(obs, now),
+            check_revocation(obs, now),
         ):
             findings[f.id] = f
     ordered = [findings[fid] for fid in order]

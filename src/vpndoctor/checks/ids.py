@@ -13,6 +13,7 @@ CERT_NAME = "cert.name"
 CERT_EKU = "cert.eku"
 CERT_VALIDITY = "cert.validity"
 CERT_TRUST = "cert.trust"
+CERT_REVOCATION = "cert.revocation"
 IKE_PROPOSALS_STRENGTH = "ike.proposals.strength"
 IKE_PROPOSALS_CLIENT_MATCH = "ike.proposals.client-match"
 
@@ -32,6 +33,7 @@ ALL = (
     CERT_VALIDITY,
     CERT_NAME,
     CERT_EKU,
+    CERT_REVOCATION,
     IKE_PROPOSALS_CLIENT_MATCH,
     IKE_PROPOSALS_STRENGTH,
 )
@@ -69,6 +71,7 @@ TLS_CERT_NAME = "tls.certificate.name"
 TLS_CERT_EKU = "tls.certificate.eku"
 TLS_CERT_KEY = "tls.certificate.key"
 TLS_CERT_SIGNATURE = "tls.certificate.signature"
+TLS_CERT_REVOCATION = "tls.certificate.revocation"
 TLS_RESUMPTION = "tls.resumption"
 TLS_AUDIT_COMPLETE = "tls.audit.complete"
 
@@ -92,6 +95,7 @@ TLS_ALL = (
     TLS_CERT_EKU,
     TLS_CERT_KEY,
     TLS_CERT_SIGNATURE,
+    TLS_CERT_REVOCATION,
     TLS_RESUMPTION,
     TLS_AUDIT_COMPLETE,
 )
@@ -127,6 +131,7 @@ _DIAGNOSE_TITLES = {
     CERT_EKU: "The server certificate has the Server Authentication EKU",
     CERT_VALIDITY: "The server certificate is within its validity period",
     CERT_TRUST: "The server certificate chains to a trusted CA",
+    CERT_REVOCATION: "The server certificate is not revoked, and clients can check that",
     IKE_PROPOSALS_STRENGTH: "The server accepts only strong IKE proposals",
     IKE_PROPOSALS_CLIENT_MATCH: "The server accepts the client profile's CryptographySuite",
 }
@@ -162,6 +167,7 @@ _TLS_TITLES = {
     TLS_CERT_EKU: "Server Authentication EKU",
     TLS_CERT_KEY: "certificate key",
     TLS_CERT_SIGNATURE: "certificate signature",
+    TLS_CERT_REVOCATION: "certificate revocation (CRL/OCSP)",
     TLS_RESUMPTION: "session resumption",
     TLS_AUDIT_COMPLETE: "audit complete",
 }
@@ -176,3 +182,64 @@ _CAPTURE_TITLES = {
 }
 
 TITLES: dict[str, str] = {**_DIAGNOSE_TITLES, **_SSTP_TITLES, **_TLS_TITLES, **_CAPTURE_TITLES}
+
+# `vpndoctor connect`: an EAP user all the way to the CHILD_SA (checks/connect.py), in report order.
+AUTH_SERVER = "auth.server"
+AUTH_EAP = "auth.eap"
+AUTH_IKE_SA = "auth.ike-sa"
+CHILD_SA_ESTABLISHED = "child_sa.established"
+CHILD_SA_PROPOSAL = "child_sa.proposal"
+CHILD_SA_CONFIG = "child_sa.config"
+CONNECT_ALL = (
+    AUTH_SERVER,
+    AUTH_EAP,
+    AUTH_IKE_SA,
+    CHILD_SA_ESTABLISHED,
+    CHILD_SA_PROPOSAL,
+    CHILD_SA_CONFIG,
+)
+_CONNECT_TITLES = {
+    AUTH_SERVER: "The server proves its identity with a trusted certificate before EAP",
+    AUTH_EAP: "The user authenticates with EAP-MSCHAPv2",
+    AUTH_IKE_SA: "The IKE SA is established (AUTH keyed with the EAP MSK, both ways)",
+    CHILD_SA_ESTABLISHED: "The CHILD_SA (the tunnel) is established",
+    CHILD_SA_PROPOSAL: "The CHILD_SA uses a strong ESP proposal",
+    CHILD_SA_CONFIG: "The server hands out an address and DNS servers",
+}
+TITLES.update(_CONNECT_TITLES)
+
+# `vpndoctor cert`: each certificate file linted for its Always On VPN / DirectAccess purpose
+# (checks/cert.py), every id once per certificate, in this order (failing ids explain the verdict in it too).
+# Not `cert.name`/`cert.validity`/...: those are diagnose's, about the gateway certificate it was shown.
+CERT_LINT_VALIDITY = "cert.lint.validity"
+CERT_LINT_CHAIN = "cert.lint.chain"
+CERT_LINT_EKU = "cert.lint.eku"
+CERT_LINT_KEY_USAGE = "cert.lint.key-usage"
+CERT_LINT_NAME = "cert.lint.name"
+CERT_LINT_UPN = "cert.lint.upn"
+CERT_LINT_KEY = "cert.lint.key"
+CERT_LINT_SIGNATURE = "cert.lint.signature"
+CERT_LINT_DUPLICATE_CLIENT_AUTH = "cert.lint.duplicate-client-auth"
+CERT_LINT_ALL = (
+    CERT_LINT_VALIDITY,
+    CERT_LINT_CHAIN,
+    CERT_LINT_EKU,
+    CERT_LINT_KEY_USAGE,
+    CERT_LINT_NAME,
+    CERT_LINT_UPN,
+    CERT_LINT_KEY,
+    CERT_LINT_SIGNATURE,
+    CERT_LINT_DUPLICATE_CLIENT_AUTH,
+)
+_CERT_LINT_TITLES = {
+    CERT_LINT_VALIDITY: "The certificate is within its validity period",
+    CERT_LINT_CHAIN: "The chain reaches a --ca anchor with no issuer missing",
+    CERT_LINT_EKU: "The EKUs fit the purpose (Client or Server Authentication)",
+    CERT_LINT_KEY_USAGE: "The key usage allows signing (and key encipherment for an RSA server key)",
+    CERT_LINT_NAME: "The certificate names the device FQDN or the server name",
+    CERT_LINT_UPN: "A user certificate carries the user's UPN",
+    CERT_LINT_KEY: "The key is RSA of 2048 bits or more, or ECDSA on a NIST curve",
+    CERT_LINT_SIGNATURE: "The certificate is signed with SHA-2, not SHA-1 or MD5",
+    CERT_LINT_DUPLICATE_CLIENT_AUTH: "One Client Authentication certificate per subject among the inputs",
+}
+TITLES.update(_CERT_LINT_TITLES)

@@ -10,8 +10,10 @@ from typing import Literal
 
 from vpndoctor.checks import ids
 from vpndoctor.checks.certificate import facts_of_info, judge_certificate
-from vpndoctor.checks.model import Finding, finding
+from vpndoctor.checks.model import Finding, Status, finding
+from vpndoctor.checks.revocation import Protocol, RevocationOutcome, revocation_outcome
 from vpndoctor.observations.ike import CertificateInfo
+from vpndoctor.observations.revocation import RevocationObservation
 from vpndoctor.observations.sstp import IphttpsAttempt, IphttpsObservation, SstpObservation
 
 ClientAuth = Literal["required", "optional", "none", "unknown"]
@@ -190,20 +192,55 @@ def _sstp_certificate(obs: SstpObservation, now: datetime) -> Finding:
     cert = obs.tls.certificate if obs.tls else None
     if cert is None:
         return _f(fid, "skip", "no certificate (no TLS session)")
-    ev = {"subject": cert.subject, "issuer": cert.issuer, "san_dns": cert.san_dns, "trusted": cert.trusted}
+    ev: dict[str, object] = {
+        "subject": cert.subject,
+        "issuer": cert.issuer,
+        "san_dns": cert.san_dns,
+        "trusted": cert.trusted,
+    }
     problems = certificate_problems(cert, dialled_name(obs.sni, obs.target), now)
     not_after = datetime.fromisoformat(cert.not_after)
+    rev = revocation_part(obs.revocation, now, "sstp")
+    if rev is not None:
+        ev["revocation"] = rev.evidence
     if problems:
-        return _f(
-            fid,
-            "fail",
-            "The certificate " + "; ".join(p for p, _ in problems) + ".",
-            ev,
-            REMEDY_SSTP_CERT,
-            sorted({c for _, c in problems}),
-        )
+        codes = {c for _, c in problems}
+        detail = "The certificate " + "; ".join(p for p, _ in problems) + "."
+        remedy = REMEDY_SSTP_CERT
+        if rev is not None and rev.status in ("fail", "warn"):
+            detail, remedy = f"{detail} {rev.detail}", f"{remedy}\n{rev.remedy}"
+            codes |= set(rev.codes) if rev.status == "fail" else set()
+        return _f(fid, "fail", detail, ev, remedy, sorted(codes))
     trust = "chains to a trusted CA" if cert.trusted else "trust not checked (no --ca)"
-    return _f(fid, "pass", f"{cert.subject}: {trust}, valid until {not_after:%Y-%m-%d}.", ev)
+    text = f"{cert.subject}: {trust}, valid until {not_after:%Y-%m-%d}."
+    status, text, remedy, rev_codes = with_revocation("pass", text, rev)
+    return _f(fid, status, text, ev, remedy, rev_codes)
+
+
+def revocation_part(
+    obs: RevocationObservation | None, now: datetime, protocol: Protocol
+) -> RevocationOutcome | None:
+    """The revocation part of a certificate finding (SSTP, IP-HTTPS); None when it was not checked."""
+    if obs is None:
+        return None
+    outcome = revocation_outcome(obs, now, protocol)
+    return None if outcome.chain_status == "not-checked" else outcome
+
+
+def with_revocation(
+    status: Status, text: str, rev: RevocationOutcome | None
+) -> tuple[Status, str, str, list[int]]:
+    """A passing certificate finding with its revocation part: revoked or unverifiable fails or warns as
+    `checks.revocation` says; a certificate naming no CDP or OCSP responder at all is said so but keeps
+    the status, since whether Windows clients then refuse it depends on a client setting
+    (NoCertRevocationCheck)."""
+    if rev is None:
+        return status, text, "", []
+    if rev.chain_status == "no-info":
+        return status, f"{text} {rev.detail}", "", []
+    if rev.status in ("fail", "warn"):
+        return rev.status, f"{text} {rev.detail}", rev.remedy, list(rev.codes)
+    return status, f"{text} {rev.detail}", "", []
 
 
 def dialled_name(sni: str | None, host: str | None) -> str | None:
@@ -291,27 +328,39 @@ def iphttps_findings(obs: IphttpsObservation, *, now: datetime | None = None) ->
     elif tls_a is not None and tls_a.tls is not None:
         t = tls_a.tls
         tls_ev: dict[str, object] = {"version": t.version, "cipher": t.cipher}
+        moment = now or datetime.now(UTC)
         problems = (
-            certificate_problems(t.certificate, dialled_name(obs.sni, obs.host), now or datetime.now(UTC))
+            certificate_problems(t.certificate, dialled_name(obs.sni, obs.host), moment)
             if t.certificate
             else []
         )
+        rev = revocation_part(obs.revocation, moment, "iphttps") if t.certificate else None
+        if rev is not None:
+            tls_ev["revocation"] = rev.evidence
         if problems:
+            detail = (
+                f"{t.version} with {t.cipher}, but the certificate " + "; ".join(p for p, _ in problems) + "."
+            )
+            remedy, codes = REMEDY_IPHTTPS_CERT, {c for _, c in problems}
+            if rev is not None and rev.status in ("fail", "warn"):
+                detail, remedy = f"{detail} {rev.detail}", f"{remedy}\n{rev.remedy}"
+                codes |= set(rev.codes) if rev.status == "fail" else set()
             out.append(
                 _f(
                     fid,
                     "fail",
-                    f"{t.version} with {t.cipher}, but the certificate "
-                    + "; ".join(p for p, _ in problems)
-                    + ".",
+                    detail,
                     {**tls_ev, "subject": t.certificate.subject if t.certificate else None},
-                    REMEDY_IPHTTPS_CERT,
-                    sorted({c for _, c in problems}),
+                    remedy,
+                    sorted(codes),
                 )
             )
         else:
             trust = "" if t.certificate is None or t.certificate.trusted is None else ", certificate trusted"
-            out.append(_f(fid, "pass", f"{t.version} with {t.cipher}{trust}.", tls_ev))
+            status, text, remedy, rev_codes = with_revocation(
+                "pass", f"{t.version} with {t.cipher}{trust}.", rev
+            )
+            out.append(_f(fid, status, text, tls_ev, remedy, rev_codes))
     elif bare is not None and bare.reached == "tcp" and auth == "required":
         out.append(
             _f(

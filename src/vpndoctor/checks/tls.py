@@ -30,6 +30,7 @@ from vpndoctor.checks.ids import (  # the ids live in one table; these names sta
     TLS_CERT_EKU,
     TLS_CERT_KEY,
     TLS_CERT_NAME,
+    TLS_CERT_REVOCATION,
     TLS_CERT_SIGNATURE,
     TLS_CERT_TRUST,
     TLS_CERT_VALIDITY,
@@ -47,6 +48,7 @@ from vpndoctor.checks.ids import (  # the ids live in one table; these names sta
     TLS_SUITES_WEAK,
 )
 from vpndoctor.checks.model import Finding, Status, Verdict, finding
+from vpndoctor.checks.revocation import revocation_finding
 from vpndoctor.observations.tls import AuditObservation, OversizedAnswer
 from vpndoctor.tls import suites as S
 from vpndoctor.tls.audit import (
@@ -864,6 +866,14 @@ def judge(obs: AuditObservation, *, now: datetime | None = None) -> TlsReport:
         findings.append(check_null(facts.null_suites, versions, facts.suites, facts.server_preference))
         findings += check_client_auth(obs)
         findings += check_certificate(cert, bool(facts.certificates), now)
+        if cert is None:
+            findings.append(_skip(TLS_CERT_REVOCATION, "no certificate was obtained"))
+        else:
+            findings.append(
+                revocation_finding(
+                    TLS_CERT_REVOCATION, obs.revocation, now, "tls", why_not="the revocation step did not run"
+                )
+            )
         why = ""
         if facts.client_auth == "required" and not obs.client_cert_given:
             why = "a client certificate is required: give --client-cert/--client-key to test resumption"

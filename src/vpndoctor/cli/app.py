@@ -23,6 +23,8 @@ from vpndoctor.errors import VpndoctorError
 COMMANDS: dict[str, tuple[str, str]] = {
     "diagnose": ("vpndoctor.cli.diagnose", "app"),
     "ike": ("vpndoctor.cli.ike", "app"),
+    "connect": ("vpndoctor.cli.connect", "app"),
+    "cert": ("vpndoctor.cli.cert", "app"),
     "sstp": ("vpndoctor.cli.sstp", "sstp_app"),
     "iphttps": ("vpndoctor.cli.sstp", "iphttps_app"),
     "tls": ("vpndoctor.cli.tls", "app"),

@@ -6,6 +6,9 @@ milestones from `next_event()`. Time, randomness and addresses come in as argume
 socket or reads a clock. The exchange is IKE_SA_INIT (answering COOKIE and INVALID_KE_PAYLOAD), a float to
 UDP 4500 when NAT is detected (or forced), IKE_AUTH without an AUTH payload (it asks for EAP, as a Windows
 user tunnel does), one EAP-Identity answer to learn the EAP method, then a polite INFORMATIONAL Delete.
+With `stop_after="child-sa"` and an injected `EapPeer` it goes all the way, as a Windows user tunnel does:
+the whole EAP conversation, the MSK-keyed AUTH exchange that closes it (RFC 7296 §2.16), the CHILD_SA the
+first IKE_AUTH asked for, and an INFORMATIONAL Delete of the established IKE SA (which ends its CHILD_SA).
 
 A probe is a guest on someone else's gateway, so the machine leaves as little state behind as the protocol
 allows: `stateless` asks whether proposals are acceptable with a KE payload of a group none of them names
@@ -30,6 +33,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from enum import Enum
 
+from vpndoctor.eap.auth import initiator_eap_auth, verify_responder_eap_auth
+from vpndoctor.eap.errors import EapError
+from vpndoctor.eap.method import EapEvent
+from vpndoctor.eap.peer import EapPeer
 from vpndoctor.ike import auth as ike_auth
 from vpndoctor.ike import sk
 from vpndoctor.ike.constants import (
@@ -53,7 +60,17 @@ from vpndoctor.ike.constants import (
 from vpndoctor.ike.dh import KeyExchange, new_key_exchange
 from vpndoctor.ike.errors import MalformedMessage
 from vpndoctor.ike.fragments import FragmentReassembler, build_fragments
-from vpndoctor.ike.keys import CipherSuite, IkeKeys, derive_ike_keys, prf_output_bytes
+from vpndoctor.ike.keys import (
+    ChildKeys,
+    CipherSuite,
+    IkeKeys,
+    UnsupportedSuite,
+    derive_child_keys,
+    derive_ike_keys,
+    esp_key_bytes,
+    prf_output_bytes,
+    wireshark_key_line,
+)
 from vpndoctor.ike.message import (
     Header,
     Message,
@@ -68,6 +85,7 @@ from vpndoctor.ike.payloads import (
     CertPayload,
     CertReqPayload,
     CpPayload,
+    DeletePayload,
     EapPayload,
     EncryptedFragmentPayload,
     EncryptedPayload,
@@ -83,7 +101,17 @@ from vpndoctor.ike.payloads import (
     TsPayload,
     VendorIdPayload,
 )
-from vpndoctor.ike.proposals import ProposalSpec, offered, suite_from_proposal
+from vpndoctor.ike.proposals import (
+    WINDOWS_ESP_PROPOSALS,
+    EspProposalSpec,
+    EspSuite,
+    ProposalSpec,
+    esp_offered,
+    esp_suite_from_proposal,
+    offered,
+    parse_esp_proposal,
+    suite_from_proposal,
+)
 
 Address = tuple[str, int]
 Rng = Callable[[int], bytes]
@@ -100,6 +128,9 @@ PADDING_VENDOR_ID = b"vpndoctor path-fragment probe"
 MAX_TRANSCRIPT = 200
 MAX_IGNORED_ROWS = 100
 MAX_COOKIE_ROUNDS = 2
+# EAP packets from the server in one conversation: MS-CHAPv2 takes 3 (Identity, Challenge, Success request)
+# plus EAP-Success; a server that keeps asking (endless Notifications, a method loop) is stopped here.
+MAX_EAP_ROUNDS = 32
 # Groups a stateless probe's KE payload may use (one none of the offered proposals names); cheap ones first.
 _STATELESS_KE_GROUPS = (19, 14, 2, 20, 31, 5, 15, 16)
 
@@ -113,6 +144,7 @@ class State(Enum):
     SA_INIT_SENT = "sa-init-sent"
     AUTH_SENT = "auth-sent"
     EAP_SENT = "eap-sent"
+    FINAL_AUTH_SENT = "final-auth-sent"  # our MSK-keyed AUTH, after EAP-Success (stop_after="child-sa")
     DELETE_SENT = "delete-sent"
     DONE = "done"
     FAILED = "failed"
@@ -124,7 +156,10 @@ _TRANSITIONS: dict[State, frozenset[State]] = {
     State.AUTH_SENT: frozenset(
         {State.AUTH_SENT, State.EAP_SENT, State.DELETE_SENT, State.DONE, State.FAILED}
     ),
-    State.EAP_SENT: frozenset({State.DELETE_SENT, State.DONE, State.FAILED}),
+    State.EAP_SENT: frozenset(
+        {State.EAP_SENT, State.FINAL_AUTH_SENT, State.DELETE_SENT, State.DONE, State.FAILED}
+    ),
+    State.FINAL_AUTH_SENT: frozenset({State.DELETE_SENT, State.DONE, State.FAILED}),
     State.DELETE_SENT: frozenset({State.DONE, State.FAILED}),
     State.DONE: frozenset(),
     State.FAILED: frozenset(),
@@ -215,6 +250,58 @@ class EapMethodRequested:
 
 
 @dataclass(frozen=True)
+class EapRound:
+    """One EAP packet from the server (stop_after="child-sa"), handed to the EAP peer: its Code and Type and
+    what the peer made of it (identity asked, method refused with a Nak, MS-CHAPv2 failure, success...)."""
+
+    code: int
+    eap_type: int | None
+    events: tuple[EapEvent, ...]
+
+
+@dataclass(frozen=True)
+class ConnectStopped:
+    """We ended a connection ourselves at `stage` ("IKE_AUTH", "EAP", "CHILD_SA"). `cause`: "server-auth"
+    (its certificate AUTH did not verify, or it sent none), "server-refused" (the caller's `accept_server`
+    said no, e.g. an untrusted certificate), "no-eap" (it started no EAP conversation), "eap" (the EAP peer
+    refused a packet or had nothing to answer), "responder-auth" (its MSK-keyed AUTH after EAP did not
+    verify), "protocol" (an answer the exchange does not allow)."""
+
+    stage: str
+    cause: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class IkeSaEstablished:
+    """The answer to our MSK-keyed AUTH carried the responder's AUTH: the IKE SA is up on its side.
+    `verified`: that AUTH is the MIC over its signed octets keyed with our MSK."""
+
+    verified: bool
+    reason: str | None
+    auth_method: int
+
+
+@dataclass(frozen=True)
+class ChildSaResult:
+    """What the last IKE_AUTH answer said about the CHILD_SA the first IKE_AUTH asked for. `spi_i` is our
+    inbound SPI, `spi_r` the responder's; `config` the CFG_REPLY attributes (they may come even when the
+    CHILD_SA fails); `error` an error notify (the IKE SA stays up: RFC 7296 §1.2); `reason` why an answer
+    without an error notify still made no usable CHILD_SA."""
+
+    established: bool
+    suite: EspSuite | None
+    spi_i: bytes
+    spi_r: bytes | None
+    ts_i: tuple[TrafficSelector, ...]
+    ts_r: tuple[TrafficSelector, ...]
+    config: tuple[tuple[int, bytes], ...]
+    error: int | None
+    notifies: tuple[int, ...]
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
 class Timeout:
     exchange: int
     message_id: int
@@ -228,7 +315,7 @@ class PeerMisbehaved:
 
 @dataclass(frozen=True)
 class Finished:
-    reached: str  # "none" | "IKE_SA_INIT" | "IKE_AUTH"
+    reached: str  # "none" | "IKE_SA_INIT" | "IKE_AUTH", and with stop_after="child-sa" "EAP" | "CHILD_SA"
 
 
 Event = (
@@ -241,6 +328,10 @@ Event = (
     | ErrorNotify
     | AuthDone
     | EapMethodRequested
+    | EapRound
+    | ConnectStopped
+    | IkeSaEstablished
+    | ChildSaResult
     | Timeout
     | PeerMisbehaved
     | Finished
@@ -270,7 +361,11 @@ class InitiatorConfig:
     send_certreq: bool = True  # without a CERTREQ a send_cert=ifasked server keeps its certificate
     sa_init_padding_bytes: int = 0  # a Vendor ID of this size makes IKE_SA_INIT IP-fragment on purpose
     start_on_natt: bool = False  # send IKE_SA_INIT to the NAT-T port (non-ESP marker) from the start
-    stop_after: str = "eap"  # "sa-init" | "auth" | "eap": how far to go before the Delete
+    # "sa-init" | "auth" | "eap": how far to go before the Delete; "child-sa": all the way, with an EapPeer.
+    stop_after: str = "eap"
+    # ESP proposals of the CHILD_SA requested in the first IKE_AUTH. Empty: the probe's fixed list, or with
+    # stop_after="child-sa" what a Windows client offers (`proposals.WINDOWS_ESP_PROPOSALS`).
+    esp_proposals: tuple[EspProposalSpec, ...] = ()
     # IKE_SA_INIT with a KE payload of a group outside the proposals: the answer says accepted or refused
     # and the responder keeps nothing (see the module docstring).
     stateless: bool = False
@@ -311,6 +406,7 @@ class _Outstanding:
     sample: int | None = None  # index into natt_samples when this request went out on the NAT-T port
     fell_back: bool = False
     also_message_id: int | None = None  # an ending request may be answered at either message ID
+    also_exchange: int | None = None  # ... in this exchange (None: the same as `exchange`)
 
 
 @dataclass
@@ -319,6 +415,7 @@ class _SaInitContext:
     ke: KeyExchange
     request: bytes = b""
     response: bytes = b""
+    nonce_r: bytes = b""
     cookie: bytes | None = None
     cookie_rounds: int = 0
     ke_retried: bool = False
@@ -328,9 +425,36 @@ class _SaInitContext:
 
 
 class Initiator:
-    def __init__(self, config: InitiatorConfig, *, rng: Rng, local: Address, remote: Address) -> None:
+    def __init__(
+        self,
+        config: InitiatorConfig,
+        *,
+        rng: Rng,
+        local: Address,
+        remote: Address,
+        eap_peer: EapPeer | None = None,
+        accept_server: Callable[[AuthDone], str | None] | None = None,
+    ) -> None:
+        """`eap_peer` runs the EAP conversation when `config.stop_after == "child-sa"`; `accept_server` is
+        asked, once the server's certificate AUTH verified, whether to go on (None) or why not (a reason):
+        MS-CHAPv2 hands the server material to guess the password from, so a caller that can judge the
+        certificate should."""
         if not config.proposals:
             raise LocalProtocolError("at least one IKE proposal is needed")
+        if (config.stop_after == "child-sa") != (eap_peer is not None):
+            raise LocalProtocolError('stop_after="child-sa" and an EAP peer go together')
+        self._eap_peer = eap_peer
+        self._accept_server = accept_server
+        self._connect = eap_peer is not None
+        self._esp_specs = config.esp_proposals
+        if self._connect and not self._esp_specs:
+            self._esp_specs = tuple(parse_esp_proposal(p) for p in WINDOWS_ESP_PROPOSALS)
+        self.child_spi_i: bytes | None = None  # our inbound ESP SPI, once the CHILD_SA was requested
+        self._idi_body = b""
+        self._idr_body = b""
+        self._eap_rounds = 0
+        self._child_keys: ChildKeys | None = None
+        self.ike_established = False  # the responder sent its AUTH after EAP: the IKE SA is up there
         self.config = config
         self._rng = rng
         self.local = local  # address and port of the socket that sends to port 500 (for NAT detection)
@@ -436,7 +560,11 @@ class Initiator:
                 self._finish()  # an unanswered end is no failure of the probe (server_holds_state says so)
                 return
             self._events.append(Timeout(out.exchange, out.message_id, out.attempts))
-            if self.server_holds_state and self.state in (State.AUTH_SENT, State.EAP_SENT):
+            if self.server_holds_state and self.state in (
+                State.AUTH_SENT,
+                State.EAP_SENT,
+                State.FINAL_AUTH_SENT,
+            ):
                 # Lost: the answer, or the request itself. End the SA the responder may hold either way.
                 self._send_delete(now, unanswered=out.message_id)
                 return
@@ -455,7 +583,7 @@ class Initiator:
         if (
             self.finished
             or not self.server_holds_state
-            or self.state not in (State.AUTH_SENT, State.EAP_SENT)
+            or self.state not in (State.AUTH_SENT, State.EAP_SENT, State.FINAL_AUTH_SENT)
         ):
             return False
         out = self._outstanding
@@ -494,6 +622,18 @@ class Initiator:
     @property
     def auth(self) -> AuthDone | None:
         return self._auth
+
+    def wireshark_keys(self) -> str | None:
+        """The IKE SA's keys as one Wireshark `ikev2_decryption_table` row (what `vpndoctor capture --keys`
+        reads), once IKE_SA_INIT completed; None before. The caller decides where such a secret may go."""
+        if self._keys is None or self._suite is None:
+            return None
+        return wireshark_key_line(self._suite, self._keys, self.spi_i, self.spi_r)
+
+    @property
+    def child_keys_derived(self) -> bool:
+        """KEYMAT for the CHILD_SA was derived (the keys themselves never leave the machine)."""
+        return self._child_keys is not None
 
     @property
     def server_holds_state(self) -> bool:
@@ -663,10 +803,12 @@ class Initiator:
             text = f"{summary(msg)} - request from responder, ignored"
             self._log("in", addr, wire_size, now, text, ignored=True)
             return
-        if (
-            out is None
-            or h.exchange != out.exchange
-            or h.message_id not in (out.message_id, out.also_message_id)
+        if out is None or not (
+            (h.exchange == out.exchange and h.message_id == out.message_id)
+            or (
+                h.message_id == out.also_message_id
+                and h.exchange == (out.exchange if out.also_exchange is None else out.also_exchange)
+            )
         ):
             self._log("in", addr, wire_size, now, f"{summary(msg)} - unexpected, ignored", ignored=True)
             return
@@ -737,6 +879,7 @@ class Initiator:
         if not 16 <= len(nonce.data) <= 256:
             self._peer_error(f"responder nonce of {len(nonce.data)} bytes (RFC 7296: 16-256)")
             return
+        ctx.nonce_r = nonce.data
         try:
             shared = ctx.ke.shared_secret(ke.data)
         except MalformedMessage as exc:
@@ -839,6 +982,11 @@ class Initiator:
 
     def _child_sa(self) -> SaPayload:
         esp_spi = self._rng(4)
+        self.child_spi_i = esp_spi
+        if self._esp_specs:
+            return SaPayload(
+                proposals=tuple(spec.to_proposal(i + 1, esp_spi) for i, spec in enumerate(self._esp_specs))
+            )
         suites = (
             (EncrId.AES_CBC, 256, IntegId.HMAC_SHA2_256_128),
             (EncrId.AES_GCM_16, 256, None),
@@ -862,11 +1010,8 @@ class Initiator:
         self._next_message_id = 1
         all4 = TrafficSelector(TsType.IPV4_ADDR_RANGE, 0, 0, 65535, b"\x00" * 4, b"\xff" * 4)
         all6 = TrafficSelector(TsType.IPV6_ADDR_RANGE, 0, 0, 65535, b"\x00" * 16, b"\xff" * 16)
-        idi = IdPayload(
-            id_type=IdType.RFC822_ADDR if "@" in self.config.identity else IdType.FQDN,
-            data=self.config.identity.encode(),
-            responder=False,
-        )
+        idi = self._idi()
+        self._idi_body = idi.encode_body()
         middle: list[Payload]
         if (style or self.config.auth_style) == "psk-fail":
             # A shared-key AUTH no responder can verify (random bytes of the PRF's length, no key behind
@@ -887,6 +1032,9 @@ class Initiator:
                         (CfgAttr.INTERNAL_IP4_DNS, b""),
                         (CfgAttr.INTERNAL_IP6_ADDRESS, b""),
                         (CfgAttr.INTERNAL_IP6_DNS, b""),
+                        # RFC 8598: the DNS suffix an RRAS-shaped gateway hands out (asked only when
+                        # connecting, so that the other probes' requests stay as they were).
+                        *([(CfgAttr.INTERNAL_DNS_DOMAIN, b"")] if self._connect else []),
                     ),
                 ),
             ]
@@ -903,6 +1051,24 @@ class Initiator:
             self._protect(ExchangeType.IKE_AUTH, payloads),
             now,
             text=self._text(ExchangeType.IKE_AUTH, 1, payloads),
+        )
+
+    def _idi(self) -> IdPayload:
+        """IDi: an RFC 822 name when it has an @, else an FQDN; when connecting, an address is sent as one
+        (a Windows client's IDi is its own address)."""
+        identity = self.config.identity
+        if self._connect:
+            try:
+                ip = ipaddress.ip_address(identity)
+            except ValueError:
+                pass
+            else:
+                kind = IdType.IPV4_ADDR if ip.version == 4 else IdType.IPV6_ADDR
+                return IdPayload(id_type=kind, data=ip.packed, responder=False)
+        return IdPayload(
+            id_type=IdType.RFC822_ADDR if "@" in identity else IdType.FQDN,
+            data=identity.encode(),
+            responder=False,
         )
 
     def _text(self, exchange: int, message_id: int, payloads: list[Payload]) -> str:
@@ -970,6 +1136,8 @@ class Initiator:
             self._on_auth_response(inner, fragments, now)
         elif exchange == ExchangeType.IKE_AUTH and self.state is State.EAP_SENT:
             self._on_eap_response(inner, now)
+        elif exchange == ExchangeType.IKE_AUTH and self.state is State.FINAL_AUTH_SENT:
+            self._on_final_auth_response(inner, now)
         elif self.state is State.DELETE_SENT:
             # Any answer to the ending request: AUTHENTICATION_FAILED (or a Delete response) ends the SA.
             self._sa_ended = True
@@ -1022,6 +1190,9 @@ class Initiator:
             self._finish()  # the responder has already dropped the SA
             return
         self.reached = "IKE_AUTH"
+        if self._connect:
+            self._connect_after_first_auth(idr, auth, eap, now)
+            return
         if (
             eap is not None
             and eap.code == EapCode.REQUEST
@@ -1051,6 +1222,18 @@ class Initiator:
     def _on_eap_response(self, inner: tuple[Payload, ...], now: float) -> None:
         eap = next((p for p in inner if isinstance(p, EapPayload)), None)
         errors = [p for p in inner if isinstance(p, NotifyPayload) and p.type < 16384]
+        if self._connect:
+            if errors:  # e.g. AUTHENTICATION_FAILED in the middle of EAP: the responder drops the SA
+                self._events.append(ErrorNotify(ExchangeType.IKE_AUTH, errors[0].type, errors[0].data))
+                self._sa_ended = True
+                self._finish()
+            elif eap is None:
+                self._stop(
+                    now, "EAP", "protocol", "an IKE_AUTH answer in the middle of EAP without an EAP payload"
+                )
+            else:
+                self._eap_packet(eap, now)
+            return
         if eap is not None:
             self._events.append(EapMethodRequested(eap.eap_type, eap.code))
         if errors:
@@ -1059,6 +1242,209 @@ class Initiator:
             self._finish()
             return
         self._send_delete(now)
+
+    # -- connecting: EAP, the closing AUTH exchange, the CHILD_SA ------------------------------------------
+
+    def _connect_after_first_auth(
+        self, idr: IdPayload | None, auth: AuthPayload | None, eap: EapPayload | None, now: float
+    ) -> None:
+        """The first IKE_AUTH answer, when connecting: the server must have proved its identity (IDr, AUTH
+        verified against its certificate) before the EAP method hands it anything."""
+        assert self._auth is not None
+        if idr is not None:
+            self._idr_body = idr.encode_body()  # the responder's AUTH after EAP covers this IDr
+        if auth is None or idr is None:
+            self._stop(
+                now, "IKE_AUTH", "server-auth", "the server did not authenticate itself (no IDr and AUTH)"
+            )
+        elif not self._auth.auth_verified:
+            why = self._auth.auth_reason or "it does not verify"
+            self._stop(now, "IKE_AUTH", "server-auth", f"the server's AUTH payload is not valid: {why}")
+        elif (refusal := self._accept_server(self._auth) if self._accept_server else None) is not None:
+            self._stop(now, "IKE_AUTH", "server-refused", refusal)
+        elif eap is None:
+            self._stop(
+                now,
+                "IKE_AUTH",
+                "no-eap",
+                "the server started no EAP conversation (it expects another authentication, e.g. a "
+                "certificate or a pre-shared key)",
+            )
+        else:
+            self._eap_packet(eap, now)
+
+    def _stop(self, now: float, stage: str, cause: str, reason: str) -> None:
+        """We end the connection ourselves: the event, then the request that ends what the server holds."""
+        self._events.append(ConnectStopped(stage, cause, reason))
+        if self.ike_established:
+            self._send_info_delete(now)
+        else:
+            self._send_delete(now)
+
+    def _eap_packet(self, eap: EapPayload, now: float) -> None:
+        assert self._eap_peer is not None
+        self.reached = "EAP"
+        self._eap_rounds += 1
+        if self._eap_rounds > MAX_EAP_ROUNDS:
+            self._stop(now, "EAP", "protocol", f"more than {MAX_EAP_ROUNDS} EAP packets from the server")
+            return
+        try:
+            step = self._eap_peer.receive(eap.encode_body())
+        except EapError as exc:
+            self._events.append(EapRound(eap.code, eap.eap_type, ()))
+            self._stop(now, "EAP", "eap", f"EAP: {exc}")
+            return
+        self._events.append(EapRound(eap.code, eap.eap_type, step.events))
+        if eap.code == EapCode.SUCCESS:
+            self._send_final_auth(now)
+            return
+        if eap.code == EapCode.FAILURE:
+            # The server ended the conversation, and an SA whose authentication failed goes with the
+            # answer that says so (strongSwan destroys it once that answer is sent; vici shows none).
+            self._sa_ended = True
+            self._finish()
+            return
+        reply = step.reply_payload()
+        if reply is None:
+            self._stop(
+                now, "EAP", "eap", self._eap_peer.failure_reason or "the EAP peer had nothing to answer"
+            )
+            return
+        self._set_state(State.EAP_SENT)
+        self._next_message_id += 1
+        self._request(
+            ExchangeType.IKE_AUTH,
+            self._protect(ExchangeType.IKE_AUTH, [reply]),
+            now,
+            text=self._text(ExchangeType.IKE_AUTH, self._next_message_id, [reply]),
+        )
+
+    def _send_final_auth(self, now: float) -> None:
+        """After EAP-Success: our AUTH keyed with the MSK (RFC 7296 §2.16)."""
+        assert self._ctx is not None and self._keys is not None and self._suite is not None
+        assert self._eap_peer is not None
+        auth = initiator_eap_auth(
+            self._suite.prf,
+            self._eap_peer.msk,
+            sk_pi=self._keys.sk_pi,
+            sa_init_request=self._ctx.request,
+            nonce_r=self._ctx.nonce_r,
+            idi_body=self._idi_body,
+        )
+        self._set_state(State.FINAL_AUTH_SENT)
+        self._next_message_id += 1
+        self._request(
+            ExchangeType.IKE_AUTH,
+            self._protect(ExchangeType.IKE_AUTH, [auth]),
+            now,
+            text=self._text(ExchangeType.IKE_AUTH, self._next_message_id, [auth]),
+        )
+
+    def _on_final_auth_response(self, inner: tuple[Payload, ...], now: float) -> None:
+        assert self._ctx is not None and self._keys is not None and self._suite is not None
+        assert self._eap_peer is not None
+        errors = [p for p in inner if isinstance(p, NotifyPayload) and p.type < 16384]
+        auth = next((p for p in inner if isinstance(p, AuthPayload)), None)
+        if auth is None:
+            if errors:  # AUTHENTICATION_FAILED: no IKE SA, and the responder has dropped it
+                self._events.append(ErrorNotify(ExchangeType.IKE_AUTH, errors[0].type, errors[0].data))
+                self._sa_ended = True
+                self._finish()
+            else:
+                self._stop(
+                    now, "EAP", "protocol", "the answer to our AUTH carries neither AUTH nor an error notify"
+                )
+            return
+        self.ike_established = True
+        result = verify_responder_eap_auth(
+            auth.method,
+            auth.data,
+            self._suite.prf,
+            self._eap_peer.msk,
+            sk_pr=self._keys.sk_pr,
+            sa_init_response=self._ctx.response,
+            nonce_i=self._ctx.nonce_i,
+            idr_body=self._idr_body,
+        )
+        self._events.append(IkeSaEstablished(result.verified, result.reason, auth.method))
+        if not result.verified:
+            self._stop(
+                now, "EAP", "responder-auth", f"the server's AUTH after EAP is not valid: {result.reason}"
+            )
+            return
+        self.reached = "CHILD_SA"
+        if errors:
+            self._events.append(ErrorNotify(ExchangeType.IKE_AUTH, errors[0].type, errors[0].data))
+        self._events.append(self._child_result(inner, errors))
+        self._send_info_delete(now)
+
+    def _child_result(self, inner: tuple[Payload, ...], errors: list[NotifyPayload]) -> ChildSaResult:
+        assert self._ctx is not None and self._keys is not None and self._suite is not None
+        sa = next((p for p in inner if isinstance(p, SaPayload)), None)
+        ts_i = next((p for p in inner if isinstance(p, TsPayload) and not p.responder), None)
+        ts_r = next((p for p in inner if isinstance(p, TsPayload) and p.responder), None)
+        cp = next((p for p in inner if isinstance(p, CpPayload) and p.cfg_type == CfgType.REPLY), None)
+        notifies = tuple(p.type for p in inner if isinstance(p, NotifyPayload))
+
+        def result(reason: str | None = None, suite: EspSuite | None = None) -> ChildSaResult:
+            return ChildSaResult(
+                established=reason is None and not errors and suite is not None,
+                suite=suite,
+                spi_i=self.child_spi_i or b"",
+                spi_r=sa.proposals[0].spi if sa is not None and len(sa.proposals) == 1 else None,
+                ts_i=ts_i.selectors if ts_i is not None else (),
+                ts_r=ts_r.selectors if ts_r is not None else (),
+                config=cp.attributes if cp is not None else (),
+                error=errors[0].type if errors else None,
+                notifies=notifies,
+                reason=reason,
+            )
+
+        if errors:
+            return result()
+        if sa is None or ts_i is None or ts_r is None:
+            return result("the answer carries no SA, TSi and TSr: the server made no CHILD_SA")
+        if len(sa.proposals) != 1:
+            return result(f"the server chose {len(sa.proposals)} ESP proposals, not one")
+        try:
+            suite = esp_suite_from_proposal(sa.proposals[0])
+        except MalformedMessage as exc:
+            return result(f"unusable ESP proposal: {exc}")
+        if not esp_offered(self._esp_specs, suite):
+            return result(f"the server chose an ESP proposal we did not offer ({suite.text})", suite)
+        for ts in (*ts_i.selectors, *ts_r.selectors):
+            start, end = ts.start_ip, ts.end_ip
+            if start is None or end is None or int(start) > int(end) or ts.start_port > ts.end_port:
+                return result("a traffic selector that is not an address range we asked for", suite)
+        try:
+            encr_bytes, integ_bytes = esp_key_bytes(suite.encr, suite.encr_key_bits, suite.integ)
+        except UnsupportedSuite:
+            pass  # the keys are not ours to use; the SA itself is fine
+        else:
+            self._child_keys = derive_child_keys(
+                self._suite.prf,
+                self._keys.sk_d,
+                self._ctx.nonce_i,
+                self._ctx.nonce_r,
+                encr_bytes,
+                integ_bytes,
+            )
+        return result(None, suite)
+
+    def _send_info_delete(self, now: float) -> None:
+        """End an established IKE SA (and with it its CHILD_SA, RFC 7296 §1.4.1): INFORMATIONAL [D]."""
+        if not self.config.send_delete:
+            self._finish()
+            return
+        self._set_state(State.DELETE_SENT)
+        self._next_message_id += 1
+        delete: list[Payload] = [DeletePayload(protocol=ProtocolId.IKE, spi_size=0, spis=())]
+        self._request(
+            ExchangeType.INFORMATIONAL,
+            self._protect(ExchangeType.INFORMATIONAL, delete),
+            now,
+            text=self._text(ExchangeType.INFORMATIONAL, self._next_message_id, delete),
+        )
 
     def _send_delete(self, now: float, unanswered: int | None = None) -> None:
         """End the SA. Ours never complete authentication, and a responder ignores a Delete for an SA that is
@@ -1072,34 +1458,38 @@ class Initiator:
         if not self.config.send_delete or self._suite is None:
             self._finish()
             return
+        # Our AUTH after EAP went unanswered: the responder may have established the SA (and only a Delete
+        # ends that) or never seen the request (and only a refused AUTH at its message ID ends that).
+        established_maybe = self.state is State.FINAL_AUTH_SENT
         self._set_state(State.DELETE_SENT)
         self._next_message_id += 1
         refused: list[Payload] = [
             AuthPayload(method=AuthMethod.SHARED_KEY, data=self._rng(prf_output_bytes(self._suite.prf)))
         ]
-        datagrams = self._protect(ExchangeType.IKE_AUTH, refused)
-        text = self._text(ExchangeType.IKE_AUTH, self._next_message_id, refused)
+        ending_exchange: int = ExchangeType.IKE_AUTH
+        if established_maybe:
+            ending_exchange = ExchangeType.INFORMATIONAL
+            ending: list[Payload] = [DeletePayload(protocol=ProtocolId.IKE, spi_size=0, spis=())]
+            datagrams = self._protect(ending_exchange, ending)
+            text = self._text(ending_exchange, self._next_message_id, ending)
+        else:
+            datagrams = self._protect(ExchangeType.IKE_AUTH, refused)
+            text = self._text(ExchangeType.IKE_AUTH, self._next_message_id, refused)
         if unanswered is not None and unanswered < self._next_message_id:
             ending_id = self._next_message_id
             self._next_message_id = unanswered
             if unanswered == 1:
                 # The first IKE_AUTH needs its IDi to be judged at all.
-                first: list[Payload] = [
-                    IdPayload(
-                        id_type=IdType.RFC822_ADDR if "@" in self.config.identity else IdType.FQDN,
-                        data=self.config.identity.encode(),
-                        responder=False,
-                    ),
-                    *refused,
-                ]
+                first: list[Payload] = [self._idi(), *refused]
             else:
                 first = refused
             datagrams = self._protect(ExchangeType.IKE_AUTH, first) + datagrams
             text = self._text(ExchangeType.IKE_AUTH, unanswered, first) + " + " + text
             self._next_message_id = ending_id
-        self._request(ExchangeType.IKE_AUTH, datagrams, now, text=text)
+        self._request(ending_exchange, datagrams, now, text=text)
         if self._outstanding is not None and unanswered is not None and unanswered < self._next_message_id:
             self._outstanding.also_message_id = unanswered
+            self._outstanding.also_exchange = ExchangeType.IKE_AUTH
 
     def _peer_error(self, reason: str) -> None:
         self._events.append(PeerMisbehaved(reason))

@@ -17,17 +17,21 @@ from vpndoctor.ike.dh import SUPPORTED_GROUPS
 from vpndoctor.ike.errors import MalformedMessage
 
 __all__ = [
+    "ChildKeys",
     "CipherSuite",
     "DirectionKeys",
     "IkeKeys",
     "SecretLine",
     "SecretsFileError",
     "UnsupportedSuite",
+    "derive_child_keys",
     "derive_ike_keys",
+    "esp_key_bytes",
     "parse_tcpdump_secrets",
     "prf",
     "prf_output_bytes",
     "prf_plus",
+    "wireshark_key_line",
 ]
 
 
@@ -290,6 +294,82 @@ def derive_ike_keys(
         parts.append(stream[offset : offset + size])
         offset += size
     return IkeKeys(*parts)
+
+
+# --- CHILD_SA keys (RFC 7296 §2.17) ---
+
+# ESP key sizes (bytes) by transform: AES-GCM carries a 4-byte salt after the key (RFC 4106 §8.1).
+_ESP_ENCR_KEY_BYTES: dict[int, int] = {EncrId.DES: 8, EncrId.DES3: 24, EncrId.NULL: 0}
+_ESP_SALT_BYTES: dict[int, int] = {EncrId.AES_GCM_16: 4}
+
+
+def esp_key_bytes(encr: int, key_bits: int | None, integ: int | None) -> tuple[int, int]:
+    """(encryption key bytes, integrity key bytes) of one direction of an ESP SA; UnsupportedSuite for an
+    algorithm whose key size we do not know."""
+    if encr in _ESP_ENCR_KEY_BYTES:
+        encr_bytes = _ESP_ENCR_KEY_BYTES[encr]
+    elif encr in (EncrId.AES_CBC, EncrId.AES_GCM_16) and key_bits in (128, 192, 256):
+        encr_bytes = key_bits // 8 + _ESP_SALT_BYTES.get(encr, 0)
+    else:
+        raise _unsupported("an ESP cipher with a known key size", f"found {name_of(EncrId, encr)}/{key_bits}")
+    if integ is None:
+        return encr_bytes, 0
+    if integ not in _INTEGS:
+        raise _unsupported("a supported ESP integrity algorithm", f"found {name_of(IntegId, integ)}")
+    return encr_bytes, _INTEGS[integ][1]
+
+
+@dataclass(frozen=True)
+class ChildKeys:
+    """One CHILD_SA's keys: initiator-to-responder encryption and integrity, then responder-to-initiator."""
+
+    encr_i: bytes
+    integ_i: bytes
+    encr_r: bytes
+    integ_r: bytes
+
+    def __repr__(self) -> str:
+        return "ChildKeys(<secret>)"
+
+
+def derive_child_keys(
+    prf_id: int, sk_d: bytes, nonce_i: bytes, nonce_r: bytes, encr_bytes: int, integ_bytes: int
+) -> ChildKeys:
+    """KEYMAT = prf+(SK_d, Ni | Nr) for the CHILD_SA made in IKE_AUTH (no PFS there), taken in the order
+    RFC 7296 §2.17 gives: initiator-to-responder encryption then integrity key, then the other direction."""
+    stream = prf_plus(prf_id, sk_d, nonce_i + nonce_r, 2 * (encr_bytes + integ_bytes))
+    a, b, c = encr_bytes, encr_bytes + integ_bytes, 2 * encr_bytes + integ_bytes
+    return ChildKeys(stream[:a], stream[a:b], stream[b:c], stream[c:])
+
+
+# --- Wireshark's IKEv2 decryption table ---
+
+# The names Wireshark's `ikev2_decryption_table` uses (packet-isakmp.c); `vpndoctor capture --keys` reads
+# the same names (capture/decrypt.py).
+_WIRESHARK_ENCR_NAMES: dict[tuple[int, int], str] = {
+    (EncrId.DES3, 192): "3DES [RFC2451]",
+    **{(EncrId.AES_CBC, b): f"AES-CBC-{b} [RFC3602]" for b in (128, 192, 256)},
+    **{(EncrId.AES_GCM_16, b): f"AES-GCM-{b} with 16 octet ICV [RFC5282]" for b in (128, 192, 256)},
+}
+_WIRESHARK_INTEG_NAMES: dict[int | None, str] = {
+    IntegId.HMAC_MD5_96: "HMAC_MD5_96 [RFC2403]",
+    IntegId.HMAC_SHA1_96: "HMAC_SHA1_96 [RFC2404]",
+    IntegId.HMAC_SHA2_256_128: "HMAC_SHA2_256_128 [RFC4868]",
+    IntegId.HMAC_SHA2_384_192: "HMAC_SHA2_384_192 [RFC4868]",
+    IntegId.HMAC_SHA2_512_256: "HMAC_SHA2_512_256 [RFC4868]",
+    None: "NONE [RFC4306]",
+}
+
+
+def wireshark_key_line(suite: CipherSuite, keys: IkeKeys, spi_i: bytes, spi_r: bytes) -> str:
+    """One `ikev2_decryption_table` row for an IKE SA: SPIi,SPIr,SK_ei,SK_er,"encryption",SK_ai,SK_ar,
+    "integrity" (hex without 0x; AES-GCM keys with their salt, as SK_e holds them)."""
+    bits = suite.cipher_key_bytes * 8
+    encr = _WIRESHARK_ENCR_NAMES[(suite.encr, bits)]
+    integ = _WIRESHARK_INTEG_NAMES[suite.integ]
+    fields = [spi_i.hex(), spi_r.hex(), keys.sk_ei.hex(), keys.sk_er.hex(), f'"{encr}"']
+    fields += [keys.sk_ai.hex(), keys.sk_ar.hex(), f'"{integ}"']
+    return ",".join(fields)
 
 
 # --- tcpdump's IKEv2 key log ---

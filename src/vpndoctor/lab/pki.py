@@ -29,12 +29,18 @@ __all__ = [
     "DirectAccessPki",
     "DirectAccessPkiFiles",
     "IKE_INTERMEDIATE_OID",
+    "REVOCATION_MODES",
     "LabPki",
     "LabPkiFiles",
+    "RevocationPki",
+    "RevocationPkiFiles",
+    "RevocationUrls",
     "make_client_cert",
     "make_connect_pki",
     "make_directaccess_pki",
     "make_lab_pki",
+    "make_revocation_pki",
+    "revocation_urls",
 ]
 
 CertificateDefect = Literal[
@@ -78,7 +84,17 @@ _LEAF_LIFETIME = timedelta(days=365)
 _BACKDATE = timedelta(days=1)
 
 _KeyRole = Literal[
-    "ca", "rogue-ca", "server", "client", "da-ca", "wrong-client-ca", "nps", "user", "machine", "foreign-ca"
+    "ca",
+    "rogue-ca",
+    "server",
+    "client",
+    "da-ca",
+    "wrong-client-ca",
+    "nps",
+    "user",
+    "machine",
+    "foreign-ca",
+    "issuing-ca",
 ]
 
 # RSA key generation dominates the cost of building a PKI (tens to hundreds of milliseconds per 2048-bit
@@ -646,4 +662,278 @@ def make_connect_pki(
         machine_key_pem=machine_key,
         foreign_ca_cert_pem=_cert_pem(foreign_ca),
         defect=defect,
+    )
+
+
+# --- revocation: an intermediate CA, CDP/AIA/OCSP URLs, the CRLs and the OCSP responder's index ------------
+
+REVOCATION_MODES: tuple[str, ...] = (
+    "none",
+    "ok",
+    "cdp-unreachable",
+    "crl-expired",
+    "revoked",
+    "ocsp-down",
+    "aia-intermediate",
+)
+ISSUING_CA_COMMON_NAME = "vpndoctor lab issuing CA"
+# AD CS publishes an LDAP CDP first by default; clients outside the domain cannot reach it.
+_LDAP_CDP = (
+    "ldap:///CN=vpndoctor%20lab%20issuing%20CA,CN=pki,CN=CDP,CN=Public%20Key%20Services,CN=Services,"
+    "CN=Configuration,DC=lab,DC=test?certificateRevocationList?base?objectClass=cRLDistributionPoint"
+)
+
+
+@dataclass(frozen=True)
+class RevocationUrls:
+    """What the certificates name: the server certificate's CDP, OCSP and caIssuers URLs, and the
+    intermediate's CDP."""
+
+    crl: tuple[str, ...]
+    ocsp: tuple[str, ...]
+    ca_issuers: tuple[str, ...]
+    intermediate_crl: tuple[str, ...]
+
+
+def revocation_urls(
+    mode: str, *, crl_host: str, ocsp_host: str, ocsp_port: int, internal_host: str
+) -> RevocationUrls:
+    """The URLs the lab's certificates carry for `mode` (see scenario.RevocationMode)."""
+    public_crl = (f"http://{crl_host}/issuing.crl",)
+    ocsp = (f"http://{ocsp_host}:{ocsp_port}/",)
+    aia = (f"http://{crl_host}/issuing.crt",)
+    root_crl = (f"http://{crl_host}/root.crl",)
+    if mode == "cdp-unreachable":
+        internal = f"http://{internal_host}"
+        return RevocationUrls(
+            (_LDAP_CDP, f"{internal}/issuing.crl"), (), (f"{internal}/issuing.crt",), root_crl
+        )
+    if mode == "crl-expired":
+        return RevocationUrls(public_crl, (), aia, root_crl)
+    return RevocationUrls(public_crl, ocsp, aia, root_crl)
+
+
+@dataclass(frozen=True)
+class RevocationPkiFiles:
+    """Paths written by :meth:`RevocationPki.write`."""
+
+    www: Path  # what the crl host's web server serves: root.crl, issuing.crl, issuing.crt, root.crt
+    ocsp_index: Path  # the OCSP responder's `openssl ca` index
+    issuing_cert: Path  # the intermediate (the responder signs as it)
+    issuing_key: Path  # (0600)
+
+
+@dataclass(frozen=True)
+class RevocationPki:
+    """The lab PKI of a revocation scenario: the server certificate issued by an intermediate CA (itself
+    issued by the lab CA, the trust anchor), with CDP/AIA URLs per `mode`; the CRLs the crl host publishes
+    and the index its OCSP responder answers from."""
+
+    lab: LabPki  # issuer_cert_pem: the intermediate; ca_cert_pem: the lab CA (trust anchor)
+    mode: str
+    urls: RevocationUrls
+    server_chain_pem: bytes  # what the servers send: leaf + intermediate, the leaf alone for aia-intermediate
+    issuing_key_pem: bytes
+    published: dict[str, bytes]  # file name on the crl host -> content
+    ocsp_index: str
+
+    def write(self, pki_dir: Path, www: Path, ocsp_dir: Path) -> tuple[LabPkiFiles, RevocationPkiFiles]:
+        files = self.lab.write(pki_dir)
+        _write_file(files.server_chain, self.server_chain_pem, 0o644)
+        www.mkdir(parents=True, exist_ok=True)
+        os.chmod(www, 0o755)
+        for name, data in self.published.items():
+            _write_file(www / name, data, 0o644)
+        ocsp_dir.mkdir(parents=True, exist_ok=True)
+        rev = RevocationPkiFiles(
+            www=www,
+            ocsp_index=ocsp_dir / "index.txt",
+            issuing_cert=ocsp_dir / "issuing.pem",
+            issuing_key=ocsp_dir / "issuing.key",
+        )
+        _write_file(rev.ocsp_index, self.ocsp_index.encode(), 0o644)
+        _write_file(ocsp_dir / "index.txt.attr", b"unique_subject = no\n", 0o644)
+        _write_file(rev.issuing_cert, self.lab.issuer_cert_pem, 0o644)
+        _write_file(rev.issuing_key, self.issuing_key_pem, 0o600)
+        return files, rev
+
+
+def _uri_points(urls: Sequence[str]) -> x509.CRLDistributionPoints:
+    return x509.CRLDistributionPoints(
+        [x509.DistributionPoint([x509.UniformResourceIdentifier(u)], None, None, None) for u in urls]
+    )
+
+
+def _aia(ocsp_urls: Sequence[str], ca_issuers: Sequence[str]) -> x509.AuthorityInformationAccess:
+    from cryptography.x509.oid import AuthorityInformationAccessOID as Aia
+
+    return x509.AuthorityInformationAccess(
+        [x509.AccessDescription(Aia.OCSP, x509.UniformResourceIdentifier(u)) for u in ocsp_urls]
+        + [x509.AccessDescription(Aia.CA_ISSUERS, x509.UniformResourceIdentifier(u)) for u in ca_issuers]
+    )
+
+
+def _crl(
+    issuer: x509.Certificate,
+    key: rsa.RSAPrivateKey,
+    *,
+    this_update: datetime,
+    next_update: datetime,
+    number: int,
+    revoked: Sequence[x509.RevokedCertificate] = (),
+) -> bytes:
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(issuer.subject)
+        .last_update(this_update)
+        .next_update(next_update)
+        .add_extension(x509.CRLNumber(number), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(_rsa_public_key(issuer)), critical=False
+        )
+    )
+    for entry in revoked:
+        builder = builder.add_revoked_certificate(entry)
+    return builder.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
+
+
+def _index_time(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%y%m%d%H%M%SZ")
+
+
+def make_revocation_pki(
+    pki: LabPki,
+    mode: str,
+    *,
+    now: datetime,
+    urls: RevocationUrls,
+) -> RevocationPki:
+    """Re-issue ``pki``'s server certificate from a new intermediate CA (signed by ``pki``'s lab CA), with the
+    revocation URLs of ``mode``, and build what the crl host publishes: the lab CA's CRL (root.crl), the
+    intermediate's (issuing.crl: listing the server certificate for "revoked", past its nextUpdate for
+    "crl-expired"), the intermediate for AIA (issuing.crt, DER) and the OCSP responder's index."""
+    if mode not in REVOCATION_MODES or mode == "none":
+        raise ValueError(
+            f"unknown revocation mode {mode!r}; expected one of: {', '.join(REVOCATION_MODES[1:])}"
+        )
+    if pki.defect != "valid":
+        raise ValueError("revocation scenarios need the valid server certificate")
+    moment = _utc(now)
+    root = x509.load_pem_x509_certificate(pki.ca_cert_pem)
+    root_key = serialization.load_pem_private_key(pki.ca_key_pem, password=None)
+    if not isinstance(root_key, rsa.RSAPrivateKey):
+        raise TypeError(f"expected an RSA lab CA key, got {type(root_key).__name__}")
+    bits = root_key.key_size
+    issuing_key = _cached_key(bits, "issuing-ca")
+    issuing_public = issuing_key.public_key()
+    issuing = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, ISSUING_CA_COMMON_NAME)]))
+        .issuer_name(root.subject)
+        .public_key(issuing_public)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(moment - _BACKDATE)
+        .not_valid_after(moment + _CA_LIFETIME)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(issuing_public), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(_rsa_public_key(root)), critical=False
+        )
+        .add_extension(_uri_points(urls.intermediate_crl), critical=False)
+        .sign(root_key, hashes.SHA256())
+    )
+    old = x509.load_pem_x509_certificate(pki.server_cert_pem)
+    server_key = serialization.load_pem_private_key(pki.server_key_pem, password=None)
+    if not isinstance(server_key, rsa.RSAPrivateKey):
+        raise TypeError(f"expected an RSA server key, got {type(server_key).__name__}")
+    san = old.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    ekus = old.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(old.subject)
+        .issuer_name(issuing.subject)
+        .public_key(server_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(moment - _BACKDATE)
+        .not_valid_after(moment + _LEAF_LIFETIME)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(old.extensions.get_extension_for_class(x509.KeyUsage).value, critical=True)
+        .add_extension(x509.ExtendedKeyUsage(list(ekus)), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(server_key.public_key()), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuing_public), critical=False)
+        .add_extension(san, critical=False)
+        .add_extension(_uri_points(urls.crl), critical=False)
+    )
+    if urls.ocsp or urls.ca_issuers:
+        builder = builder.add_extension(_aia(urls.ocsp, urls.ca_issuers), critical=False)
+    server = builder.sign(issuing_key, hashes.SHA256())
+
+    revoked_at = moment - timedelta(hours=1)
+    entries = []
+    if mode == "revoked":
+        entries.append(
+            x509.RevokedCertificateBuilder()
+            .serial_number(server.serial_number)
+            .revocation_date(revoked_at)
+            .add_extension(x509.CRLReason(x509.ReasonFlags.key_compromise), critical=False)
+            .build()
+        )
+    if mode == "crl-expired":
+        this_update, next_update = moment - timedelta(days=10), moment - timedelta(days=3)
+    else:
+        this_update, next_update = moment - timedelta(hours=1), moment + timedelta(days=7)
+    published = {
+        "root.crl": _crl(
+            root,
+            root_key,
+            this_update=moment - timedelta(hours=1),
+            next_update=moment + timedelta(days=7),
+            number=1,
+        ),
+        "issuing.crl": _crl(
+            issuing, issuing_key, this_update=this_update, next_update=next_update, number=2, revoked=entries
+        ),
+        "issuing.crt": issuing.public_bytes(serialization.Encoding.DER),
+        "root.crt": root.public_bytes(serialization.Encoding.DER),
+    }
+    serial = f"{server.serial_number:X}"
+    serial = serial if len(serial) % 2 == 0 else "0" + serial
+    subject = "/CN=" + str(server.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value)
+    expiry = _index_time(server.not_valid_after_utc)
+    if mode == "revoked":
+        line = f"R\t{expiry}\t{_index_time(revoked_at)},keyCompromise\t{serial}\tunknown\t{subject}\n"
+    else:
+        line = f"V\t{expiry}\t\t{serial}\tunknown\t{subject}\n"
+    server_pem, issuing_pem = _cert_pem(server), _cert_pem(issuing)
+    lab = LabPki(
+        ca_cert_pem=pki.ca_cert_pem,
+        ca_key_pem=pki.ca_key_pem,
+        issuer_cert_pem=issuing_pem,
+        server_cert_pem=server_pem,
+        server_key_pem=pki.server_key_pem,
+        server_name=pki.server_name,
+        defect=pki.defect,
+    )
+    return RevocationPki(
+        lab=lab,
+        mode=mode,
+        urls=urls,
+        server_chain_pem=server_pem if mode == "aia-intermediate" else server_pem + issuing_pem,
+        issuing_key_pem=_key_pem(issuing_key),
+        published=published,
+        ocsp_index=line,
     )

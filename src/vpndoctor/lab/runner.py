@@ -25,7 +25,14 @@ from typing import Any
 from vpndoctor.errors import LabError, LocalEnvironmentError, UsageError
 from vpndoctor.lab import adc, nftables, radius, strongswan
 from vpndoctor.lab import topology as t
-from vpndoctor.lab.pki import ConnectPkiFiles, make_connect_pki, make_directaccess_pki, make_lab_pki
+from vpndoctor.lab.pki import (
+    ConnectPkiFiles,
+    make_connect_pki,
+    make_directaccess_pki,
+    make_lab_pki,
+    make_revocation_pki,
+    revocation_urls,
+)
 from vpndoctor.lab.scenario import Scenario
 
 STATE_ROOT = Path(os.environ.get("VPNDOCTOR_LAB_STATE", "/var/lib/vpndoctor/lab"))
@@ -107,6 +114,67 @@ NGINX_BINARIES = {adc.NGINX: "nginx-light"}
 NGINX_FILES = {adc.NGINX_STREAM_MODULE: "libnginx-mod-stream"}
 
 
+# What the `revocation` scenarios need on top: the crl host's web server and OCSP responder.
+REVOCATION_BINARIES = {"nginx": "nginx-light", "openssl": "openssl"}
+CRL_DIR = "crl"  # under the lab's workdir: www/ (what nginx serves) and ocsp/ (the responder's index)
+
+
+def revocation_enabled(scenario: Scenario) -> bool:
+    """Whether the lab runs the crl host and issues certificates with CDP/AIA URLs."""
+    return scenario.revocation != "none"
+
+
+def network_plan(
+    scenario: Scenario,
+) -> tuple[tuple[str, ...], tuple[t.Link, ...], tuple[tuple[str, str, str], ...]]:
+    """The namespaces, links and routes the lab builds for `scenario`: the crl host only for `revocation`."""
+    if revocation_enabled(scenario):
+        return t.ROLES, t.LINKS + t.CRL_LINKS, t.ROUTES + t.CRL_ROUTES
+    return tuple(r for r in t.ROLES if r not in t.OPTIONAL_ROLES), t.LINKS, t.ROUTES
+
+
+def host_records(scenario: Scenario, adc: bool) -> list[str]:
+    """dnsmasq's --host-record arguments: the VPN name (as the `dns` knob says), the ADC's, the crl host's."""
+    records = []
+    if scenario.dns == "correct":
+        records = list(t.target_addresses(scenario.edge_dnat))
+    elif scenario.dns == "wrong":
+        records = [t.WRONG4, t.WRONG6]
+    argv = []
+    if records:
+        argv.append(f"--host-record={t.SERVER_NAME},{','.join(records)}")
+    if adc:
+        argv.append(f"--host-record={t.DA_NAME},{t.DA_VIP4},{t.DA_VIP6}")
+    if revocation_enabled(scenario):  # the public CDP/AIA/OCSP names; pki.internal.lab.test stays unpublished
+        argv.append(f"--host-record={t.CRL_NAME},{t.OCSP_NAME},{t.CRL4},{t.CRL6}")
+    return argv
+
+
+def crl_nginx_conf(workdir: Path, www: Path) -> str:
+    """The crl host's nginx: its shipped defaults, serving one directory on port 80 (IPv4 and IPv6)."""
+    return (
+        "# vpndoctor lab: the CA's CDP and AIA (nginx defaults, one directory)\n"
+        "worker_processes 1;\n"
+        "events { worker_connections 64; }\n"
+        "http {\n"
+        "    types { application/pkix-crl crl; application/pkix-cert crt; }\n"
+        "    default_type application/octet-stream;\n"
+        f"    access_log {workdir / 'crl-access.log'};\n"
+        "    server {\n"
+        "        listen 80;\n"
+        "        listen [::]:80;\n"
+        f"        root {www};\n"
+        "    }\n"
+        "}\n"
+    )
+
+
+def crl_nginx_argv(conf: Path, workdir: Path, *, test: bool = False) -> list[str]:
+    argv = [adc.NGINX, "-c", str(conf), "-p", f"{workdir}/", "-e", str(workdir / "crl-nginx-error.log")]
+    argv += ["-g", f"daemon off; pid {workdir / 'crl-nginx.pid'};"]
+    return [*argv, "-t", "-q"] if test else argv
+
+
 def adc_enabled(scenario: Scenario, overrides: dict[str, Any] | None) -> bool:
     """Whether the lab runs the DirectAccess ADC parts (its PKI, VIP, backends and front end)."""
     names = set(overrides or ())
@@ -137,6 +205,8 @@ def preflight(scenario: Scenario | None = None, overrides: dict[str, Any] | None
             binaries.update(RADIUS_BINARIES)
     if scenario is not None and scenario.rras:
         files.update(RRAS_FILES)
+    if scenario is not None and revocation_enabled(scenario):
+        binaries.update(REVOCATION_BINARIES)
     missing = []
     for binary, package in binaries.items():
         if not (Path(binary).exists() if binary.startswith("/") else shutil.which(binary)):
@@ -290,6 +360,12 @@ class LabInfo:
     user_key: str | None = None
     machine_cert: str | None = None  # device tunnel machine certificate (+ key), same defect
     machine_key: str | None = None
+    # Scenarios with `revocation`: the crl host and what it publishes (CRLs, the intermediate for AIA).
+    revocation: str | None = None
+    crl_addresses: tuple[str, str] | None = None
+    crl_www: str | None = None  # root.crl, issuing.crl, issuing.crt, root.crt
+    issuing_ca_file: str | None = None  # the intermediate CA (PEM)
+    server_cert_file: str | None = None  # the server certificate (PEM)
 
 
 class _Builder:
@@ -299,6 +375,7 @@ class _Builder:
         self.workdir = STATE_ROOT / prefix
         self.overrides = dict(overrides or {})
         self.adc = adc_enabled(scenario, self.overrides)
+        self.revocation = revocation_enabled(scenario)
         self.state = LabState(
             prefix=prefix,
             scenario=scenario.model_dump(mode="json"),
@@ -349,6 +426,8 @@ class _Builder:
         self.network()
         self.firewall()
         self.dns()
+        if self.revocation:
+            self.crl_host()
         if self.s.radius != "none":
             self.nps()
         self.wan()
@@ -374,7 +453,19 @@ class _Builder:
             ip_addresses=ips,
             key_bits=self.s.server_key_bits,
         )
-        self.files = pki.write(self.workdir / "pki")
+        if self.revocation:
+            urls = revocation_urls(
+                self.s.revocation,
+                crl_host=t.CRL_NAME,
+                ocsp_host=t.OCSP_NAME,
+                ocsp_port=t.OCSP_PORT,
+                internal_host=t.INTERNAL_PKI_NAME,
+            )
+            revoking = make_revocation_pki(pki, self.s.revocation, now=datetime.now(UTC), urls=urls)
+            crl = self.workdir / CRL_DIR
+            self.files, self.rev_files = revoking.write(self.workdir / "pki", crl / "www", crl / "ocsp")
+        else:
+            self.files = pki.write(self.workdir / "pki")
         if self.adc:
             da_ips = [t.DA_VIP4, t.DA_VIP6, *t.BACKEND4.values(), *t.BACKEND6.values()]
             da = make_directaccess_pki(pki, t.DA_NAME, now=datetime.now(UTC), ip_addresses=da_ips)
@@ -405,7 +496,8 @@ class _Builder:
             radius.write_connect_info(self.workdir / CONNECT_FILE, info)
 
     def network(self) -> None:
-        for role in t.ROLES:
+        roles, links, routes = network_plan(self.s)
+        for role in roles:
             proc = _run(["ip", "netns", "add", self.ns(role)], check=False)
             if proc.returncode != 0:
                 raise LocalEnvironmentError(
@@ -415,7 +507,7 @@ class _Builder:
             self.state.save()
             self.nsrun(role, "ip", "link", "set", "lo", "up")
         mtu_ends = {(t.MTU_LINK[0], t.MTU_LINK[1]), (t.MTU_LINK[2], t.MTU_LINK[3])}
-        for link in t.LINKS:
+        for link in links:
             _run(
                 [
                     "ip",
@@ -455,7 +547,7 @@ class _Builder:
                 _run(["ip", "-n", self.ns(role), "addr", "add", addr, "dev", "lo"])
         for role in t.ROUTERS:
             self.nsrun(role, "sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1")
-        for role, dest, gw in t.ROUTES:
+        for role, dest, gw in routes:
             fam = "-6" if ":" in gw else "-4"
             _run(["ip", "-n", self.ns(role), fam, "route", "add", dest, "via", gw])
 
@@ -485,11 +577,6 @@ class _Builder:
         (etc / "resolv.conf").write_text(
             f"# vpndoctor lab\nnameserver {t.DNS4}\noptions timeout:2 attempts:1\n"
         )
-        records = []
-        if self.s.dns == "correct":
-            records = list(t.target_addresses(self.s.edge_dnat))
-        elif self.s.dns == "wrong":
-            records = [t.WRONG4, t.WRONG6]
         argv = [
             "ip",
             "netns",
@@ -509,13 +596,43 @@ class _Builder:
             "--log-queries",
             f"--log-facility={self.workdir / 'dnsmasq-queries.log'}",
             "--user=root",
+            *host_records(self.s, self.adc),
         ]
-        if records:
-            argv.append(f"--host-record={t.SERVER_NAME},{','.join(records)}")
-        if self.adc:
-            argv.append(f"--host-record={t.DA_NAME},{t.DA_VIP4},{t.DA_VIP6}")
         pid = self.spawn("dnsmasq", "dns", argv)
         self.wait_for("dnsmasq", lambda: self._listening("dns", "-uln", 53), pid)
+
+    def crl_host(self) -> None:
+        """The lab CA's publication point: nginx serving the CRLs and the intermediate (AIA caIssuers) on
+        port 80, and `openssl ocsp` answering for the intermediate's certificates (not for "ocsp-down")."""
+        role = t.CRL_HOST
+        www = self.rev_files.www
+        conf = self.workdir / "crl-nginx.conf"
+        conf.write_text(crl_nginx_conf(self.workdir, www))
+        nginx = crl_nginx_argv(conf, self.workdir)
+        pid = self.spawn("crl-nginx", role, ["ip", "netns", "exec", self.ns(role), *nginx])
+        self.wait_for("the crl host's nginx", lambda: self._listening(role, "-tln", 80), pid)
+        if self.s.revocation == "ocsp-down":
+            return
+        files = self.rev_files
+        ocsp = [
+            "openssl",
+            "ocsp",
+            "-index",
+            str(files.ocsp_index),
+            "-port",
+            str(t.OCSP_PORT),
+            "-CA",
+            str(files.issuing_cert),
+            "-rsigner",
+            str(files.issuing_cert),
+            "-rkey",
+            str(files.issuing_key),
+            "-ndays",
+            "1",
+            "-ignore_err",
+        ]
+        pid = self.spawn("ocsp", role, ["ip", "netns", "exec", self.ns(role), *ocsp])
+        self.wait_for("the OCSP responder", lambda: self._listening(role, "-tln", t.OCSP_PORT), pid)
 
     def nps(self) -> None:
         """The NPS stand-in on the services host: its firewall (counters; a silent drop when `down`), and
@@ -577,7 +694,8 @@ class _Builder:
         for sub in ("x509", "x509ca", "private"):
             (swan / sub).mkdir(parents=True, exist_ok=True)
         shutil.copy(self.files.server_cert, swan / "x509" / "server.pem")
-        shutil.copy(self.files.issuer_cert, swan / "x509ca" / "issuer.pem")
+        if self.s.revocation != "aia-intermediate":  # then the gateway knows (and sends) only its own
+            shutil.copy(self.files.issuer_cert, swan / "x509ca" / "issuer.pem")
         shutil.copy(self.files.server_key, swan / "private" / "server.key")
         if self.s.rras:  # the device tunnel's trust anchor for machine certificates
             shutil.copy(self.files.ca_cert, swan / "x509ca" / "lab-ca.pem")
@@ -691,6 +809,7 @@ def info_from_state(state: LabState) -> LabInfo:
     s = Scenario.model_validate(state.scenario)
     da = adc_enabled(s, state.overrides)
     connect = connect_enabled(s)
+    revocation = revocation_enabled(s)
     pki = ConnectPkiFiles.at(Path(state.workdir) / "pki")
     return LabInfo(
         prefix=state.prefix,
@@ -710,6 +829,11 @@ def info_from_state(state: LabState) -> LabInfo:
         user_key=str(pki.user_key) if connect else None,
         machine_cert=str(pki.machine_cert) if connect else None,
         machine_key=str(pki.machine_key) if connect else None,
+        revocation=s.revocation if revocation else None,
+        crl_addresses=(t.CRL4, t.CRL6) if revocation else None,
+        crl_www=str(Path(state.workdir) / CRL_DIR / "www") if revocation else None,
+        issuing_ca_file=str(Path(state.workdir) / "pki" / "issuer.pem") if revocation else None,
+        server_cert_file=str(Path(state.workdir) / "pki" / "server.pem") if revocation else None,
     )
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from vpndoctor.errors import UsageError
 from vpndoctor.inputs import read_small_input
@@ -24,6 +24,16 @@ CertificateDefect = Literal[
 # The lab's client certificates (the EAP-TLS user certificate and the device tunnel's machine certificate):
 # "wrong-subject" concerns the machine certificate only (it names another device); the others both.
 ClientCertificateDefect = Literal["valid", "expired", "no-clientauth-eku", "foreign-ca", "wrong-subject"]
+# What the lab CA publishes about the server certificate's revocation (lab/pki.py, the `crl` host):
+# "none": no CDP, AIA or responder at all (the shipped scenarios before revocation existed); "ok": a CRL and
+# an OCSP responder that answer good; "cdp-unreachable": CDPs only LDAP and an internal host name (no OCSP);
+# "crl-expired": the published CRL's nextUpdate has passed (no OCSP); "revoked": the CRL lists the server
+# certificate and OCSP answers revoked; "ocsp-down": AIA names an OCSP responder that is not running (the
+# CRL is fine); "aia-intermediate": the server sends its certificate without the intermediate CA, which is
+# reachable only through AIA caIssuers.
+RevocationMode = Literal[
+    "none", "ok", "cdp-unreachable", "crl-expired", "revoked", "ocsp-down", "aia-intermediate"
+]
 
 # What a healthy Windows-facing gateway offers: Windows' built-in defaults (3DES/AES-SHA1-MODP1024,
 # AES-SHA256-MODP2048) plus modern suites and strongSwan's own default list.
@@ -116,6 +126,17 @@ class Scenario(BaseModel):
     split_tunnel: bool = False
     # A defect in the client certificates the lab issues (not in what the gateway trusts).
     client_certificate: ClientCertificateDefect = "valid"
+    # The revocation infrastructure of the lab CA (see RevocationMode); anything but "none" issues the server
+    # certificate from an intermediate CA with CDP/AIA URLs and runs the `crl` host.
+    revocation: RevocationMode = "none"
+
+    @model_validator(mode="after")
+    def _revocation_needs_a_valid_certificate(self) -> Scenario:
+        if self.revocation != "none" and self.certificate != "valid":
+            raise ValueError(
+                "revocation scenarios issue their own server certificate: leave certificate valid"
+            )
+        return self
 
     @field_validator("proposals", "child_proposals")
     @classmethod

@@ -4,6 +4,8 @@
 client ── wan (userspace delay/loss bridge) ── edge (firewall/NAT) ── lb (nftables VIP) ──┬── vpn1
                                                    └── dns (dnsmasq; FreeRADIUS as NPS)       └── vpn2
 ```
+Scenarios with a `revocation` knob add a `crl` host beside the edge, on a public address: the lab CA's CDP,
+AIA and OCSP responder (nginx serving a directory, `openssl ocsp`), reachable from the client and the servers.
 Pure data: the runner turns it into namespaces, veth pairs, addresses and routes.
 """
 
@@ -11,7 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-ROLES = ("client", "wan", "edge", "lb", "vpn1", "vpn2", "dns")
+ROLES = ("client", "wan", "edge", "lb", "vpn1", "vpn2", "dns", "crl")
+OPTIONAL_ROLES = ("crl",)  # created only by the scenarios that need them (see CRL_LINKS)
 BACKENDS = ("vpn1", "vpn2")
 
 ZONE = "lab.test"
@@ -116,6 +119,30 @@ LINKS: tuple[Link, ...] = (
         "eth0",
         ("192.0.2.22/30", "2001:db8:12::2/64"),
     ),
+)
+
+# The revocation host (scenarios with `revocation`): a public web server and OCSP responder beside the
+# edge, as a CA's CDP usually is. Its /30 is more specific than the edge's route of 203.0.113.0/24 to the lb.
+CRL_HOST = "crl"
+CRL4 = "203.0.113.82"
+CRL6 = "2001:db8:114::2"
+CRL_NAME = f"crl.{ZONE}"  # the CDP and AIA caIssuers URLs
+OCSP_NAME = f"ocsp.{ZONE}"  # the AIA OCSP URL (same host)
+OCSP_PORT = 8080
+INTERNAL_PKI_NAME = f"pki.internal.{ZONE}"  # a CDP published only inside: no public DNS record
+CRL_LINKS: tuple[Link, ...] = (
+    Link(
+        "edge",
+        "eth-crl",
+        ("203.0.113.81/30", "2001:db8:114::1/64"),
+        "crl",
+        "eth0",
+        (f"{CRL4}/30", f"{CRL6}/64"),
+    ),
+)
+CRL_ROUTES: tuple[tuple[str, str, str], ...] = (
+    ("crl", "default", "203.0.113.81"),
+    ("crl", "default", "2001:db8:114::1"),
 )
 
 # Extra addresses on loopback: the load balancer owns the VIP.

@@ -9,6 +9,7 @@ from cryptography import x509
 
 from vpndoctor.observations.dns import DnsObservation
 from vpndoctor.observations.ike import IkeObservation
+from vpndoctor.observations.revocation import RevocationObservation
 from vpndoctor.observations.sstp import IphttpsObservation, SstpObservation
 from vpndoctor.observations.tls import TlsObservation
 
@@ -62,6 +63,8 @@ class DiagnoseObservations:
     proposals: dict[str, IkeObservation] = field(default_factory=dict)
     profile: IkeObservation | None = None
     anchors: list[x509.Certificate] = field(default_factory=list)
+    # The revocation of the IKE certificate chain (probes.revocation); None when it was not checked.
+    revocation: RevocationObservation | None = None
     anchor_source: str = "--ca"
     duration_s: float = 0.0
     round_trips: int = 0

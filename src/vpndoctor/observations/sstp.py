@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from vpndoctor.observations.ike import CertificateInfo
+from vpndoctor.observations.revocation import RevocationObservation
 
 Stage = Literal["resolve", "connect", "handshake", "http", "sstp"]
 
@@ -66,6 +67,7 @@ class SstpObservation(ProbeModel):
     round_trips: int
     messages: list[MessageInfo]
     notes: list[str]
+    revocation: RevocationObservation | None = None  # of the TLS chain (probes.revocation)
 
 
 class IphttpsAttempt(ProbeModel):
@@ -99,3 +101,4 @@ class IphttpsObservation(ProbeModel):
     error: str | None  # resolution failed: no attempt was made
     round_trips: int  # the longest attempt (they run concurrently)
     attempts: list[IphttpsAttempt]
+    revocation: RevocationObservation | None = None  # of the TLS chain (probes.revocation)

@@ -7,6 +7,7 @@ from typing import Literal
 
 from cryptography import x509
 
+from vpndoctor.observations.revocation import RevocationObservation
 from vpndoctor.tls.audit import AuditFacts, JobResult
 
 
@@ -65,3 +66,4 @@ class AuditObservation:
     round_trip_s: float | None  # smallest TCP connect time seen
     oversized: list[OversizedAnswer] = field(default_factory=list)
     answer_cap_bytes: int = MAX_ANSWER_BYTES
+    revocation: RevocationObservation | None = None  # of the chain the audit obtained (probes.revocation)

@@ -17,6 +17,9 @@ from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any
 
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
 from vpndoctor.net.polite import Politeness
 from vpndoctor.observations.diagnose import (
     AFFINITY_SAMPLES_NEEDED,
@@ -26,9 +29,11 @@ from vpndoctor.observations.diagnose import (
     samples_of,
 )
 from vpndoctor.observations.ike import IkeObservation
+from vpndoctor.observations.revocation import RevocationObservation
 from vpndoctor.probes.dns import resolve_all
 from vpndoctor.probes.ike import run_ike_probe
 from vpndoctor.probes.iphttps import run_iphttps_probe
+from vpndoctor.probes.revocation import check_revocation
 from vpndoctor.probes.sstp import run_sstp_probe
 from vpndoctor.probes.tls import tls_handshake
 from vpndoctor.trust import trust_anchors
@@ -94,6 +99,7 @@ async def run_diagnose(req: DiagnoseRequest, progress: Progress | None = None) -
                     anchors=obs.anchors,
                     timeout_s=remaining,
                     deadline_at=deadline_at,
+                    revocation=False,  # the gateway's certificate is checked once, from IKE (cert.revocation)
                 ),
             )
         )
@@ -173,6 +179,8 @@ async def _ike_probes(req: DiagnoseRequest, obs: DiagnoseObservations, common: d
         ),
     }
     main_tasks = {key: asyncio.ensure_future(coro) for key, coro in stateful.items()}
+    # The certificate's CRLs and OCSP answers are fetched as soon as it is known, beside the other probes.
+    revocation = asyncio.ensure_future(_revocation_of(main_tasks["ike_main"], obs, common["deadline_at"]))
 
     def ask(proposal: str, **extra: Any) -> Coroutine[Any, Any, IkeObservation]:
         return run_ike_probe(
@@ -222,7 +230,26 @@ async def _ike_probes(req: DiagnoseRequest, obs: DiagnoseObservations, common: d
         result: IkeObservation = await task
         setattr(obs, key, result)
         longest = max(longest, _depth(result))
+    obs.revocation = await revocation
     return max([longest, *(_depth(o) for o in obs.ike_affinity)])
+
+
+async def _revocation_of(
+    main: asyncio.Future[IkeObservation], obs: DiagnoseObservations, deadline_at: float
+) -> RevocationObservation | None:
+    """The revocation step (probes.revocation) for the chain the main IKE probe was sent."""
+    try:
+        pems = (await main).certificate_chain_pem
+    except Exception:  # noqa: BLE001 - the main probe's own failure is reported where it is awaited
+        return None
+    ders = []
+    for pem in pems:
+        try:
+            cert = x509.load_pem_x509_certificate(pem.encode())
+        except ValueError:
+            break
+        ders.append(cert.public_bytes(serialization.Encoding.DER))
+    return await check_revocation(ders, obs.anchors, deadline_at=deadline_at) if ders else None
 
 
 async def _affinity_samples(

@@ -22,6 +22,7 @@ from vpndoctor.net.resolve import resolve_one
 from vpndoctor.net.tls_stream import TlsClientConfig, TlsStream, TlsStreamError, build_context
 from vpndoctor.observations.sstp import IphttpsAttempt, IphttpsObservation, Stage, TlsInfo
 from vpndoctor.probes.ike import describe_certificate
+from vpndoctor.probes.revocation import check_revocation
 from vpndoctor.probes.sstp import sni_for
 from vpndoctor.sstp.errors import MalformedHttp
 from vpndoctor.sstp.http import ResponseReader, iphttps_request
@@ -83,6 +84,7 @@ async def run_iphttps_probe(
     ciphers: str = WINDOWS_IPHTTPS_CIPHERS,
     timeout_s: float = 5.0,
     deadline_at: float | None = None,
+    revocation: bool = True,
 ) -> IphttpsObservation:
     """Never raises for the server's faults; bad local options (files, cipher string) are UsageErrors."""
     t0 = time.monotonic()
@@ -109,6 +111,7 @@ async def run_iphttps_probe(
         build_context(config)  # local mistakes (files, cipher string) fail before any traffic
     error = None
     attempts: list[IphttpsAttempt] = []
+    chains: list[tuple[bytes, ...]] = []  # the TLS chains the attempts were sent, for the revocation step
     if address is None:
         try:
             address = await resolve_one(where.host, timeout_s=max(0.1, deadline - time.monotonic()))
@@ -119,7 +122,7 @@ async def run_iphttps_probe(
         attempts = list(
             await asyncio.gather(
                 *(
-                    _attempt(label, address, where.port, config, request, anchors or [], deadline)
+                    _attempt(label, address, where.port, config, request, anchors or [], deadline, chains)
                     for label, config in configs
                 )
             )
@@ -139,6 +142,9 @@ async def run_iphttps_probe(
         error=error,
         round_trips=max((a.round_trips for a in attempts), default=0),
         attempts=attempts,
+        revocation=await check_revocation(chains[0], anchors or [], deadline_at=deadline)
+        if revocation and chains
+        else None,
     )
 
 
@@ -150,6 +156,7 @@ async def _attempt(
     request: bytes,
     anchors: list[x509.Certificate],
     deadline: float,
+    chains: list[tuple[bytes, ...]],
 ) -> IphttpsAttempt:
     t0 = time.monotonic()
     fields: dict[str, object] = {
@@ -186,6 +193,8 @@ async def _attempt(
         )
         return done()
     info = stream.info
+    if info.peer_chain_der:
+        chains.append(info.peer_chain_der)
     fields["reached"] = "tls"
     fields["client_certificate_requested"] = info.certificate_requested
     fields["tls"] = TlsInfo(

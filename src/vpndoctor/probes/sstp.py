@@ -29,6 +29,7 @@ from vpndoctor.observations.sstp import (
     TlsInfo,
 )
 from vpndoctor.probes.ike import describe_certificate
+from vpndoctor.probes.revocation import check_revocation
 from vpndoctor.sstp.errors import MalformedHttp, MalformedMessage
 from vpndoctor.sstp.http import ResponseReader, sstp_request
 from vpndoctor.sstp.messages import (
@@ -58,13 +59,19 @@ async def run_sstp_probe(
     timeout_s: float = 5.0,
     deadline_at: float | None = None,
     correlation_id: uuid.UUID | None = None,
+    revocation: bool = True,
 ) -> SstpObservation:
-    """The SSTP handshake up to CALL_CONNECT_ACK/NAK; never raises for the peer's faults."""
+    """The SSTP handshake up to CALL_CONNECT_ACK/NAK, then (`revocation`) the revocation of the TLS chain;
+    never raises for the peer's faults."""
     if anchors is None:
         anchors = load_trust_anchors(ca_files) if ca_files else []
     session = _Session(target, port, sni or target, anchors, timeout_s, deadline_at)
     await session.run(address, correlation_id or uuid.uuid4())
-    return session.observation(address)
+    obs = session.observation(address)
+    if revocation and session.chain:
+        checked = await check_revocation(session.chain, anchors, deadline_at=session.deadline)
+        obs = obs.model_copy(update={"revocation": checked})
+    return obs
 
 
 class _Session:
@@ -101,6 +108,7 @@ class _Session:
         self.notes: list[str] = []
         self.reader = PacketReader()
         self._pending = b""
+        self.chain: tuple[bytes, ...] = ()  # the TLS chain as sent, for the revocation step
 
     # -- bookkeeping --
     def left(self) -> float:
@@ -175,6 +183,7 @@ class _Session:
             self.fail("connect" if exc.stage == "connect" else "handshake", str(exc))
             return None
         info = stream.info
+        self.chain = info.peer_chain_der
         self.reached = "tls"
         self.round_trips = 1 + (1 if info.version == "TLSv1.3" else 2)
         self.tls = TlsInfo(

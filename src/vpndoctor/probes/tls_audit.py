@@ -37,6 +37,7 @@ from vpndoctor.net.tcp import (
     Unreachable,
 )
 from vpndoctor.observations.tls import MAX_ANSWER_BYTES, AuditObservation, OversizedAnswer
+from vpndoctor.probes.revocation import check_revocation
 from vpndoctor.tls.audit import (
     VERSION_NAMES,
     AuditPlanner,
@@ -520,6 +521,12 @@ async def run_audit(req: AuditRequest) -> AuditObservation:
         )
         await _drive(planner, runner, req.concurrency, deadline)
     facts = combine(planner)
+    # What the certificates point at (CRL, OCSP, AIA), within what is left of the deadline.
+    revocation = (
+        await check_revocation(facts.certificates, anchors, deadline_at=deadline)
+        if facts.certificates
+        else None
+    )
     refused = [r for r in planner.results if r.reason in (ErrorReason.REFUSED, ErrorReason.UNREACHABLE)]
     connect_error = None
     if runner.connections == 0:
@@ -543,6 +550,7 @@ async def run_audit(req: AuditRequest) -> AuditObservation:
         max_concurrent=runner.max_open,
         round_trip_s=min(runner.connect_times) if runner.connect_times else None,
         oversized=sorted(runner.oversized, key=lambda o: o.job_id),
+        revocation=revocation,
     )
 
 

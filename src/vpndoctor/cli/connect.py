@@ -1,0 +1,184 @@
+"""`vpndoctor connect TARGET --eap mschapv2 --user NAME`: dial an EAP user tunnel as Windows does, all the way
+to the CHILD_SA, then hang up.
+
+The password never comes from the command line (other users see it in `ps`): from an environment variable,
+the first line of a file only its owner can read, or a prompt on the terminal.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import stat
+import sys
+from typing import Annotated
+
+import typer
+
+from vpndoctor.cli.output import check_writable, emit, warn
+from vpndoctor.errors import UsageError
+
+app = typer.Typer()
+
+MAX_PASSWORD_FILE_BYTES = 4096
+
+
+def read_password(user: str, password_env: str | None, password_file: str | None) -> str:
+    """The password from exactly one place; a UsageError (never quoting the password) otherwise."""
+    if password_env is not None and password_file is not None:
+        raise UsageError("give the password one way: --password-env or --password-file, not both")
+    if password_env is not None:
+        value = os.environ.get(password_env)
+        if value is None:
+            raise UsageError(f"--password-env {password_env}: no such environment variable")
+        if not value:
+            raise UsageError(f"--password-env {password_env}: the variable is empty")
+        return value
+    if password_file is not None:
+        return _password_from_file(password_file)
+    if not sys.stdin.isatty():
+        raise UsageError(
+            "no password: give --password-env VAR or --password-file FILE (stdin is no terminal to ask on)"
+        )
+    try:
+        value = getpass.getpass(f"Password for {user}: ")
+    except (EOFError, KeyboardInterrupt):
+        raise UsageError("no password entered") from None
+    if not value:
+        raise UsageError("no password entered")
+    return value
+
+
+def _password_from_file(path: str) -> str:
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        raise UsageError(f"--password-file {path}: {exc.strerror or exc}") from None
+    if stat.S_ISDIR(mode):
+        raise UsageError(f"--password-file {path}: is a directory")
+    if mode & stat.S_IROTH:
+        raise UsageError(
+            f"--password-file {path}: every user of this machine can read it "
+            f"(mode {stat.S_IMODE(mode):04o}); chmod 600 {path}"
+        )
+    if mode & stat.S_IRGRP:
+        warn(f"--password-file {path}: its group can read it (mode {stat.S_IMODE(mode):04o}); chmod 600 it")
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.readline(MAX_PASSWORD_FILE_BYTES)
+    except OSError as exc:
+        raise UsageError(f"--password-file {path}: {exc.strerror or exc}") from None
+    try:
+        value = raw.decode("utf-8").rstrip("\r\n")
+    except UnicodeDecodeError:
+        raise UsageError(f"--password-file {path}: its first line is not UTF-8 text") from None
+    if not value:
+        raise UsageError(f"--password-file {path}: the first line is empty")
+    return value
+
+
+@app.command("connect")
+def connect(
+    target: Annotated[str, typer.Argument(help="VPN server name or address.")],
+    user: Annotated[str, typer.Option("--user", help="EAP user name (as typed on Windows).")],
+    eap: Annotated[
+        str, typer.Option("--eap", help="EAP method: mschapv2 (the only one today).")
+    ] = "mschapv2",
+    password_env: Annotated[
+        str | None,
+        typer.Option("--password-env", metavar="VAR", help="Read the password from this variable."),
+    ] = None,
+    password_file: Annotated[
+        str | None,
+        typer.Option(
+            "--password-file",
+            metavar="FILE",
+            help="Read the password from the first line of FILE (mode 600).",
+        ),
+    ] = None,
+    identity: Annotated[
+        str | None,
+        typer.Option("--identity", help="IDi (default: the user name; an address is sent as one)."),
+    ] = None,
+    ca: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--ca",
+            help="Trust anchor for the server certificate (PEM/DER), repeatable; default: the system store.",
+        ),
+    ] = None,
+    port: Annotated[int, typer.Option(help="IKE port.", min=1, max=65535)] = 500,
+    natt_port: Annotated[int, typer.Option("--natt-port", help="NAT-T port.", min=1, max=65535)] = 4500,
+    proposal: Annotated[
+        list[str] | None,
+        typer.Option("--proposal", help="IKE proposal, strongSwan syntax (repeatable)."),
+    ] = None,
+    esp_proposal: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--esp-proposal",
+            help="ESP proposal for the CHILD_SA, strongSwan syntax (repeatable), e.g. aes256gcm16 or "
+            "aes256-sha1; default: what Windows offers.",
+        ),
+    ] = None,
+    force_nat: Annotated[
+        bool, typer.Option("--force-nat", help="Forge NAT detection to use UDP 4500.")
+    ] = False,
+    no_fragmentation: Annotated[
+        bool, typer.Option("--no-fragmentation", help="Do not offer IKEv2 fragmentation (RFC 7383).")
+    ] = False,
+    keys_out: Annotated[
+        str | None,
+        typer.Option(
+            "--keys-out",
+            metavar="FILE",
+            help="Write the IKE SA keys (Wireshark ikev2_decryption_table, mode 600) for capture --keys.",
+        ),
+    ] = None,
+    timeout_s: Annotated[float, typer.Option("--timeout-s", help="Total deadline in seconds.")] = 30.0,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON object on stdout (schema/connect.json).")
+    ] = False,
+) -> None:
+    """Connect as a Windows user tunnel does: IKE_SA_INIT, IKE_AUTH with the server's certificate,
+    EAP-MSCHAPv2, the CHILD_SA with an address and DNS, then a Delete. Each failure is named at its stage with
+    the error a Windows client would show.
+
+    Exit 0 when the CHILD_SA was established, 1 when the server said no (or went silent after answering),
+    3 when it did not answer at all, 2 on a usage or local error.
+    """
+    from vpndoctor.checks.connect import connect_report
+    from vpndoctor.net.polite import Politeness
+    from vpndoctor.probes.connect import exit_code, probe
+    from vpndoctor.report.connect import render_connect
+
+    if eap.lower() != "mschapv2":
+        raise UsageError(f"--eap {eap}: only mschapv2 is supported (EAP-TLS and PEAP are not there yet)")
+    if timeout_s <= 0:
+        raise UsageError("--timeout-s must be positive")
+    if not target.strip():
+        raise UsageError("give a VPN server name or address to connect to")
+    if not user.strip():
+        raise UsageError("--user must not be empty")
+    check_writable(keys_out, "--keys-out")
+    password = read_password(user, password_env, password_file)
+    obs = probe(
+        target,
+        user=user,
+        password=password,
+        identity=identity,
+        port=port,
+        natt_port=natt_port,
+        proposals=proposal,
+        esp_proposals=esp_proposal,
+        ca_files=ca,
+        timeout_s=timeout_s,
+        fragmentation=not no_fragmentation,
+        force_nat=force_nat,
+        keys_out=keys_out,
+        politeness=Politeness(),
+    )
+    del password
+    report = connect_report(obs)
+    emit(report, as_json=as_json, render=render_connect)
+    raise typer.Exit(exit_code(obs))
