@@ -14,6 +14,11 @@ only IP SANs; the subject CN counts only when the certificate has no DNS or IP S
 a user certificate (Client Authentication, a UPN in the SAN), a device certificate (Client Authentication,
 the device FQDN as CN or DNS SAN), a server certificate (Server Authentication, the IKE intermediate EKU
 noted). It builds on `judge_certificate` (validity, key, signature) and adds the key usage and the chain.
+
+Trust is judged on the chain as the server sent it, completed - as Windows' CryptoAPI does - by the CA
+certificates the revocation step fetched through AIA caIssuers (`aia_intermediates`, from the observation's
+`RevocationObservation`): a chain that reaches an anchor only thanks to them is trusted, with a warning
+(reason `chains-through-aia`), since a client that cannot reach the URL cannot build it.
 """
 
 from __future__ import annotations
@@ -31,8 +36,9 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from vpndoctor.certs import EKU_NAMES, build_chain, key_usage_names, san_names, upn_names
+from vpndoctor.certs import EKU_NAMES, Chain, build_chain, key_usage_names, san_names, upn_names
 from vpndoctor.observations.ike import CertificateInfo
+from vpndoctor.observations.revocation import RevocationObservation
 
 __all__ = [
     "CLIENT_AUTH",
@@ -41,11 +47,14 @@ __all__ = [
     "MIN_RSA_BITS",
     "PURPOSES",
     "SERVER_AUTH",
+    "AiaIntermediate",
     "Aspect",
     "CertificateFacts",
     "CertificateJudgement",
     "Purpose",
     "PurposeJudgement",
+    "aia_intermediates",
+    "aia_note",
     "common_names_in",
     "dns_name_matches",
     "eku_oids",
@@ -72,6 +81,19 @@ Status = Literal["ok", "warn", "bad", "unknown"]
 
 
 @dataclass(frozen=True)
+class AiaIntermediate:
+    """A CA certificate the server did not send, fetched through a certificate's AIA caIssuers URL by the
+    revocation step (probes.revocation): a candidate intermediate for the trust chain, as Windows uses it."""
+
+    certificate: x509.Certificate
+    url: str | None  # the caIssuers URL it came from; None: not recorded
+
+    @property
+    def subject(self) -> str:
+        return self.certificate.subject.rfc4514_string()
+
+
+@dataclass(frozen=True)
 class CertificateFacts:
     """What the judgement is made from: the leaf certificate, and whether its chain reached an anchor."""
 
@@ -91,6 +113,9 @@ class CertificateFacts:
     upns: tuple[str, ...] = ()  # SAN otherName UPNs (certs.UPN_OID)
     key_usage: tuple[str, ...] | None = None  # digitalSignature, keyEncipherment, ...; None: no extension
     chain_break: str | None = None  # the issuer (RFC 4514) whose certificate was missing; None: not broken
+    # The AIA-fetched intermediates the trusted chain needed: empty when the chain as sent reached an anchor
+    # (or nothing did). Non-empty only with `trusted` True.
+    via_aia: tuple[AiaIntermediate, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -110,7 +135,7 @@ class CertificateJudgement:
     name: Aspect  # reasons: dns-san, ip-san, cn (matched there), mismatch, no-target
     validity: Aspect  # valid, expires-soon, expired, not-yet-valid
     eku: Aspect  # server-auth, no-eku, server-auth+ike-intermediate, no-ike-intermediate, no-server-auth
-    trust: Aspect  # chains, untrusted, no-anchors
+    trust: Aspect  # chains, chains-through-aia (warn), untrusted, no-anchors
     key: Aspect  # strong, short, unknown
     signature: Aspect  # strong, weak, unknown
     facts: CertificateFacts
@@ -147,12 +172,66 @@ def _utc(moment: datetime) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
+def aia_intermediates(revocation: RevocationObservation | None) -> tuple[AiaIntermediate, ...]:
+    """The CA certificates the revocation step fetched through AIA caIssuers (each certificate whose issuer
+    came from there: `issuer_source` "aia", the certificate in `issuer_der`), with the URL that served it.
+    Empty without an observation, or when the DER is not there (it stays out of the JSON)."""
+    out: list[AiaIntermediate] = []
+    for c in revocation.certificates if revocation is not None else ():
+        if c.issuer_source != "aia" or c.issuer_der is None:
+            continue
+        try:
+            issuer = x509.load_der_x509_certificate(c.issuer_der)
+        except ValueError:
+            continue
+        # The probe stops at the first caIssuers answer that held the issuer: the last one read (HTTP 200).
+        served = [
+            f.url
+            for f in c.fetches
+            if f.purpose == "ca-issuers" and f.outcome == "fetched" and f.http_status == 200
+        ]
+        url = served[-1] if served else (c.ca_issuer_urls[0] if c.ca_issuer_urls else None)
+        out.append(AiaIntermediate(issuer, url))
+    return tuple(out)
+
+
+def aia_note(via_aia: Sequence[AiaIntermediate]) -> str:
+    """What a chain completed through AIA says: "the intermediate <subject> was fetched through AIA
+    caIssuers <url>; clients that cannot reach it fail" (one clause per fetched intermediate)."""
+    fetched = [
+        f"the intermediate {a.subject} was fetched through AIA caIssuers" + (f" {a.url}" if a.url else "")
+        for a in via_aia
+    ]
+    return "; ".join(fetched) + f"; clients that cannot reach {'it' if len(fetched) == 1 else 'them'} fail"
+
+
+def _trust_chain(
+    cert: x509.Certificate,
+    intermediates: Sequence[x509.Certificate],
+    anchors: Sequence[x509.Certificate],
+    aia: Sequence[AiaIntermediate],
+) -> tuple[Chain, tuple[AiaIntermediate, ...]]:
+    """The chain as sent; when it does not reach an anchor, the chain completed with the AIA-fetched
+    intermediates, if that one does (and those of them it went through). A fetched certificate that is not
+    an issuer on the way (name and signature, `build_chain`) is never used."""
+    sent = build_chain(cert, list(intermediates), list(anchors))
+    if sent.anchored or not aia:
+        return sent, ()
+    completed = build_chain(cert, [*intermediates, *(a.certificate for a in aia)], list(anchors))
+    if not completed.anchored:
+        return sent, ()
+    used = tuple(a for a in aia if a.certificate in completed.path and a.certificate not in anchors)
+    return completed, used
+
+
 def facts_of(
     cert: x509.Certificate,
     intermediates: Iterable[x509.Certificate] = (),
     anchors: Sequence[x509.Certificate] | None = None,
+    aia: Sequence[AiaIntermediate] = (),
 ) -> CertificateFacts:
-    """The facts of a parsed leaf; `trusted` is None without anchors."""
+    """The facts of a parsed leaf; `trusted` is None without anchors. `aia`: intermediates the server did
+    not send, fetched through AIA (`aia_intermediates`), to complete the chain with."""
     dns, ips = san_names(cert)
     try:
         usages = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
@@ -163,7 +242,7 @@ def facts_of(
         key_type, key_bits = key_facts(cert.public_key())
     except (ValueError, UnsupportedAlgorithm):  # a key cryptography cannot load
         key_type, key_bits = None, None
-    chain = build_chain(cert, list(intermediates), list(anchors)) if anchors else None
+    chain, via_aia = _trust_chain(cert, list(intermediates), anchors, aia) if anchors else (None, ())
     usage = key_usage_names(cert)
     return CertificateFacts(
         subject=cert.subject.rfc4514_string(),
@@ -181,6 +260,7 @@ def facts_of(
         upns=tuple(upn_names(cert)),
         key_usage=tuple(usage) if usage is not None else None,
         chain_break=chain.missing_issuer if chain is not None else None,
+        via_aia=via_aia,
     )
 
 
@@ -233,9 +313,47 @@ def _key_from_text(text: str) -> tuple[str | None, int | None]:
     return kind, int(bits) if bits.strip().isdigit() else None
 
 
-def facts_of_info(info: CertificateInfo) -> CertificateFacts:
-    """The facts an IKE/SSTP/IP-HTTPS observation kept of the leaf (no signature algorithm among them)."""
+def _completed_through_aia(
+    info: CertificateInfo, revocation: RevocationObservation
+) -> tuple[AiaIntermediate, ...]:
+    """For a leaf the probe found untrusted as sent: the AIA-fetched intermediates that complete its chain,
+    rebuilt from what the revocation step kept of the same leaf (its DER, the issuers it took from the chain
+    sent and from AIA, and the trust anchor it ended at); empty when they do not complete it."""
+    certs = revocation.certificates
+    if not certs or certs[0].sha256 != info.sha256 or certs[0].certificate_der is None:
+        return ()
+    aia = aia_intermediates(revocation)
+    if not aia:
+        return ()
+
+    def issuers(source: str) -> list[x509.Certificate]:
+        out = []
+        for c in certs:
+            if c.issuer_source == source and c.issuer_der is not None:
+                try:
+                    out.append(x509.load_der_x509_certificate(c.issuer_der))
+                except ValueError:
+                    continue
+        return out
+
+    anchors = issuers("anchors")
+    if not anchors:
+        return ()
+    try:
+        leaf = x509.load_der_x509_certificate(certs[0].certificate_der)
+    except ValueError:
+        return ()
+    return _trust_chain(leaf, issuers("chain"), anchors, aia)[1]
+
+
+def facts_of_info(info: CertificateInfo, revocation: RevocationObservation | None = None) -> CertificateFacts:
+    """The facts an IKE/SSTP/IP-HTTPS observation kept of the leaf (no signature algorithm among them).
+    `revocation`: the observation's revocation step, whose AIA-fetched intermediates complete a chain the
+    probe found untrusted as sent (`trusted` False)."""
     key_type, key_bits = _key_from_text(info.key)
+    via_aia: tuple[AiaIntermediate, ...] = ()
+    if info.trusted is False and revocation is not None:
+        via_aia = _completed_through_aia(info, revocation)
     return CertificateFacts(
         subject=info.subject,
         issuer=info.issuer,
@@ -248,7 +366,8 @@ def facts_of_info(info: CertificateInfo) -> CertificateFacts:
         key_type=key_type,
         key_bits=key_bits,
         signature_algorithm=None,
-        trusted=info.trusted,
+        trusted=True if via_aia else info.trusted,
+        via_aia=via_aia,
     )
 
 
@@ -355,6 +474,12 @@ def _eku(facts: CertificateFacts, ike: bool) -> Aspect:
 def _trust(facts: CertificateFacts) -> Aspect:
     if facts.trusted is None:
         return Aspect("unknown", "no-anchors", "was not checked against a trust anchor")
+    if facts.trusted and facts.via_aia:
+        return Aspect(
+            "warn",
+            "chains-through-aia",
+            f"chains to a trusted CA only through AIA: {aia_note(facts.via_aia)}",
+        )
     if facts.trusted:
         return Aspect("ok", "chains", "chains to a trusted CA")
     return Aspect("bad", "untrusted", f"issued by {facts.issuer}, which is not a trusted CA")

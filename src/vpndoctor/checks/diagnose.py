@@ -15,10 +15,10 @@ from cryptography import x509
 
 from vpndoctor import __version__
 from vpndoctor.checks import ids
-from vpndoctor.checks.certificate import facts_of, judge_certificate
+from vpndoctor.checks.certificate import aia_intermediates, aia_note, facts_of, judge_certificate
 from vpndoctor.checks.ids import TITLES
 from vpndoctor.checks.model import DiagnoseReport, Finding, Politeness, Target, Verdict, finding
-from vpndoctor.checks.revocation import revocation_finding
+from vpndoctor.checks.revocation import REMEDY_AIA, revocation_finding
 from vpndoctor.checks.sstp import check_sstp_handshake, iphttps_findings
 from vpndoctor.observations.diagnose import (
     AFFINITY_SAMPLES_NEEDED,
@@ -513,7 +513,8 @@ def check_certificates(obs: DiagnoseObservations, now: datetime) -> list[Finding
     name = obs.request.name
     anchors, source = obs.anchors, obs.anchor_source
     chain = [x509.load_pem_x509_certificate(p.encode()) for p in main.certificate_chain_pem[1:]]
-    facts = facts_of(cert, chain, anchors)
+    # The chain as sent, completed (as Windows does) by an intermediate the revocation step fetched via AIA.
+    facts = facts_of(cert, chain, anchors, aia_intermediates(obs.revocation))
     judged = judge_certificate(facts, name, now, ike=True)
     evidence_base = {
         "subject": facts.subject,
@@ -628,6 +629,17 @@ def check_certificates(obs: DiagnoseObservations, now: datetime) -> list[Finding
         )
     elif judged.trust.status == "ok":
         out.append(_f(ids.CERT_TRUST, "pass", f"Chains to a CA in {source}.", ev))
+    elif judged.trust.reason == "chains-through-aia":
+        ev["aia_intermediates"] = [{"subject": a.subject, "url": a.url} for a in facts.via_aia]
+        out.append(
+            _f(
+                ids.CERT_TRUST,
+                "warn",
+                f"Chains to a CA in {source} only through AIA: {aia_note(facts.via_aia)}.",
+                ev,
+                REMEDY_AIA,
+            )
+        )
     else:  # untrusted, or no anchors at all (an empty system store): nothing vouches for it
         out.append(
             _f(

@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from vpndoctor.checks import ids
-from vpndoctor.checks.certificate import facts_of_info, judge_certificate
+from vpndoctor.checks.certificate import CertificateJudgement, facts_of_info, judge_certificate
 from vpndoctor.checks.model import Finding, Status, finding
-from vpndoctor.checks.revocation import Protocol, RevocationOutcome, revocation_outcome
+from vpndoctor.checks.revocation import REMEDY_AIA, Protocol, RevocationOutcome, revocation_outcome
 from vpndoctor.observations.ike import CertificateInfo
 from vpndoctor.observations.revocation import RevocationObservation
 from vpndoctor.observations.sstp import IphttpsAttempt, IphttpsObservation, SstpObservation
@@ -198,7 +198,8 @@ def _sstp_certificate(obs: SstpObservation, now: datetime) -> Finding:
         "san_dns": cert.san_dns,
         "trusted": cert.trusted,
     }
-    problems = certificate_problems(cert, dialled_name(obs.sni, obs.target), now)
+    judged = judge_tls_certificate(cert, dialled_name(obs.sni, obs.target), now, obs.revocation)
+    problems = problems_of(judged)
     not_after = datetime.fromisoformat(cert.not_after)
     rev = revocation_part(obs.revocation, now, "sstp")
     if rev is not None:
@@ -211,10 +212,30 @@ def _sstp_certificate(obs: SstpObservation, now: datetime) -> Finding:
             detail, remedy = f"{detail} {rev.detail}", f"{remedy}\n{rev.remedy}"
             codes |= set(rev.codes) if rev.status == "fail" else set()
         return _f(fid, "fail", detail, ev, remedy, sorted(codes))
+    if judged.trust.reason == "chains-through-aia":  # trusted, as Windows builds the chain, with a warning
+        ev["aia_intermediates"] = aia_evidence(judged)
+        text = f"{cert.subject}: valid until {not_after:%Y-%m-%d}, {judged.trust.evidence}."
+        status, text, remedy, rev_codes = with_aia(*with_revocation("warn", text, rev))
+        return _f(fid, status, text, ev, remedy, rev_codes)
     trust = "chains to a trusted CA" if cert.trusted else "trust not checked (no --ca)"
     text = f"{cert.subject}: {trust}, valid until {not_after:%Y-%m-%d}."
     status, text, remedy, rev_codes = with_revocation("pass", text, rev)
     return _f(fid, status, text, ev, remedy, rev_codes)
+
+
+def aia_evidence(judged: CertificateJudgement) -> list[dict[str, str | None]]:
+    """The intermediates fetched through AIA that the trusted chain needed (subject, caIssuers URL)."""
+    return [{"subject": a.subject, "url": a.url} for a in judged.facts.via_aia]
+
+
+def with_aia(status: Status, text: str, remedy: str, codes: list[int]) -> tuple[Status, str, str, list[int]]:
+    """A certificate finding whose chain was completed through AIA: never better than warn, with the
+    remedy of sending the intermediate (once)."""
+    if status == "pass":
+        status = "warn"
+    if REMEDY_AIA not in remedy:
+        remedy = f"{remedy}\n{REMEDY_AIA}" if remedy else REMEDY_AIA
+    return status, text, remedy, codes
 
 
 def revocation_part(
@@ -249,11 +270,25 @@ def dialled_name(sni: str | None, host: str | None) -> str | None:
     return sni or host or None
 
 
-def certificate_problems(cert: CertificateInfo, name: str | None, now: datetime) -> list[tuple[str, int]]:
+def judge_tls_certificate(
+    cert: CertificateInfo, name: str | None, now: datetime, revocation: RevocationObservation | None = None
+) -> CertificateJudgement:
+    """`checks.certificate`'s judgement of the TLS certificate for `name`; a chain the probe found untrusted
+    as sent is completed by the intermediates `revocation` fetched through AIA caIssuers, as Windows does."""
+    return judge_certificate(facts_of_info(cert, revocation), name, now)
+
+
+def certificate_problems(
+    cert: CertificateInfo, name: str | None, now: datetime, revocation: RevocationObservation | None = None
+) -> list[tuple[str, int]]:
     """What a Windows client dialling `name` would refuse the TLS certificate for, with the error it shows:
     `checks.certificate`'s judgement, mapped (an expiry within 30 days is no refusal; without anchors the
-    trust is not checked)."""
-    judged = judge_certificate(facts_of_info(cert), name, now)
+    trust is not checked; a chain completed through AIA is trusted)."""
+    return problems_of(judge_tls_certificate(cert, name, now, revocation))
+
+
+def problems_of(judged: CertificateJudgement) -> list[tuple[str, int]]:
+    """The refusals in a judgement (`certificate_problems`)."""
     problems: list[tuple[str, int]] = []
     if judged.trust.status == "bad":
         problems.append((judged.trust.evidence, CERT_E_UNTRUSTEDROOT))
@@ -329,11 +364,12 @@ def iphttps_findings(obs: IphttpsObservation, *, now: datetime | None = None) ->
         t = tls_a.tls
         tls_ev: dict[str, object] = {"version": t.version, "cipher": t.cipher}
         moment = now or datetime.now(UTC)
-        problems = (
-            certificate_problems(t.certificate, dialled_name(obs.sni, obs.host), moment)
+        judged = (
+            judge_tls_certificate(t.certificate, dialled_name(obs.sni, obs.host), moment, obs.revocation)
             if t.certificate
-            else []
+            else None
         )
+        problems = problems_of(judged) if judged is not None else []
         rev = revocation_part(obs.revocation, moment, "iphttps") if t.certificate else None
         if rev is not None:
             tls_ev["revocation"] = rev.evidence
@@ -355,6 +391,14 @@ def iphttps_findings(obs: IphttpsObservation, *, now: datetime | None = None) ->
                     sorted(codes),
                 )
             )
+        elif judged is not None and judged.trust.reason == "chains-through-aia":
+            tls_ev["aia_intermediates"] = aia_evidence(judged)
+            status, text, remedy, rev_codes = with_aia(
+                *with_revocation(
+                    "warn", f"{t.version} with {t.cipher}, certificate {judged.trust.evidence}.", rev
+                )
+            )
+            out.append(_f(fid, status, text, tls_ev, remedy, rev_codes))
         else:
             trust = "" if t.certificate is None or t.certificate.trusted is None else ", certificate trusted"
             status, text, remedy, rev_codes = with_revocation(

@@ -6,6 +6,7 @@ fix it. `TlsReport` is the contract of `vpndoctor tls --json` (schema/tls.json).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -16,7 +17,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from vpndoctor import __version__
 from vpndoctor.certs import eku_names
 from vpndoctor.checks.certificate import (
+    AiaIntermediate,
     CertificateFacts,
+    aia_intermediates,
+    aia_note,
     common_names_in,
     eku_oids,
     facts_of,
@@ -48,7 +52,7 @@ from vpndoctor.checks.ids import (  # the ids live in one table; these names sta
     TLS_SUITES_WEAK,
 )
 from vpndoctor.checks.model import Finding, Status, Verdict, finding
-from vpndoctor.checks.revocation import revocation_finding
+from vpndoctor.checks.revocation import REMEDY_AIA, revocation_finding
 from vpndoctor.observations.tls import AuditObservation, OversizedAnswer
 from vpndoctor.tls import suites as S
 from vpndoctor.tls.audit import (
@@ -514,8 +518,24 @@ def describe_certificate(
     anchor_source: str,
     expected: str | None,
     seen_in: str | None,
+    aia: Sequence[AiaIntermediate] = (),
 ) -> TlsCertificate | None:
-    """Facts of the leaf (and the chain it came with); None when the leaf does not parse."""
+    """Facts of the leaf (and the chain it came with); None when the leaf does not parse. `trusted`: the
+    chain as sent, or completed by the intermediates in `aia` (fetched through AIA caIssuers), reaches one
+    of the anchors."""
+    described = _described(chain, anchors, anchor_source, expected, seen_in, aia)
+    return described[0] if described is not None else None
+
+
+def _described(
+    chain: tuple[bytes, ...],
+    anchors: list[x509.Certificate],
+    anchor_source: str,
+    expected: str | None,
+    seen_in: str | None,
+    aia: Sequence[AiaIntermediate],
+) -> tuple[TlsCertificate, tuple[AiaIntermediate, ...]] | None:
+    """`describe_certificate`, and the AIA-fetched intermediates the trusted chain needed."""
     try:
         cert = x509.load_der_x509_certificate(chain[0])
     except (ValueError, IndexError):
@@ -529,11 +549,11 @@ def describe_certificate(
             continue
         intermediates.append(c)
         subjects.append(c.subject.rfc4514_string())
-    facts = facts_of(cert, intermediates, anchors)
+    facts = facts_of(cert, intermediates, anchors, aia)
     matches = None
     if expected is not None:
         matches = judge_name(facts, expected)[0].status == "ok"
-    return TlsCertificate(
+    described = TlsCertificate(
         subject=facts.subject,
         issuer=facts.issuer,
         san_dns=list(facts.san_dns),
@@ -553,10 +573,12 @@ def describe_certificate(
         name_matches=matches,
         seen_in=seen_in,
     )
+    return described, facts.via_aia
 
 
-def _facts(cert: TlsCertificate) -> CertificateFacts:
-    """The judge's facts back from the report's certificate (what `describe_certificate` wrote)."""
+def _facts(cert: TlsCertificate, via_aia: Sequence[AiaIntermediate] = ()) -> CertificateFacts:
+    """The judge's facts back from the report's certificate (what `describe_certificate` wrote), and the
+    AIA-fetched intermediates its trust needed (which the report's certificate does not keep)."""
     return CertificateFacts(
         subject=cert.subject,
         issuer=cert.issuer,
@@ -570,10 +592,18 @@ def _facts(cert: TlsCertificate) -> CertificateFacts:
         key_bits=cert.key_bits,
         signature_algorithm=cert.signature_algorithm,
         trusted=cert.trusted,
+        via_aia=tuple(via_aia) if cert.trusted else (),
     )
 
 
-def check_certificate(cert: TlsCertificate | None, chain_seen: bool, now: datetime) -> list[Finding]:
+def check_certificate(
+    cert: TlsCertificate | None,
+    chain_seen: bool,
+    now: datetime,
+    via_aia: Sequence[AiaIntermediate] = (),
+) -> list[Finding]:
+    """The tls.certificate.* findings; `via_aia`: the AIA-fetched intermediates the chain needed to reach
+    an anchor (`describe_certificate`'s `aia`), which make the trust a warning."""
     fids = (TLS_CERT_TRUST, TLS_CERT_VALIDITY, TLS_CERT_NAME, TLS_CERT_EKU, TLS_CERT_KEY, TLS_CERT_SIGNATURE)
     if cert is None:
         if chain_seen:
@@ -583,10 +613,25 @@ def check_certificate(cert: TlsCertificate | None, chain_seen: bool, now: dateti
             ]
         return [_skip(fid, "no certificate was obtained") for fid in fids]
     # The name was judged when the certificate was described (`name_matches`, in the JSON too); the rest here.
-    judged = judge_certificate(_facts(cert), cert.expected_name, now)
+    facts = _facts(cert, via_aia)
+    judged = judge_certificate(facts, cert.expected_name, now)
     base = {"subject": cert.subject, "issuer": cert.issuer}
     out: list[Finding] = []
-    if judged.trust.status == "ok":
+    if judged.trust.reason == "chains-through-aia":
+        out.append(
+            _f(
+                TLS_CERT_TRUST,
+                "warn",
+                f"Chains to a CA in {cert.trust_anchors} only through AIA: {aia_note(facts.via_aia)}.",
+                {
+                    **base,
+                    "chain": cert.chain,
+                    "aia_intermediates": [{"subject": a.subject, "url": a.url} for a in facts.via_aia],
+                },
+                REMEDY_AIA,
+            )
+        )
+    elif judged.trust.status == "ok":
         out.append(
             _f(
                 TLS_CERT_TRUST,
@@ -829,13 +874,20 @@ def judge(obs: AuditObservation, *, now: datetime | None = None) -> TlsReport:
     unknown = [k for k, v in facts.versions.items() if v is None]
     suites = {k: _names(v) for k, v in facts.suites.items()}
     expected = obs.sni or (obs.host if obs.host else None)
-    cert = (
-        describe_certificate(
-            facts.certificates, obs.anchors, obs.anchor_source, expected, facts.certificate_version
+    # The chain as sent, completed (as Windows does) by an intermediate the revocation step fetched via AIA.
+    described = (
+        _described(
+            facts.certificates,
+            obs.anchors,
+            obs.anchor_source,
+            expected,
+            facts.certificate_version,
+            aia_intermediates(obs.revocation),
         )
         if facts.certificates
         else None
     )
+    cert, via_aia = described if described is not None else (None, ())
     findings: list[Finding] = []
     if error is not None:
         findings.append(
@@ -865,7 +917,7 @@ def judge(obs: AuditObservation, *, now: datetime | None = None) -> TlsReport:
         findings.append(check_weak_suites(facts.suites))
         findings.append(check_null(facts.null_suites, versions, facts.suites, facts.server_preference))
         findings += check_client_auth(obs)
-        findings += check_certificate(cert, bool(facts.certificates), now)
+        findings += check_certificate(cert, bool(facts.certificates), now, via_aia)
         if cert is None:
             findings.append(_skip(TLS_CERT_REVOCATION, "no certificate was obtained"))
         else:
