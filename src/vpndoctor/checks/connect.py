@@ -6,6 +6,7 @@ beyond the error catalogue this package ships.
 from __future__ import annotations
 
 from vpndoctor.checks import ids
+from vpndoctor.checks.cert import LintedCertificate
 from vpndoctor.checks.model import Finding, finding
 from vpndoctor.observations.connect import ConnectObservation, WindowsErrorInfo
 from vpndoctor.windows.errorcodes import lookup
@@ -34,6 +35,11 @@ REMEDY_RADIUS = (
     "The gateway went silent in the middle of EAP: it is waiting for its RADIUS server (NPS). Check that "
     "NPS runs, that UDP 1812 is open from the VPN server to it, and that the shared secret matches (NPS "
     "drops packets with a wrong one silently)."
+)
+REMEDY_MACHINE = (
+    "Give the device a machine certificate from a CA the VPN server trusts (in its computer store, and for "
+    "RRAS the root named in the device tunnel's IPsec policy), valid now, with the Client Authentication EKU "
+    "and the device FQDN; `vpndoctor cert --for device` lints it."
 )
 REMEDY_CHILD = (
     "Make the server's IPsec (ESP) policy accept what Windows offers: AES-CBC-256/AES-CBC-128/3DES with "
@@ -73,10 +79,18 @@ _NOTIFY_CODES: dict[str, tuple[int, str]] = {
 }
 
 
-def windows_error(obs: ConnectObservation) -> WindowsErrorInfo | None:
+# What Windows checks when it picks a device tunnel's machine certificate from the computer store (valid now,
+# Client Authentication EKU): a certificate failing one of these it never presents - 13806, no valid machine
+# certificate - whatever the gateway would have said.
+_WINDOWS_PICKS_BY = (ids.CERT_LINT_VALIDITY, ids.CERT_LINT_EKU)
+
+
+def windows_error(
+    obs: ConnectObservation, machine_lint: LintedCertificate | None = None
+) -> WindowsErrorInfo | None:
     """The error a Windows client would show for the failure `obs` ended in; None when it connected or no
-    Windows error is known to match."""
-    found = _code(obs)
+    Windows error is known to match. `machine_lint`: a device tunnel's certificate, linted for a device."""
+    found = _device_code(obs, machine_lint) or _code(obs)
     if found is None:
         return None
     code, why = found
@@ -85,6 +99,29 @@ def windows_error(obs: ConnectObservation) -> WindowsErrorInfo | None:
     if name is None and code == obs.mschapv2_error:
         name = obs.mschapv2_error_name  # 646-649 are RAS errors too, by the same numbers
     return WindowsErrorInfo(code=code, name=name, meaning=entry.meaning if entry else None, why=why)
+
+
+def _device_code(obs: ConnectObservation, lint: LintedCertificate | None) -> tuple[int, str] | None:
+    """A device tunnel the gateway refused with AUTHENTICATION_FAILED: 13801 (IKE authentication credentials
+    are unacceptable, what Windows shows for that notify), or 13806 when the lint says Windows would not have
+    picked this certificate at all."""
+    if obs.auth != "machine-certificate" or obs.cause != "error-notify":
+        return None
+    if obs.error_notify != "AUTHENTICATION_FAILED" or obs.stage_reached != "IKE_AUTH":
+        return None
+    unusable = [
+        f for f in (lint.findings if lint else []) if f.id in _WINDOWS_PICKS_BY and f.status == "fail"
+    ]
+    if unusable:
+        why = "; ".join(f.detail for f in unusable)
+        return 13806, (
+            f"the gateway refused our machine certificate (AUTHENTICATION_FAILED at IKE_AUTH), and Windows "
+            f"would not even present it ({why}): no valid machine certificate"
+        )
+    return 13801, (
+        "the gateway refused our machine certificate (AUTHENTICATION_FAILED at IKE_AUTH): its issuer is not "
+        "one the gateway trusts, or the gateway checks something else of it (revocation, its name)"
+    )
 
 
 def _code(obs: ConnectObservation) -> tuple[int, str] | None:
@@ -174,6 +211,8 @@ def _eap(obs: ConnectObservation, codes: list[int]) -> Finding:
         "server_message": obs.eap_server_message,
         "eap_wait_s": obs.eap_wait_s,
     }
+    if obs.auth == "machine-certificate":
+        return _skip(fid, "a device tunnel authenticates with its machine certificate: no EAP")
     if obs.auth_result == "success":
         detail = (
             f"EAP-{obs.eap_method or 'MSCHAPV2'} for {obs.user} succeeded; the server proved it knows the "
@@ -212,6 +251,17 @@ def _ike_sa(obs: ConnectObservation, codes: list[int]) -> Finding:
         if obs.proposal is not None:
             detail += f" ({obs.proposal.text})"
         return finding(fid, "pass", detail, evidence)
+    if obs.auth == "machine-certificate":
+        evidence["machine_auth_method"] = obs.machine_auth_method
+        if obs.ike_sa_established:
+            detail = (
+                f"the gateway accepted our machine certificate ({obs.identity}, AUTH "
+                f"{obs.machine_auth_method}) and its AUTH checks out: the IKE SA is up"
+            )
+            return finding(fid, "pass", detail, evidence)
+        if obs.cause == "error-notify" and obs.stage_reached == "IKE_AUTH":
+            return finding(fid, "fail", obs.failure or "", evidence, REMEDY_MACHINE, codes)
+        return _skip(fid, "the IKE SA was never established" + _why(obs))
     if obs.auth_result != "success":
         return _skip(fid, "EAP did not succeed" + _why(obs))
     return finding(fid, "fail", obs.failure or "", evidence, REMEDY_EAP, codes)
@@ -297,10 +347,12 @@ class ConnectReport(ConnectObservation):
     """`vpndoctor connect --json` (schema/connect.json): the observation, its Windows error, the findings."""
 
     findings: list[Finding]
+    # A device tunnel's certificate, linted as `vpndoctor cert --for device` does before it is used.
+    machine_certificate_lint: LintedCertificate | None = None
 
 
-def connect_report(obs: ConnectObservation) -> ConnectReport:
-    error = windows_error(obs)
+def connect_report(obs: ConnectObservation, machine_lint: LintedCertificate | None = None) -> ConnectReport:
+    error = windows_error(obs, machine_lint)
     data = obs.model_dump()
     data["windows_error"] = error.model_dump() if error is not None else None
-    return ConnectReport(**data, findings=connect_findings(obs, error))
+    return ConnectReport(**data, findings=connect_findings(obs, error), machine_certificate_lint=machine_lint)

@@ -1,5 +1,7 @@
 """`vpndoctor connect TARGET --eap mschapv2 --user NAME`: dial an EAP user tunnel as Windows does, all the way
-to the CHILD_SA, then hang up.
+to the CHILD_SA, then hang up. `vpndoctor connect TARGET --machine-cert PEM --machine-key PEM`: a device
+tunnel (IKEv2 certificate authentication, no EAP), its certificate linted first as `vpndoctor cert --for
+device`.
 
 The password never comes from the command line (other users see it in `ps`): from an environment variable,
 the first line of a file only its owner can read, or a prompt on the terminal.
@@ -80,7 +82,7 @@ def _password_from_file(path: str) -> str:
 @app.command("connect")
 def connect(
     target: Annotated[str, typer.Argument(help="VPN server name or address.")],
-    user: Annotated[str, typer.Option("--user", help="EAP user name (as typed on Windows).")],
+    user: Annotated[str | None, typer.Option("--user", help="EAP user name (as typed on Windows).")] = None,
     eap: Annotated[
         str, typer.Option("--eap", help="EAP method: mschapv2 (the only one today).")
     ] = "mschapv2",
@@ -107,6 +109,36 @@ def connect(
             help="Trust anchor for the server certificate (PEM/DER), repeatable; default: the system store.",
         ),
     ] = None,
+    machine_cert: Annotated[
+        str | None,
+        typer.Option(
+            "--machine-cert",
+            metavar="PEM",
+            help="Device tunnel: the machine certificate (PEM/DER; intermediates may follow in the file).",
+        ),
+    ] = None,
+    machine_key: Annotated[
+        str | None,
+        typer.Option("--machine-key", metavar="PEM", help="Device tunnel: its RSA private key (PEM)."),
+    ] = None,
+    intermediate: Annotated[
+        list[str] | None,
+        typer.Option("--intermediate", metavar="PEM", help="Device tunnel: an intermediate CA to send."),
+    ] = None,
+    device_name: Annotated[
+        str | None,
+        typer.Option(
+            "--device-name", metavar="FQDN", help="Device tunnel: the FQDN the certificate must name."
+        ),
+    ] = None,
+    auth_method: Annotated[
+        str,
+        typer.Option(
+            "--auth-method",
+            help="Device tunnel AUTH: rsa (method 1, PKCS#1 v1.5 SHA-1, as Windows signs) or rfc7427 "
+            "(method 14, SHA-256).",
+        ),
+    ] = "rsa",
     port: Annotated[int, typer.Option(help="IKE port.", min=1, max=65535)] = 500,
     natt_port: Annotated[int, typer.Option("--natt-port", help="NAT-T port.", min=1, max=65535)] = 4500,
     proposal: Annotated[
@@ -142,7 +174,8 @@ def connect(
 ) -> None:
     """Connect as a Windows user tunnel does: IKE_SA_INIT, IKE_AUTH with the server's certificate,
     EAP-MSCHAPv2, the CHILD_SA with an address and DNS, then a Delete. Each failure is named at its stage with
-    the error a Windows client would show.
+    the error a Windows client would show. With --machine-cert and --machine-key: a device tunnel instead
+    (certificate AUTH, no EAP), the certificate linted first (vpndoctor cert --for device).
 
     Exit 0 when the CHILD_SA was established, 1 when the server said no (or went silent after answering),
     3 when it did not answer at all, 2 on a usage or local error.
@@ -158,9 +191,33 @@ def connect(
         raise UsageError("--timeout-s must be positive")
     if not target.strip():
         raise UsageError("give a VPN server name or address to connect to")
-    if not user.strip():
-        raise UsageError("--user must not be empty")
     check_writable(keys_out, "--keys-out")
+    if machine_cert is not None or machine_key is not None:
+        if user is not None or password_env is not None or password_file is not None:
+            raise UsageError("a device tunnel (--machine-cert) has no EAP user: drop --user and the password")
+        if machine_cert is None or machine_key is None:
+            raise UsageError("a device tunnel needs both --machine-cert and --machine-key")
+        device_tunnel(
+            target,
+            machine_cert,
+            machine_key,
+            intermediate or [],
+            device_name,
+            auth_method,
+            ca=ca,
+            port=port,
+            natt_port=natt_port,
+            proposals=proposal,
+            esp_proposals=esp_proposal,
+            timeout_s=timeout_s,
+            fragmentation=not no_fragmentation,
+            force_nat=force_nat,
+            keys_out=keys_out,
+            as_json=as_json,
+        )
+        return
+    if user is None or not user.strip():
+        raise UsageError("--user must not be empty (or give --machine-cert for a device tunnel)")
     password = read_password(user, password_env, password_file)
     obs = probe(
         target,
@@ -181,4 +238,67 @@ def connect(
     del password
     report = connect_report(obs)
     emit(report, as_json=as_json, render=render_connect)
+    raise typer.Exit(exit_code(obs))
+
+
+_AUTH_METHODS = {"rsa": 1, "rfc7427": 14}
+
+
+def device_tunnel(
+    target: str,
+    cert_path: str,
+    key_path: str,
+    intermediates: list[str],
+    device_name: str | None,
+    auth_method: str,
+    *,
+    ca: list[str] | None,
+    as_json: bool,
+    **options: object,
+) -> None:
+    """Lint the machine certificate (as `vpndoctor cert --for device`), then dial the device tunnel."""
+    from datetime import UTC, datetime
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from vpndoctor.certfiles import read_certificate_files
+    from vpndoctor.checks.cert import lint
+    from vpndoctor.checks.connect import connect_report
+    from vpndoctor.net.polite import Politeness
+    from vpndoctor.probes.connect import exit_code, probe
+    from vpndoctor.report.connect import render_connect
+
+    method = _AUTH_METHODS.get(auth_method.lower())
+    if method is None:
+        raise UsageError(f"--auth-method {auth_method}: rsa or rfc7427")
+    files = read_certificate_files([cert_path, *intermediates])
+    chain = [c for f in files for c in f.certificates]
+    if not chain:
+        raise UsageError(f"--machine-cert {cert_path}: no certificate in it")
+    anchors = [c for f in read_certificate_files(ca or []) for c in f.certificates]
+    report = lint(
+        files[:1], anchors, datetime.now(UTC), purpose="device", name=device_name, ca_files=ca or []
+    )
+    linted = report.certificates[0] if report.certificates else None
+    try:
+        with open(key_path, "rb") as fh:
+            key = serialization.load_pem_private_key(fh.read(), password=None)
+    except OSError as exc:
+        raise UsageError(f"--machine-key {key_path}: {exc.strerror or exc}") from None
+    except (ValueError, TypeError) as exc:
+        raise UsageError(f"--machine-key {key_path}: not an unencrypted PEM private key ({exc})") from None
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise UsageError(f"--machine-key {key_path}: an RSA key is needed (Windows signs with RSA)")
+    ders = tuple(c.public_bytes(serialization.Encoding.DER) for c in chain)
+    obs = probe(
+        target,
+        machine_certificates=ders,
+        machine_key=key,
+        cert_auth_method=method,
+        ca_files=ca,
+        politeness=Politeness(),
+        **options,
+    )
+    emit(connect_report(obs, linted), as_json=as_json, render=render_connect)
     raise typer.Exit(exit_code(obs))

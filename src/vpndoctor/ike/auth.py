@@ -1,7 +1,8 @@
 """Verification of the responder's AUTH payload (RFC 7296 §2.15) against the public key of its certificate:
 RSA PKCS#1 v1.5 (method 1), ECDSA with fixed curves (methods 9-11, RFC 4754) and Digital Signature (method 14,
-RFC 7427). We never sign: vpndoctor asks for EAP. Only `cryptography` primitives are used; a small strict DER
-reader parses RFC 7427's AlgorithmIdentifier, which `cryptography` exposes no parser for.
+RFC 7427). We sign only as a device tunnel does (`rsa_sign_auth`: methods 1 and 14 with an RSA machine key).
+Only `cryptography` primitives are used; a small strict DER reader parses RFC 7427's AlgorithmIdentifier,
+which `cryptography` exposes no parser for.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from vpndoctor.ike.keys import prf as prf_function
 __all__ = [
     "AuthPayloadError",
     "AuthResult",
+    "initiator_signed_octets",
     "responder_signed_octets",
+    "rsa_sign_auth",
     "verify_responder_auth",
 ]
 
@@ -361,3 +364,30 @@ def _parse_integer(tlv: _Tlv) -> int:
             tlv.offset, "a small non-negative INTEGER", f"found tag 0x{tlv.tag:02x}, {len(tlv.value)} bytes"
         )
     return int.from_bytes(tlv.value, "big")
+
+
+# --- our own signature: a device tunnel's machine certificate (RFC 7296 §2.15, RFC 7427) ---
+
+# sha256WithRSAEncryption's AlgorithmIdentifier with NULL parameters, as RFC 7427 Appendix A.1 lists it.
+_SHA256_RSA_ALGORITHM_IDENTIFIER = bytes.fromhex("300d06092a864886f70d01010b0500")
+
+
+def initiator_signed_octets(
+    sa_init_request: bytes, nonce_r: bytes, sk_pi: bytes, idi_body: bytes, prf: int
+) -> bytes:
+    """InitiatorSignedOctets = RealMessage1 | NonceRData | prf(SK_pi, IDi') (RFC 7296 §2.15), where IDi' is
+    the IDi payload body: ID Type, three reserved octets and the identification data."""
+    return sa_init_request + nonce_r + prf_function(prf, sk_pi, idi_body)
+
+
+def rsa_sign_auth(key: rsa.RSAPrivateKey, method: int, signed_octets: bytes) -> bytes:
+    """The AUTH payload's data for `signed_octets`: method 1 (RSA Digital Signature) is PKCS#1 v1.5 with
+    SHA-1, the hash every implementation assumes for it; method 14 (RFC 7427) is the ASN.1 length octet, the
+    sha256WithRSAEncryption AlgorithmIdentifier and a PKCS#1 v1.5 SHA-256 signature."""
+    if method == _RSA_SIGNATURE:
+        return key.sign(signed_octets, padding.PKCS1v15(), hashes.SHA1())  # noqa: S303 - RFC 7296 method 1
+    if method == _DIGITAL_SIGNATURE:
+        signature = key.sign(signed_octets, padding.PKCS1v15(), hashes.SHA256())
+        algorithm = _SHA256_RSA_ALGORITHM_IDENTIFIER
+        return bytes([len(algorithm)]) + algorithm + signature
+    raise ValueError(f"authentication method {method}: we sign with method 1 or 14 only")

@@ -9,6 +9,9 @@ user tunnel does), one EAP-Identity answer to learn the EAP method, then a polit
 With `stop_after="child-sa"` and an injected `EapPeer` it goes all the way, as a Windows user tunnel does:
 the whole EAP conversation, the MSK-keyed AUTH exchange that closes it (RFC 7296 §2.16), the CHILD_SA the
 first IKE_AUTH asked for, and an INFORMATIONAL Delete of the established IKE SA (which ends its CHILD_SA).
+With `stop_after="child-sa"`, `auth_style="cert"` and an injected signer it dials as a Windows device tunnel
+does instead: no EAP; the first IKE_AUTH carries IDi (the machine certificate's subject DN), CERT, CERTREQ and
+an AUTH signed with the machine key, and its answer brings the server's AUTH and the CHILD_SA at once.
 
 A probe is a guest on someone else's gateway, so the machine leaves as little state behind as the protocol
 allows: `stateless` asks whether proposals are acceptable with a KE payload of a group none of them names
@@ -32,6 +35,8 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from enum import Enum
+
+from cryptography import x509
 
 from vpndoctor.eap.auth import initiator_eap_auth, verify_responder_eap_auth
 from vpndoctor.eap.errors import EapError
@@ -370,8 +375,13 @@ class InitiatorConfig:
     # and the responder keeps nothing (see the module docstring).
     stateless: bool = False
     # "eap": IKE_AUTH without AUTH (a Windows user tunnel asking for EAP); "psk-fail": with a shared-key
-    # AUTH payload the responder must refuse - a small AUTHENTICATION_FAILED answer that ends the SA.
+    # AUTH payload the responder must refuse - a small AUTHENTICATION_FAILED answer that ends the SA;
+    # "cert" (stop_after="child-sa", a signer): a device tunnel's certificate AUTH, see `certificates`.
     auth_style: str = "eap"
+    # auth_style="cert": our certificate first, then intermediates (DER), each sent in a CERT payload; IDi
+    # is the first one's subject as ID_DER_ASN1_DN. `cert_auth_method`: 1 (RSA, SHA-1) or 14 (RFC 7427).
+    certificates: tuple[bytes, ...] = ()
+    cert_auth_method: int = AuthMethod.RSA_SIG
     # After an IKE_AUTH on the NAT-T port went unanswered, send it once more to this port (e.g. 500).
     fallback_port: int | None = None
     # Send each encrypted request on the NAT-T port from a new source port (`natt_flow` counts them): for a
@@ -434,18 +444,32 @@ class Initiator:
         remote: Address,
         eap_peer: EapPeer | None = None,
         accept_server: Callable[[AuthDone], str | None] | None = None,
+        signer: Callable[[bytes], bytes] | None = None,
     ) -> None:
         """`eap_peer` runs the EAP conversation when `config.stop_after == "child-sa"`; `accept_server` is
         asked, once the server's certificate AUTH verified, whether to go on (None) or why not (a reason):
         MS-CHAPv2 hands the server material to guess the password from, so a caller that can judge the
-        certificate should."""
+        certificate should. `signer` (auth_style="cert") signs the InitiatorSignedOctets with the machine
+        key and returns the AUTH data for `config.cert_auth_method`."""
         if not config.proposals:
             raise LocalProtocolError("at least one IKE proposal is needed")
-        if (config.stop_after == "child-sa") != (eap_peer is not None):
+        cert_mode = config.auth_style == "cert"
+        if cert_mode and (
+            signer is None
+            or eap_peer is not None
+            or config.stop_after != "child-sa"
+            or not config.certificates
+        ):
+            raise LocalProtocolError(
+                'auth_style="cert" needs stop_after="child-sa", a signer, certificates and no EAP peer'
+            )
+        if not cert_mode and (config.stop_after == "child-sa") != (eap_peer is not None):
             raise LocalProtocolError('stop_after="child-sa" and an EAP peer go together')
         self._eap_peer = eap_peer
         self._accept_server = accept_server
-        self._connect = eap_peer is not None
+        self._signer = signer
+        self._cert_mode = cert_mode
+        self._connect = eap_peer is not None or cert_mode
         self._esp_specs = config.esp_proposals
         if self._connect and not self._esp_specs:
             self._esp_specs = tuple(parse_esp_proposal(p) for p in WINDOWS_ESP_PROPOSALS)
@@ -1013,7 +1037,9 @@ class Initiator:
         idi = self._idi()
         self._idi_body = idi.encode_body()
         middle: list[Payload]
-        if (style or self.config.auth_style) == "psk-fail":
+        if style is None and self._cert_mode:
+            middle = self._cert_auth_payloads()
+        elif (style or self.config.auth_style) == "psk-fail":
             # A shared-key AUTH no responder can verify (random bytes of the PRF's length, no key behind
             # them): it answers AUTHENTICATION_FAILED - no certificate - and drops the SA.
             middle = [
@@ -1053,9 +1079,46 @@ class Initiator:
             text=self._text(ExchangeType.IKE_AUTH, 1, payloads),
         )
 
+    def _cp_request(self) -> CpPayload:
+        return CpPayload(
+            cfg_type=CfgType.REQUEST,
+            attributes=(
+                (CfgAttr.INTERNAL_IP4_ADDRESS, b""),
+                (CfgAttr.INTERNAL_IP4_DNS, b""),
+                (CfgAttr.INTERNAL_IP6_ADDRESS, b""),
+                (CfgAttr.INTERNAL_IP6_DNS, b""),
+                (CfgAttr.INTERNAL_DNS_DOMAIN, b""),
+            ),
+        )
+
+    def _cert_auth_payloads(self) -> list[Payload]:
+        """CERT (ours, then the intermediates), CERTREQ, AUTH signed with the machine key, CP - the middle of
+        a device tunnel's first IKE_AUTH (RFC 7296 §1.2 order)."""
+        assert self._ctx is not None and self._keys is not None and self._suite is not None
+        assert self._signer is not None
+        signed = ike_auth.initiator_signed_octets(
+            self._ctx.request, self._ctx.nonce_r, self._keys.sk_pi, self._idi_body, self._suite.prf
+        )
+        method = self.config.cert_auth_method
+        certs: list[Payload] = [
+            CertPayload(encoding=CertEncoding.X509_SIGNATURE, data=der) for der in self.config.certificates
+        ]
+        certreq = CertReqPayload(
+            encoding=CertEncoding.X509_SIGNATURE, data=b"".join(self.config.trust_anchor_hashes)
+        )
+        return [
+            *certs,
+            *([certreq] if self.config.send_certreq else []),
+            AuthPayload(method=method, data=self._signer(signed)),
+            self._cp_request(),
+        ]
+
     def _idi(self) -> IdPayload:
         """IDi: an RFC 822 name when it has an @, else an FQDN; when connecting, an address is sent as one
-        (a Windows client's IDi is its own address)."""
+        (a Windows client's IDi is its own address); with a machine certificate, its subject DN (DER)."""
+        if self._cert_mode:
+            subject = x509.load_der_x509_certificate(self.config.certificates[0]).subject
+            return IdPayload(id_type=IdType.DER_ASN1_DN, data=subject.public_bytes(), responder=False)
         identity = self.config.identity
         if self._connect:
             try:
@@ -1184,6 +1247,9 @@ class Initiator:
             request_fragments=self._request_fragments,
         )
         self._events.append(self._auth)
+        if self._cert_mode:
+            self._cert_auth_answer(inner, idr, auth, errors, now)
+            return
         if errors:
             self._events.append(ErrorNotify(ExchangeType.IKE_AUTH, errors[0].type, errors[0].data))
             self._sa_ended = True
@@ -1272,6 +1338,46 @@ class Initiator:
             )
         else:
             self._eap_packet(eap, now)
+
+    def _cert_auth_answer(
+        self,
+        inner: tuple[Payload, ...],
+        idr: IdPayload | None,
+        auth: AuthPayload | None,
+        errors: list[NotifyPayload],
+        now: float,
+    ) -> None:
+        """The answer to a device tunnel's IKE_AUTH: an error notify without AUTH (AUTHENTICATION_FAILED to
+        our certificate: no IKE SA, the responder has dropped it), or the server's AUTH - the IKE SA is up
+        - and with it what became of the CHILD_SA (an error notify beside AUTH is the CHILD_SA's)."""
+        assert self._auth is not None
+        if auth is None:
+            if errors:
+                self._events.append(ErrorNotify(ExchangeType.IKE_AUTH, errors[0].type, errors[0].data))
+                self._sa_ended = True
+                self._finish()
+            else:
+                self._stop(
+                    now, "IKE_AUTH", "protocol", "the answer to our AUTH carries neither AUTH nor an error"
+                )
+            return
+        self.reached = "IKE_AUTH"
+        self.ike_established = True  # the responder sent its AUTH: it holds an IKE SA of ours
+        if idr is not None:
+            self._idr_body = idr.encode_body()
+        if idr is None or not self._auth.auth_verified:
+            why = self._auth.auth_reason or "it does not verify"
+            self._stop(now, "IKE_AUTH", "server-auth", f"the server's AUTH payload is not valid: {why}")
+            return
+        if (refusal := self._accept_server(self._auth) if self._accept_server else None) is not None:
+            self._stop(now, "IKE_AUTH", "server-refused", refusal)
+            return
+        self._events.append(IkeSaEstablished(True, None, auth.method))
+        self.reached = "CHILD_SA"
+        if errors:
+            self._events.append(ErrorNotify(ExchangeType.IKE_AUTH, errors[0].type, errors[0].data))
+        self._events.append(self._child_result(inner, errors))
+        self._send_info_delete(now)
 
     def _stop(self, now: float, stage: str, cause: str, reason: str) -> None:
         """We end the connection ourselves: the event, then the request that ends what the server holds."""

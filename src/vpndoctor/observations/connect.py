@@ -47,7 +47,7 @@ class _Model(BaseModel):
 
 class StageInfo(_Model):
     stage: Stage
-    result: Literal["ok", "failed", "not-reached"]
+    result: Literal["ok", "failed", "not-reached", "skipped"]  # skipped: EAP, for a device tunnel
     t: float | None  # seconds since the probe started, when the stage ended (its last answer)
     detail: str | None = None
 
@@ -139,5 +139,9 @@ class ConnectObservation(_Model):
     left_sa_on_server: bool  # the server may still hold an SA of ours (its end was never confirmed)
     budget_wait_s: float = 0.0
     throttled: str | None = None
+    # "machine-certificate": a device tunnel (--machine-cert): IKE certificate AUTH, no EAP; `user` is empty,
+    # `identity` the certificate's subject (sent as ID_DER_ASN1_DN).
+    auth: Literal["eap-mschapv2", "machine-certificate"] = "eap-mschapv2"
+    machine_auth_method: str | None = None  # the AUTH method we signed with (RSA_SIG, DIGITAL_SIGNATURE)
     # The judgement (checks.connect.connect_report): None in a raw observation.
     windows_error: WindowsErrorInfo | None = None

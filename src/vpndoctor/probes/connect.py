@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from vpndoctor import __version__
 from vpndoctor.certs import issued_by_anchor
@@ -29,6 +30,7 @@ from vpndoctor.eap.mschapv2 import (
 )
 from vpndoctor.eap.peer import EapFailed, EapMethodRefused, EapNotification, EapPeer, EapSucceeded
 from vpndoctor.errors import UsageError
+from vpndoctor.ike import auth as ike_auth
 from vpndoctor.ike import initiator as ini
 from vpndoctor.ike.constants import (
     AuthMethod,
@@ -102,8 +104,11 @@ class _Seen:
 async def run_connect_probe(
     target: str,
     *,
-    user: str,
-    password: str,
+    user: str = "",
+    password: str | None = None,
+    machine_certificates: tuple[bytes, ...] = (),
+    machine_key: rsa.RSAPrivateKey | None = None,
+    cert_auth_method: int = AuthMethod.RSA_SIG,
     identity: str | None = None,
     port: int = 500,
     natt_port: int = 4500,
@@ -124,17 +129,38 @@ async def run_connect_probe(
 
     The server's certificate must chain to `ca_files` (else the system store) before the EAP method answers
     anything: MS-CHAPv2 hands the server what a password can be guessed from, and a Windows client refuses an
-    untrusted server just as early."""
+    untrusted server just as early.
+
+    With `machine_certificates` (ours first, then intermediates, DER) and `machine_key` it dials a device
+    tunnel instead: no EAP, IDi the certificate's subject DN, AUTH signed with the key (`cert_auth_method`
+    1 or 14); `user` and `password` are not used."""
     try:
         specs = tuple(parse_proposal(p) for p in (proposals or list(DEFAULT_PROPOSALS)))
         esp_specs = tuple(parse_esp_proposal(p) for p in (esp_proposals or list(WINDOWS_ESP_PROPOSALS)))
     except ProposalSyntaxError as exc:
         raise UsageError(str(exc)) from None
-    try:
-        method = MsChapV2Method(user, password, rng=rng)
-        peer = EapPeer(user, method)
-    except ValueError as exc:  # too long a user name or password: the messages quote neither
-        raise UsageError(str(exc)) from None
+    device = bool(machine_certificates)
+    peer: EapPeer | None = None
+    signer: Callable[[bytes], bytes] | None = None
+    if device:
+        key = machine_key
+        if key is None:
+            raise UsageError("a machine certificate needs its private key (--machine-key)")
+        public = x509.load_der_x509_certificate(machine_certificates[0]).public_key()
+        if public != key.public_key():
+            raise UsageError("--machine-key is not the key of the --machine-cert certificate")
+        identity = x509.load_der_x509_certificate(machine_certificates[0]).subject.rfc4514_string()
+        user = ""
+
+        def signer(octets: bytes) -> bytes:
+            return ike_auth.rsa_sign_auth(key, cert_auth_method, octets)
+
+    else:
+        try:
+            method = MsChapV2Method(user, password or "", rng=rng)
+            peer = EapPeer(user, method)
+        except ValueError as exc:  # too long a user name or password: the messages quote neither
+            raise UsageError(str(exc)) from None
     del password
     anchors, source = trust_anchors(ca_files or [])
     if address is None:
@@ -180,6 +206,9 @@ async def run_connect_probe(
             retransmit_tries=retransmit_tries,
             stop_after="child-sa",
             esp_proposals=esp_specs,
+            auth_style="cert" if device else "eap",
+            certificates=machine_certificates,
+            cert_auth_method=cert_auth_method,
         )
         machine = ini.Initiator(
             config,
@@ -188,6 +217,7 @@ async def run_connect_probe(
             remote=(address, port),
             eap_peer=peer,
             accept_server=accept_server,
+            signer=signer,
         )
         machine.start(time.monotonic())
         pace = None
@@ -214,6 +244,12 @@ async def run_connect_probe(
     obs = _observe(machine, target, address, port, natt_port, user, started, t0, anchors, icmp, esp_specs)
     obs.budget_wait_s = round(waited, 3)
     obs.keys_out = written
+    if device:
+        obs.auth = "machine-certificate"
+        obs.machine_auth_method = name_of(AuthMethod, cert_auth_method)
+        obs.stages = [
+            StageInfo(stage="EAP", result="skipped", t=None) if s.stage == "EAP" else s for s in obs.stages
+        ]
     return obs
 
 

@@ -10,7 +10,12 @@ from rich.table import Table
 from vpndoctor.checks.connect import ConnectReport
 from vpndoctor.report.diagnose import STYLE
 
-_RESULT = {"ok": "[green]ok[/]", "failed": "[red]failed[/]", "not-reached": "[dim]-[/]"}
+_RESULT = {
+    "ok": "[green]ok[/]",
+    "failed": "[red]failed[/]",
+    "not-reached": "[dim]-[/]",
+    "skipped": "[dim]skipped[/]",
+}
 
 
 def render_connect(report: ConnectReport, console: Console) -> None:
@@ -19,9 +24,14 @@ def render_connect(report: ConnectReport, console: Console) -> None:
         if report.connected
         else f"[bold red]stopped at {report.stage_reached}[/]"
     )
+    who = (
+        f"device {escape(report.identity)}"
+        if report.auth == "machine-certificate"
+        else f"user {escape(report.user)}"
+    )
     console.print(
-        f"[bold]{escape(report.target)}[/] ({report.address}) port {report.port}/{report.natt_port}, user "
-        f"{escape(report.user)}: {outcome} in {report.duration_s:.2f} s, {report.round_trips} round trips"
+        f"[bold]{escape(report.target)}[/] ({report.address}) port {report.port}/{report.natt_port}, "
+        f"{who}: {outcome} in {report.duration_s:.2f} s, {report.round_trips} round trips"
     )
     stages = Table("stage", "result", "t (s)", "detail", box=None, padding=(0, 2))
     for s in report.stages:
@@ -53,7 +63,19 @@ def render_connect(report: ConnectReport, console: Console) -> None:
         facts.add_row("", escape(f"we refused {', '.join(report.eap_nak)} (Nak: MSCHAPV2)"))
     if report.eap_server_message:
         facts.add_row("", escape(f"server says: {report.eap_server_message}"))
-    if report.ike_sa_established:
+    if report.auth == "machine-certificate":
+        facts.add_row("our AUTH", escape(f"{report.machine_auth_method} with {report.identity}"))
+        lint = report.machine_certificate_lint
+        if lint is not None:
+            facts.add_row(
+                "machine cert", f"[{STYLE[lint.status]}]{lint.status}[/] (vpndoctor cert --for device)"
+            )
+            for f in lint.findings:
+                if f.status in ("warn", "fail"):
+                    facts.add_row("", f"[{STYLE[f.status]}]{f.id}[/] {escape(f.detail)}")
+    if report.ike_sa_established and report.auth == "machine-certificate":
+        facts.add_row("IKE SA", "established; the server's certificate AUTH [green]verified[/]")
+    elif report.ike_sa_established:
         ok = "[green]verified[/]" if report.responder_auth_verified else "[red]NOT verified[/]"
         facts.add_row("IKE SA", f"established; the server's AUTH after EAP {ok}")
     if report.child_sa:
@@ -92,7 +114,8 @@ def render_connect(report: ConnectReport, console: Console) -> None:
     for f in report.findings:
         findings.add_row(f.id, f"[{STYLE[f.status]}]{f.status}[/]", escape(f.detail))
     console.print(findings)
-    for f in report.findings:
+    lint_findings = report.machine_certificate_lint.findings if report.machine_certificate_lint else []
+    for f in [*report.findings, *lint_findings]:
         if f.status == "fail" and f.remedy:
             console.print(f"[bold]{f.id}[/]: [cyan]{escape(f.remedy)}[/]")
 
