@@ -193,3 +193,22 @@ def test_a_refused_child_sa_fails_that_finding_only() -> None:
     }
     child = next(f for f in report.findings if f.id == ids.CHILD_SA_ESTABLISHED)
     assert child.error_codes == [13868] and "ESP" in child.remedy
+
+
+@pytest.mark.parametrize("auth", ["eap-mschapv2", "machine-certificate"])
+@pytest.mark.parametrize("connected", [True, False])
+def test_the_terminal_report_renders(auth: str, connected: bool) -> None:
+    """Both tunnels, up and refused, through the rich renderer (the lab tests read --json only)."""
+    from rich.console import Console
+
+    from vpndoctor.report.connect import render_connect
+
+    changes: dict[str, Any] = {"auth": auth}
+    if auth == "machine-certificate":
+        changes["identity"] = "CN=device1.lab.test"
+    observation = obs(**changes) if connected else failed("IKE_AUTH", "error-notify", **changes)
+    console = Console(record=True, width=100, color_system=None)
+    render_connect(connect_report(observation), console)
+    text = console.export_text()
+    assert ("device" in text) == (auth == "machine-certificate")
+    assert text.strip()
