@@ -2,7 +2,9 @@
 the `crl` host publishes the CRLs with nginx and answers OCSP with `openssl ocsp`. For each `revocation`
 scenario, `vpndoctor diagnose` (the IKE certificate: cert.revocation), `vpndoctor tls`
 (tls.certificate.revocation) and `vpndoctor sstp` (the revocation part of sstp.certificate) give the expected
-verdict, twice; and OpenSSL, fed the CRLs curl fetched, agrees with our status for each lab certificate."""
+verdict, twice; `vpndoctor ike` gives the verdict on the certificate IKE_AUTH brought (revocation-ok,
+revocation-revoked); and OpenSSL, fed the CRLs curl fetched, agrees with our status for each lab
+certificate."""
 
 from __future__ import annotations
 
@@ -149,6 +151,34 @@ def test_findings_per_protocol_twice(lab: Lab) -> None:
     # What the crl host's nginx logged: our fetches, from the client.
     access = lab.log("crl-access.log")
     assert t.CLIENT4 in access or t.CLIENT6 in access
+
+
+# ---- `vpndoctor ike`: the certificate IKE_AUTH brought is checked too (#17) --------------------------------
+
+IKE_EXPECTED = {"revocation-revoked": "revoked", "revocation-ok": "good"}
+
+
+@pytest.mark.parametrize("lab", list(IKE_EXPECTED), indirect=True, ids=list(IKE_EXPECTED))
+def test_ike_command_checks_the_gateway_certificate_twice(lab: Lab) -> None:
+    expected = IKE_EXPECTED[lab.scenario.name]
+    for _ in range(2):
+        code, obs = vpndoctor(lab, "ike", t.SERVER_NAME, "--ca", lab.info.ca_file)
+        assert code == 0 and obs["reached"] == "IKE_AUTH", obs
+        verdict, revocation = obs["revocation_verdict"], obs["revocation"]
+        assert verdict["status"] == expected, verdict
+        assert revocation["certificates"][0]["subject"] == f"CN={t.SERVER_NAME}"
+        assert all(f["outcome"] == "fetched" for c in revocation["certificates"] for f in c["fetches"])
+        if expected == "revoked":
+            assert verdict["revocation_reason"] == "keyCompromise" and verdict["revoked_at"]
+            assert verdict["error_codes"] == [CRYPT_E_REVOKED] and "0x80092010" in verdict["detail"]
+        else:
+            assert verdict["error_codes"] == [] and not verdict["warnings"]
+    code, obs = vpndoctor(lab, "ike", t.SERVER_NAME, "--ca", lab.info.ca_file, "--no-revocation")
+    assert code == 0 and obs["revocation"] is None
+    assert (obs["revocation_verdict"]["status"], obs["revocation_verdict"]["reason"]) == (
+        "not-checked",
+        "skipped",
+    )
 
 
 # ---- the oracle: OpenSSL, fed the CRLs curl fetched -------------------------------------------------------

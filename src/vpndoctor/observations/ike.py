@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from vpndoctor.observations.revocation import RevocationObservation
+
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -42,6 +44,27 @@ class DatagramInfo(_Model):
     size: int  # UDP payload bytes, non-ESP marker included
     summary: str
     repeat: int = 1  # identical incoming datagrams in a row shown as this one row (t: the first one's)
+
+
+class IkeRevocationVerdict(_Model):
+    """`checks.revocation`'s verdict on `IkeObservation.revocation` at the time of the run (the CLI judges it:
+    the JSON of the observation leaves out the CRL and OCSP bodies it would need to be judged again)."""
+
+    # good; revoked; offline: cannot be checked (CRYPT_E_REVOCATION_OFFLINE); no-info: the certificate names
+    # no CDP and no OCSP responder; not-checked: not tried (--no-revocation, the deadline, the budget).
+    status: Literal["good", "revoked", "offline", "no-info", "not-checked"]
+    reason: (
+        str  # the worst certificate's reason word: good, revoked, unreachable, expired-crl, ldap-only, ...
+    )
+    subject: str | None  # the worst certificate (the leaf when all are good)
+    why: str  # a clause: what the worst certificate's sources said
+    detail: str  # the whole verdict in words, what a Windows IKEv2 client does with it included
+    revoked_at: str | None = None  # ISO 8601, when revoked
+    revocation_reason: str | None = None  # keyCompromise, superseded, ...
+    error_codes: list[int] = []
+    warnings: list[
+        str
+    ] = []  # a good chain's caveats (a dead OCSP responder, an intermediate fetched via AIA)
 
 
 class IkeObservation(_Model):
@@ -97,3 +120,7 @@ class IkeObservation(_Model):
     throttled: str | None = None
     # Datagrams in no row of `datagrams`: past the transcript's bound (a flood, garbage, strays).
     datagrams_dropped: int = 0
+    # The revocation of the chain IKE_AUTH brought (probes.revocation): None when no certificate came or
+    # with --no-revocation; and its verdict (None when no certificate came; "not-checked" when skipped).
+    revocation: RevocationObservation | None = None
+    revocation_verdict: IkeRevocationVerdict | None = None

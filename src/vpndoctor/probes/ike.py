@@ -39,7 +39,8 @@ from vpndoctor.net.polite import Politeness, Slot
 from vpndoctor.net.resolve import resolve_one
 from vpndoctor.net.udp import drive, open_endpoints
 from vpndoctor.observations.ike import CertificateInfo, DatagramInfo, IkeObservation, ProposalInfo
-from vpndoctor.trust import load_trust_anchors
+from vpndoctor.probes.revocation import check_revocation
+from vpndoctor.trust import load_trust_anchors, trust_anchors
 
 
 def _proposal_text(encr: int, bits: int | None, prf: int, integ: int | None, dh: int) -> str:
@@ -163,8 +164,13 @@ async def run_ike_probe(
     priority: int = 0,
     adaptive_rto: bool = False,
     on_place: Callable[[], None] | None = None,
+    revocation: bool = False,
 ) -> IkeObservation:
     """One exchange. `deadline_at` (time.monotonic()) bounds it absolutely, whatever delays its start.
+
+    With `revocation`, once IKE_AUTH brought the server's certificate, the revocation step
+    (probes.revocation) fetches its chain's CRLs and OCSP answers, within the same `deadline_at`, against
+    the --ca anchors (else the system store, as diagnose does); nothing is fetched without a certificate.
 
     With `politeness`, the probe first takes a place in the target's half-open budget (waiting until
     `deadline_at` at most; a stateless probe too, for the moment the responder holds its SA while it
@@ -252,6 +258,11 @@ async def run_ike_probe(
     rtt = _first_rtt(obs)
     if politeness is not None and rtt is not None:
         politeness.note_rtt(address, rtt)
+    if revocation and machine.auth is not None and machine.auth.certificates:
+        revocation_anchors = anchors if ca_files else trust_anchors([])[0]
+        obs.revocation = await check_revocation(
+            machine.auth.certificates, revocation_anchors, deadline_at=deadline_at
+        )
     return obs
 
 

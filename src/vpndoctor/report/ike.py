@@ -6,11 +6,27 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from vpndoctor.observations.ike import IkeObservation
+from vpndoctor.observations.ike import IkeObservation, IkeRevocationVerdict
 
 
 def _yes(value: bool | None) -> str:
     return {True: "[green]yes[/]", False: "[red]no[/]", None: "-"}[value]
+
+
+def _revocation_line(v: IkeRevocationVerdict) -> str:
+    """The verdict `checks.revocation` gave (carried in the observation), in one line."""
+    if v.status == "good":
+        if not v.warnings:
+            return "[green]good[/] (not revoked)"
+        return f"[green]good[/] (not revoked) [yellow]but:[/] {escape('; '.join(v.warnings))}"
+    if v.status == "revoked":
+        when = ", ".join(x for x in (v.revocation_reason, (v.revoked_at or "")[:10]) if x)
+        return f"[bold red]revoked[/] ({escape(when or 'no reason given')}): {escape(v.subject or '')}"
+    if v.status == "offline":
+        return f"[yellow]cannot be checked[/] ({escape(v.reason)}: {escape(v.why)})"
+    if v.status == "no-info":
+        return f"[yellow]no CDP or OCSP[/]: {escape(v.why)}"
+    return f"not checked ({escape(v.why)})"
 
 
 def render_ike(obs: IkeObservation, console: Console) -> None:
@@ -61,6 +77,8 @@ def render_ike(obs: IkeObservation, console: Console) -> None:
             f"SAN {', '.join(c.san_dns + c.san_ip) or '-'}; EKU {', '.join(c.eku) or '-'};"
             f" valid {c.not_before[:10]} .. {c.not_after[:10]}; {c.key}",
         )
+    if obs.revocation_verdict:
+        facts.add_row("revocation", _revocation_line(obs.revocation_verdict))
     if obs.auth_method:
         facts.add_row(
             "AUTH",
