@@ -233,7 +233,12 @@ def test_rras_gateway_radius_refusal_is_691(lab: Lab, tmp_path: Path, round_: in
 def test_radius_down_is_809_at_eap_or_a_late_691(lab: Lab, tmp_path: Path) -> None:
     """A Windows client that waits longer than strongSwan's RADIUS retries (about 14 s) gets the EAP-Failure
     the gateway sends then (691, late); one that gives up first sees a timeout at EAP (809). The late one
-    goes first: strongSwan queues a RADIUS request behind those still being retried."""
+    goes first: strongSwan queues a RADIUS request behind those still being retried, so it also waits until
+    the SAs of earlier attempts in this lab (other tests' clients giving up after 7 s) have ended."""
+    for _ in range(200):
+        if ike_sas(lab) == 0:
+            break
+        time.sleep(0.2)
     code, data = connect(lab, tmp_path, t.RADIUS_USERS["bob"], user="bob")
     assert code == 1, data
     assert (data["stage_reached"], data["cause"]) == ("EAP", "eap-failure")
