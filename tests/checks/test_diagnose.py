@@ -305,3 +305,28 @@ def test_one_table_of_ids_and_titles() -> None:
     assert len(every) == len(set(every))
     assert set(every) == set(ids.TITLES)
     assert all(ids.TITLES[fid] for fid in every)
+
+
+def test_connect_findings_only_with_credentials() -> None:
+    """Without credentials no `auth.*` / `child_sa.*` finding; with a connection, all of them after the
+    others, in the order of `vpndoctor connect`."""
+    from tests.checks.test_connect_checks import obs as connect_obs
+
+    without = judge(observations())
+    assert not {f.id for f in without.findings} & set(ids.CONNECT_ALL)
+    assert "auth." not in without.model_dump_json() and "child_sa" not in without.model_dump_json()
+    report = judge(observations(connect=connect_obs()))
+    assert [f.id for f in report.findings] == [*ids.ALL, *ids.CONNECT_ALL]
+    assert {f.status for f in report.findings if f.id in ids.CONNECT_ALL} == {"pass"}
+    assert report.verdict.status == without.verdict.status
+
+
+def test_a_refused_user_counts_in_the_verdict() -> None:
+    from tests.checks.test_connect_checks import failed
+
+    refused = failed("EAP", "eap-failure", auth_result="failure", mschapv2_error=691)
+    report = judge(observations(connect=refused))
+    eap = next(f for f in report.findings if f.id == ids.AUTH_EAP)
+    assert eap.status == "fail" and 691 in eap.error_codes
+    assert report.verdict.status == "problems" and ids.AUTH_EAP in report.verdict.root_causes
+    assert "691" in report.verdict.summary

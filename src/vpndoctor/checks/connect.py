@@ -247,7 +247,11 @@ def _ike_sa(obs: ConnectObservation, codes: list[int]) -> Finding:
         "proposal": obs.proposal.text if obs.proposal else None,
     }
     if obs.ike_sa_established and obs.responder_auth_verified:
-        detail = "both AUTH payloads after EAP check out with the MSK: the IKE SA is up"
+        detail = (
+            "the gateway accepted our certificate AUTH and its own verified: the IKE SA is up"
+            if obs.auth == "machine-certificate"
+            else "both AUTH payloads after EAP check out with the MSK: the IKE SA is up"
+        )
         if obs.proposal is not None:
             detail += f" ({obs.proposal.text})"
         return finding(fid, "pass", detail, evidence)

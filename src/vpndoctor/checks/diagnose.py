@@ -15,7 +15,9 @@ from cryptography import x509
 
 from vpndoctor import __version__
 from vpndoctor.checks import ids
+from vpndoctor.checks.cert import LintedCertificate
 from vpndoctor.checks.certificate import aia_intermediates, aia_note, facts_of, judge_certificate
+from vpndoctor.checks.connect import connect_findings, windows_error
 from vpndoctor.checks.ids import TITLES
 from vpndoctor.checks.model import DiagnoseReport, Finding, Politeness, Target, Verdict, finding
 from vpndoctor.checks.revocation import REMEDY_AIA, revocation_finding
@@ -782,10 +784,25 @@ CAUSE_TEXT = {
     ids.CERT_REVOCATION: "the server certificate is revoked",
     ids.IKE_PROPOSALS_CLIENT_MATCH: "the server refuses the client's IKE proposal",
     ids.IKE_PROPOSALS_STRENGTH: "the server accepts only weak IKE proposals",
+    # with credentials only (diagnose --user / --machine-cert): the connect attempt (checks.connect)
+    ids.AUTH_SERVER: "the server's IKE authentication is not acceptable",
+    ids.AUTH_EAP: "the user's EAP authentication fails",
+    ids.AUTH_IKE_SA: "the IKE SA is not established after authentication",
+    ids.CHILD_SA_ESTABLISHED: "the tunnel (CHILD_SA) is not established",
+    ids.CHILD_SA_PROPOSAL: "the server chooses a broken ESP proposal",
+    ids.CHILD_SA_CONFIG: "the server hands out no address",
 }
 
 
-def judge(obs: DiagnoseObservations, *, now: datetime | None = None) -> DiagnoseReport:
+def judge(
+    obs: DiagnoseObservations,
+    *,
+    now: datetime | None = None,
+    machine_lint: LintedCertificate | None = None,
+) -> DiagnoseReport:
+    """The report; the `auth.*` / `child_sa.*` findings only when a connect attempt was made (credentials
+    given and IKE_SA_INIT worked), after the others, counting in the verdict. `machine_lint`: a device
+    tunnel's certificate linted for a device (as `vpndoctor connect` does)."""
     now = now or datetime.now(UTC)
     findings: dict[str, Finding] = {}
     findings[ids.DNS_RESOLUTION] = check_dns(obs)
@@ -823,6 +840,8 @@ def judge(obs: DiagnoseObservations, *, now: datetime | None = None) -> Diagnose
         ):
             findings[f.id] = f
     ordered = [findings[fid] for fid in order]
+    if obs.connect is not None:
+        ordered += connect_findings(obs.connect, windows_error(obs.connect, machine_lint))
     failing = [f.id for f in ordered if f.status == "fail"]
     verdict = Verdict(
         status="problems" if failing else "healthy",

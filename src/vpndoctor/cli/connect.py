@@ -9,74 +9,15 @@ the first line of a file only its owner can read, or a prompt on the terminal.
 
 from __future__ import annotations
 
-import getpass
-import os
-import stat
-import sys
 from typing import Annotated
 
 import typer
 
-from vpndoctor.cli.output import check_writable, emit, warn
+from vpndoctor.cli.credentials import read_password
+from vpndoctor.cli.output import check_writable, emit
 from vpndoctor.errors import UsageError
 
 app = typer.Typer()
-
-MAX_PASSWORD_FILE_BYTES = 4096
-
-
-def read_password(user: str, password_env: str | None, password_file: str | None) -> str:
-    """The password from exactly one place; a UsageError (never quoting the password) otherwise."""
-    if password_env is not None and password_file is not None:
-        raise UsageError("give the password one way: --password-env or --password-file, not both")
-    if password_env is not None:
-        value = os.environ.get(password_env)
-        if value is None:
-            raise UsageError(f"--password-env {password_env}: no such environment variable")
-        if not value:
-            raise UsageError(f"--password-env {password_env}: the variable is empty")
-        return value
-    if password_file is not None:
-        return _password_from_file(password_file)
-    if not sys.stdin.isatty():
-        raise UsageError(
-            "no password: give --password-env VAR or --password-file FILE (stdin is no terminal to ask on)"
-        )
-    try:
-        value = getpass.getpass(f"Password for {user}: ")
-    except (EOFError, KeyboardInterrupt):
-        raise UsageError("no password entered") from None
-    if not value:
-        raise UsageError("no password entered")
-    return value
-
-
-def _password_from_file(path: str) -> str:
-    try:
-        mode = os.stat(path).st_mode
-    except OSError as exc:
-        raise UsageError(f"--password-file {path}: {exc.strerror or exc}") from None
-    if stat.S_ISDIR(mode):
-        raise UsageError(f"--password-file {path}: is a directory")
-    if mode & stat.S_IROTH:
-        raise UsageError(
-            f"--password-file {path}: every user of this machine can read it "
-            f"(mode {stat.S_IMODE(mode):04o}); chmod 600 {path}"
-        )
-    if mode & stat.S_IRGRP:
-        warn(f"--password-file {path}: its group can read it (mode {stat.S_IMODE(mode):04o}); chmod 600 it")
-    try:
-        with open(path, "rb") as fh:
-            raw = fh.readline(MAX_PASSWORD_FILE_BYTES)
-    except OSError as exc:
-        raise UsageError(f"--password-file {path}: {exc.strerror or exc}") from None
-    try:
-        value = raw.decode("utf-8").rstrip("\r\n")
-    except UnicodeDecodeError:
-        raise UsageError(f"--password-file {path}: its first line is not UTF-8 text") from None
-    if not value:
-        raise UsageError(f"--password-file {path}: the first line is empty")
-    return value
 
 
 @app.command("connect")

@@ -1,13 +1,23 @@
-"""`vpndoctor diagnose NAME`: every check of an Always On VPN / DirectAccess gateway, a verdict, the fix."""
+"""`vpndoctor diagnose NAME`: every check of an Always On VPN / DirectAccess gateway, a verdict, the fix.
+
+With `--user` (and the password from `--password-env`/`--password-file`/a prompt, as for `connect`) or
+`--machine-cert`/`--machine-key`, it also connects once after the IKE checks and adds the `auth.*` and
+`child_sa.*` findings of `vpndoctor connect`.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from vpndoctor.cli.credentials import load_machine_credentials, read_password
 from vpndoctor.cli.output import check_writable, emit, status
 from vpndoctor.errors import UsageError
+
+if TYPE_CHECKING:
+    from vpndoctor.checks.cert import LintedCertificate
+    from vpndoctor.probes.diagnose import Credentials
 
 app = typer.Typer()
 
@@ -52,8 +62,45 @@ def diagnose(
         str | None,
         typer.Option("--lb", help="With --fix: your load balancer (netscaler|f5|kemp|haproxy|nginx)."),
     ] = None,
+    user: Annotated[
+        str | None,
+        typer.Option("--user", help="Also connect as this EAP-MSCHAPv2 user (adds auth.* and child_sa.*)."),
+    ] = None,
+    password_env: Annotated[
+        str | None,
+        typer.Option("--password-env", metavar="VAR", help="With --user: the password from this variable."),
+    ] = None,
+    password_file: Annotated[
+        str | None,
+        typer.Option(
+            "--password-file",
+            metavar="FILE",
+            help="With --user: the password from the first line of FILE (mode 600).",
+        ),
+    ] = None,
+    machine_cert: Annotated[
+        str | None,
+        typer.Option(
+            "--machine-cert",
+            metavar="PEM",
+            help="Also connect as a device tunnel with this machine certificate (adds auth.*, child_sa.*).",
+        ),
+    ] = None,
+    machine_key: Annotated[
+        str | None,
+        typer.Option("--machine-key", metavar="PEM", help="Device tunnel: its RSA private key (PEM)."),
+    ] = None,
+    device_name: Annotated[
+        str | None,
+        typer.Option(
+            "--device-name", metavar="FQDN", help="Device tunnel: the FQDN the certificate must name."
+        ),
+    ] = None,
 ) -> None:
     """Why do Always On VPN clients fail with 809 (or 13801/13806/13868)? Every check, a verdict, the fix.
+
+    With --user (or --machine-cert and --machine-key) it also connects once, as `vpndoctor connect` does,
+    and reports the auth.* and child_sa.* findings too.
 
     Exit 0 when nothing fails, 1 when problems are found, 2 on a usage or local error.
     """
@@ -96,6 +143,9 @@ def diagnose(
             except ValueError:
                 raise UsageError(f"{label} {v}: not an IP address") from None
     check_writable(html)
+    credentials, machine_lint = _credentials(
+        user, password_env, password_file, machine_cert, machine_key, device_name, ca or [], protos
+    )
     profile_proposal = None
     if profile:
         from vpndoctor.windows.profile import load_profile
@@ -122,8 +172,9 @@ def diagnose(
         rate_pps=max_pps,
     )
     with status(f"diagnosing {name}...", quiet=as_json) as progress:
-        observations = asyncio.run(run_diagnose(request, None if as_json else progress))
-    report = judge(observations)
+        observations = asyncio.run(run_diagnose(request, None if as_json else progress, credentials))
+    del credentials
+    report = judge(observations, machine_lint=machine_lint)
     emit(report, as_json=as_json, render=render_diagnose, html=html, render_html=render_html)
     if fix:
         from vpndoctor.configgen.fix import fix_config
@@ -132,3 +183,47 @@ def diagnose(
     raise typer.Exit(0 if report.verdict.status == "healthy" else 1)
 
 
+def _credentials(
+    user: str | None,
+    password_env: str | None,
+    password_file: str | None,
+    machine_cert: str | None,
+    machine_key: str | None,
+    device_name: str | None,
+    ca: list[str],
+    protocols: tuple[str, ...],
+) -> tuple[Credentials | None, LintedCertificate | None]:
+    """What to connect with, if anything (read as `vpndoctor connect` reads it), and a device tunnel's
+    certificate linted for a device."""
+    from vpndoctor.probes.diagnose import Credentials
+
+    password_given = password_env is not None or password_file is not None
+    if machine_cert is not None or machine_key is not None:
+        if user is not None or password_given:
+            raise UsageError("a device tunnel (--machine-cert) has no EAP user: drop --user and the password")
+        if machine_cert is None or machine_key is None:
+            raise UsageError("a device tunnel needs both --machine-cert and --machine-key")
+    elif device_name is not None:
+        raise UsageError("--device-name goes with --machine-cert and --machine-key")
+    elif user is None:
+        if password_given:
+            raise UsageError("a password goes with --user")
+        return None, None
+    if "ikev2" not in protocols:
+        raise UsageError("connecting with credentials needs ikev2 in --protocols")
+    if machine_cert is not None and machine_key is not None:
+        from datetime import UTC, datetime
+
+        from vpndoctor.certfiles import read_certificate_files
+        from vpndoctor.checks.cert import lint
+
+        ders, key = load_machine_credentials(machine_cert, machine_key, [])
+        anchors = [c for f in read_certificate_files(ca) for c in f.certificates]
+        files = read_certificate_files([machine_cert])
+        report = lint(files[:1], anchors, datetime.now(UTC), purpose="device", name=device_name, ca_files=ca)
+        linted = report.certificates[0] if report.certificates else None
+        return Credentials(machine_certificates=ders, machine_key=key), linted
+    assert user is not None
+    if not user.strip():
+        raise UsageError("--user must not be empty")
+    return Credentials(user=user, password=read_password(user, password_env, password_file)), None

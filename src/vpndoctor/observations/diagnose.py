@@ -7,6 +7,7 @@ from typing import Any
 
 from cryptography import x509
 
+from vpndoctor.observations.connect import ConnectObservation
 from vpndoctor.observations.dns import DnsObservation
 from vpndoctor.observations.ike import IkeObservation
 from vpndoctor.observations.revocation import RevocationObservation
@@ -66,6 +67,9 @@ class DiagnoseObservations:
     # The revocation of the IKE certificate chain (probes.revocation); None when it was not checked.
     revocation: RevocationObservation | None = None
     anchor_source: str = "--ca"
+    # With credentials (diagnose --user or --machine-cert): one `connect` attempt after the IKE checks, to the
+    # CHILD_SA (probes.connect); None without credentials, or when IKE_SA_INIT did not work.
+    connect: ConnectObservation | None = None
     duration_s: float = 0.0
     round_trips: int = 0
 

@@ -14,13 +14,16 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from vpndoctor.net.polite import Politeness
+from vpndoctor.observations.connect import ConnectObservation
 from vpndoctor.observations.diagnose import (
     AFFINITY_SAMPLES_NEEDED,
     PROPOSAL_CATALOGUE,
@@ -30,6 +33,7 @@ from vpndoctor.observations.diagnose import (
 )
 from vpndoctor.observations.ike import IkeObservation
 from vpndoctor.observations.revocation import RevocationObservation
+from vpndoctor.probes.connect import run_connect_probe
 from vpndoctor.probes.dns import resolve_all
 from vpndoctor.probes.ike import run_ike_probe
 from vpndoctor.probes.iphttps import run_iphttps_probe
@@ -45,7 +49,20 @@ PADDING_BYTES = 2600  # IKE_SA_INIT well beyond a 1500-byte MTU: the kernel must
 Progress = Callable[[str], None]
 
 
-async def run_diagnose(req: DiagnoseRequest, progress: Progress | None = None) -> DiagnoseObservations:
+@dataclass(frozen=True)
+class Credentials:
+    """What `diagnose --user` (an EAP user tunnel) or `--machine-cert` (a device tunnel) authenticates with.
+    Never in an observation: the connect probe keeps only the NT hash inside its MS-CHAPv2 method."""
+
+    user: str = ""
+    password: str = field(default="", repr=False)
+    machine_certificates: tuple[bytes, ...] = field(default=(), repr=False)
+    machine_key: rsa.RSAPrivateKey | None = field(default=None, repr=False)
+
+
+async def run_diagnose(
+    req: DiagnoseRequest, progress: Progress | None = None, credentials: Credentials | None = None
+) -> DiagnoseObservations:
     say = progress or (lambda _msg: None)
     t0 = time.monotonic()
     obs = DiagnoseObservations(request=req, started_at=datetime.now(UTC).isoformat())
@@ -117,7 +134,7 @@ async def run_diagnose(req: DiagnoseRequest, progress: Progress | None = None) -
             )
         )
     if "ikev2" in req.protocols:
-        jobs.append(("ike", _ike_probes(req, obs, common)))
+        jobs.append(("ike", _ike_probes(req, obs, common, credentials, say)))
     say(f"probing {address}: {len(jobs)} probe groups at once, at most {req.max_half_open} IKE SAs half-open")
     results = await asyncio.gather(*(job for _, job in jobs))
     longest = 0
@@ -154,7 +171,13 @@ NATT_LABELS = ("aes256-sha256-dh14", "gcm128-ecp256")
 PRIORITY_MAIN, PRIORITY_STATELESS, PRIORITY_SAMPLES = 0, 1, 2
 
 
-async def _ike_probes(req: DiagnoseRequest, obs: DiagnoseObservations, common: dict[str, Any]) -> int:
+async def _ike_probes(
+    req: DiagnoseRequest,
+    obs: DiagnoseObservations,
+    common: dict[str, Any],
+    credentials: Credentials | None = None,
+    say: Progress = lambda _msg: None,
+) -> int:
     """Every IKE probe, within the politeness budget; fills `obs`, returns the critical path's round trips.
 
     Two SAs go as far as the server lets an anonymous EAP client (the certificate, EAP, and three affinity
@@ -163,6 +186,8 @@ async def _ike_probes(req: DiagnoseRequest, obs: DiagnoseObservations, common: d
     carry a path question: one is padded so that the kernel must IP-fragment it, two go straight to
     UDP 4500. What the path hides is asked again plainly on UDP 500, which doubles as the control that
     tells a blocked port from a gateway that ignores us. Then as many one-sample SAs as still needed.
+    With `credentials`, once all that is done and only if IKE_SA_INIT worked: one connect attempt (all the
+    way to the CHILD_SA, then a Delete) within the same budget.
     """
     lb: dict[str, Any] = {
         "force_nat": True,
@@ -231,7 +256,32 @@ async def _ike_probes(req: DiagnoseRequest, obs: DiagnoseObservations, common: d
         setattr(obs, key, result)
         longest = max(longest, _depth(result))
     obs.revocation = await revocation
-    return max([longest, *(_depth(o) for o in obs.ike_affinity)])
+    longest = max([longest, *(_depth(o) for o in obs.ike_affinity)])
+    main = obs.ike_main
+    if credentials is not None and main is not None and main.reached != "none":
+        say(f"connecting to {common['address']} with the credentials given")
+        obs.connect = await _connect(req, common, credentials)
+        longest += obs.connect.round_trips
+    return longest
+
+
+async def _connect(
+    req: DiagnoseRequest, common: dict[str, Any], credentials: Credentials
+) -> ConnectObservation:
+    """The connect probe (probes.connect) once, to the address of the other probes, in what is left of the
+    deadline, holding one place of the politeness budget like every SA of the diagnosis."""
+    deadline_at: float = common["deadline_at"]
+    return await run_connect_probe(
+        req.name,
+        user=credentials.user,
+        password=credentials.password,
+        machine_certificates=credentials.machine_certificates,
+        machine_key=credentials.machine_key,
+        ca_files=req.ca_files,
+        address=common["address"],
+        timeout_s=max(1.0, deadline_at - time.monotonic()),
+        politeness=common["politeness"],
+    )
 
 
 async def _revocation_of(

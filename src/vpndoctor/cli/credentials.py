@@ -1,0 +1,97 @@
+"""Credentials the commands that authenticate (`connect`, `diagnose`) read: the EAP password, never from the
+command line (other users see it in `ps`), but from an environment variable, the first line of a file only
+its owner can read, or a prompt on the terminal; and a device tunnel's machine certificate and key.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import stat
+import sys
+
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from vpndoctor.cli.output import warn
+from vpndoctor.errors import UsageError
+
+MAX_PASSWORD_FILE_BYTES = 4096
+
+
+def read_password(user: str, password_env: str | None, password_file: str | None) -> str:
+    """The password from exactly one place; a UsageError (never quoting the password) otherwise."""
+    if password_env is not None and password_file is not None:
+        raise UsageError("give the password one way: --password-env or --password-file, not both")
+    if password_env is not None:
+        value = os.environ.get(password_env)
+        if value is None:
+            raise UsageError(f"--password-env {password_env}: no such environment variable")
+        if not value:
+            raise UsageError(f"--password-env {password_env}: the variable is empty")
+        return value
+    if password_file is not None:
+        return _password_from_file(password_file)
+    if not sys.stdin.isatty():
+        raise UsageError(
+            "no password: give --password-env VAR or --password-file FILE (stdin is no terminal to ask on)"
+        )
+    try:
+        value = getpass.getpass(f"Password for {user}: ")
+    except (EOFError, KeyboardInterrupt):
+        raise UsageError("no password entered") from None
+    if not value:
+        raise UsageError("no password entered")
+    return value
+
+
+def _password_from_file(path: str) -> str:
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        raise UsageError(f"--password-file {path}: {exc.strerror or exc}") from None
+    if stat.S_ISDIR(mode):
+        raise UsageError(f"--password-file {path}: is a directory")
+    if mode & stat.S_IROTH:
+        raise UsageError(
+            f"--password-file {path}: every user of this machine can read it "
+            f"(mode {stat.S_IMODE(mode):04o}); chmod 600 {path}"
+        )
+    if mode & stat.S_IRGRP:
+        warn(f"--password-file {path}: its group can read it (mode {stat.S_IMODE(mode):04o}); chmod 600 it")
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.readline(MAX_PASSWORD_FILE_BYTES)
+    except OSError as exc:
+        raise UsageError(f"--password-file {path}: {exc.strerror or exc}") from None
+    try:
+        value = raw.decode("utf-8").rstrip("\r\n")
+    except UnicodeDecodeError:
+        raise UsageError(f"--password-file {path}: its first line is not UTF-8 text") from None
+    if not value:
+        raise UsageError(f"--password-file {path}: the first line is empty")
+    return value
+
+
+def load_machine_credentials(
+    cert_path: str, key_path: str, intermediates: list[str]
+) -> tuple[tuple[bytes, ...], rsa.RSAPrivateKey]:
+    """A device tunnel's certificate chain (ours first, DER) and its RSA private key; a UsageError (never
+    quoting the key) otherwise."""
+    from cryptography.hazmat.primitives import serialization
+
+    from vpndoctor.certfiles import read_certificate_files
+
+    files = read_certificate_files([cert_path, *intermediates])
+    chain = [c for f in files for c in f.certificates]
+    if not chain:
+        raise UsageError(f"--machine-cert {cert_path}: no certificate in it")
+    try:
+        with open(key_path, "rb") as fh:
+            key = serialization.load_pem_private_key(fh.read(), password=None)
+    except OSError as exc:
+        raise UsageError(f"--machine-key {key_path}: {exc.strerror or exc}") from None
+    except (ValueError, TypeError) as exc:
+        raise UsageError(f"--machine-key {key_path}: not an unencrypted PEM private key ({exc})") from None
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise UsageError(f"--machine-key {key_path}: an RSA key is needed (Windows signs with RSA)")
+    return tuple(c.public_bytes(serialization.Encoding.DER) for c in chain), key

@@ -1,0 +1,97 @@
+"""`vpndoctor diagnose --user` on the lab (scenario eap-radius, a RADIUS user): after the IKE checks it
+connects once and adds the `auth.*` and `child_sa.*` findings of `vpndoctor connect`, counting in the
+verdict; a wrong password is `auth.eap` fail with 691. The password is in no output (--json or terminal).
+Twice each: the first connection leaves nothing behind that changes the second."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from tests.helpers import scenarios
+from tests.lab.test_connect_probe import no_sa_left
+from vpndoctor.checks import ids
+from vpndoctor.lab import topology as t
+from vpndoctor.lab.handle import Lab
+
+pytestmark = pytest.mark.lab
+
+SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "schema" / "diagnose.json").read_text())
+ROUNDS = pytest.mark.parametrize("round_", [1, 2], ids=["first", "again"])
+USER = "bob"
+
+
+def diagnose(lab: Lab, tmp_path: Path, password: str, *args: str) -> tuple[int, str, str]:
+    secret = tmp_path / "password"
+    secret.write_text(password + "\n")
+    secret.chmod(0o600)
+    proc = lab.run(
+        "client",
+        sys.executable,
+        "-m",
+        "vpndoctor",
+        "diagnose",
+        t.SERVER_NAME,
+        "--ca",
+        lab.info.ca_file,
+        "--resolver",
+        t.DNS4,
+        "--user",
+        USER,
+        "--password-file",
+        str(secret),
+        "--timeout-s",
+        "30",
+        *args,
+        timeout_s=120,
+    )
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert password not in proc.stdout + proc.stderr
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def diagnose_json(lab: Lab, tmp_path: Path, password: str) -> dict[str, Any]:
+    _, stdout, _ = diagnose(lab, tmp_path, password, "--json")
+    report: dict[str, Any] = json.loads(stdout)
+    jsonschema.validate(report, SCHEMA)
+    assert [f["id"] for f in report["findings"]][-len(ids.CONNECT_ALL) :] == list(ids.CONNECT_ALL)
+    return report
+
+
+def by_id(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {f["id"]: f for f in report["findings"]}
+
+
+@scenarios("eap-radius")
+@ROUNDS
+def test_right_password_adds_passing_auth_and_child_sa(lab: Lab, tmp_path: Path, round_: int) -> None:
+    report = diagnose_json(lab, tmp_path, t.RADIUS_USERS[USER])
+    found = by_id(report)
+    for fid in (ids.AUTH_SERVER, ids.AUTH_EAP, ids.AUTH_IKE_SA, ids.CHILD_SA_ESTABLISHED):
+        assert found[fid]["status"] == "pass", found[fid]
+    assert not set(ids.CONNECT_ALL) & set(report["verdict"]["root_causes"])
+    no_sa_left(lab)
+
+
+@scenarios("eap-radius")
+@ROUNDS
+def test_wrong_password_is_auth_eap_fail_691_in_the_verdict(lab: Lab, tmp_path: Path, round_: int) -> None:
+    report = diagnose_json(lab, tmp_path, "not-the-password")
+    eap = by_id(report)[ids.AUTH_EAP]
+    assert eap["status"] == "fail" and 691 in eap["error_codes"], eap
+    assert report["verdict"]["status"] == "problems"
+    assert ids.AUTH_EAP in report["verdict"]["root_causes"]
+    no_sa_left(lab)
+
+
+@scenarios("eap-radius")
+def test_terminal_output_names_the_findings_not_the_password(lab: Lab, tmp_path: Path) -> None:
+    for password in (t.RADIUS_USERS[USER], "not-the-password"):
+        _, stdout, _ = diagnose(lab, tmp_path, password)
+        assert ids.AUTH_EAP in stdout and ids.CHILD_SA_ESTABLISHED in stdout
+    no_sa_left(lab)
