@@ -322,3 +322,19 @@ def test_no_secret_in_any_output(ca_file: str, tmp_path: Path) -> None:
     for text in outputs:
         for secret in secrets:
             assert secret not in text
+
+
+def test_a_fifo_without_a_writer_is_refused_not_waited_for(ca_file: str, tmp_path: Path) -> None:
+    """--password-file and --machine-key on a FIFO nobody writes: one line and exit 2 (it waited forever)."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo, 0o600)
+    proc = run(None, "--password-file", str(fifo), password=None, port=9)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "FIFO" in proc.stderr, proc.stderr
+    proc = subprocess.run(
+        [*CLI, "127.0.0.1", "--port", "9", "--machine-cert", ca_file, "--machine-key", str(fifo)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "FIFO" in proc.stderr, proc.stderr

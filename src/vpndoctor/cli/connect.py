@@ -200,12 +200,10 @@ def device_tunnel(
     """Lint the machine certificate (as `vpndoctor cert --for device`), then dial the device tunnel."""
     from datetime import UTC, datetime
 
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-
     from vpndoctor.certfiles import read_certificate_files
     from vpndoctor.checks.cert import lint
     from vpndoctor.checks.connect import connect_report
+    from vpndoctor.cli.credentials import load_machine_credentials
     from vpndoctor.net.polite import Politeness
     from vpndoctor.probes.connect import exit_code, probe
     from vpndoctor.report.connect import render_connect
@@ -213,25 +211,11 @@ def device_tunnel(
     method = _AUTH_METHODS.get(auth_method.lower())
     if method is None:
         raise UsageError(f"--auth-method {auth_method}: rsa or rfc7427")
-    files = read_certificate_files([cert_path, *intermediates])
-    chain = [c for f in files for c in f.certificates]
-    if not chain:
-        raise UsageError(f"--machine-cert {cert_path}: no certificate in it")
+    ders, key = load_machine_credentials(cert_path, key_path, intermediates)
+    files = read_certificate_files([cert_path])
     anchors = [c for f in read_certificate_files(ca or []) for c in f.certificates]
-    report = lint(
-        files[:1], anchors, datetime.now(UTC), purpose="device", name=device_name, ca_files=ca or []
-    )
+    report = lint(files, anchors, datetime.now(UTC), purpose="device", name=device_name, ca_files=ca or [])
     linted = report.certificates[0] if report.certificates else None
-    try:
-        with open(key_path, "rb") as fh:
-            key = serialization.load_pem_private_key(fh.read(), password=None)
-    except OSError as exc:
-        raise UsageError(f"--machine-key {key_path}: {exc.strerror or exc}") from None
-    except (ValueError, TypeError) as exc:
-        raise UsageError(f"--machine-key {key_path}: not an unencrypted PEM private key ({exc})") from None
-    if not isinstance(key, rsa.RSAPrivateKey):
-        raise UsageError(f"--machine-key {key_path}: an RSA key is needed (Windows signs with RSA)")
-    ders = tuple(c.public_bytes(serialization.Encoding.DER) for c in chain)
     obs = probe(
         target,
         machine_certificates=ders,

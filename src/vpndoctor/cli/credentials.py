@@ -14,8 +14,10 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from vpndoctor.cli.output import warn
 from vpndoctor.errors import UsageError
+from vpndoctor.inputs import read_small_input
 
 MAX_PASSWORD_FILE_BYTES = 4096
+MAX_KEY_FILE_BYTES = 1 << 20
 
 
 def read_password(user: str, password_env: str | None, password_file: str | None) -> str:
@@ -58,11 +60,9 @@ def _password_from_file(path: str) -> str:
         )
     if mode & stat.S_IRGRP:
         warn(f"--password-file {path}: its group can read it (mode {stat.S_IMODE(mode):04o}); chmod 600 it")
-    try:
-        with open(path, "rb") as fh:
-            raw = fh.readline(MAX_PASSWORD_FILE_BYTES)
-    except OSError as exc:
-        raise UsageError(f"--password-file {path}: {exc.strerror or exc}") from None
+    # Bounded, and a FIFO without a writer is refused rather than waited for.
+    data, _ = read_small_input(path, MAX_PASSWORD_FILE_BYTES, too_big="a password file holds one line")
+    raw = data.split(b"\n", 1)[0]
     try:
         value = raw.decode("utf-8").rstrip("\r\n")
     except UnicodeDecodeError:
@@ -85,11 +85,9 @@ def load_machine_credentials(
     chain = [c for f in files for c in f.certificates]
     if not chain:
         raise UsageError(f"--machine-cert {cert_path}: no certificate in it")
+    pem, _ = read_small_input(key_path, MAX_KEY_FILE_BYTES, too_big="a private key is a few KB")
     try:
-        with open(key_path, "rb") as fh:
-            key = serialization.load_pem_private_key(fh.read(), password=None)
-    except OSError as exc:
-        raise UsageError(f"--machine-key {key_path}: {exc.strerror or exc}") from None
+        key = serialization.load_pem_private_key(pem, password=None)
     except (ValueError, TypeError) as exc:
         raise UsageError(f"--machine-key {key_path}: not an unencrypted PEM private key ({exc})") from None
     if not isinstance(key, rsa.RSAPrivateKey):
