@@ -273,3 +273,15 @@ def test_cert_mode_needs_a_signer_certificates_and_no_peer() -> None:
             remote=REMOTE,
             signer=lambda o: o,
         )
+
+
+def test_a_throttled_device_attempt_says_device() -> None:
+    """An attempt the politeness budget never let out still names the tunnel it was (it said EAP)."""
+    import time
+    from datetime import UTC, datetime
+
+    from vpndoctor.probes.connect import _not_run
+
+    args = ("vpn.example.com", "192.0.2.1", 500, 4500, "", "CN=device1", datetime.now(UTC), time.monotonic())
+    assert _not_run(*args, device=True).auth == "machine-certificate"
+    assert _not_run(*args, device=False).auth == "eap-mschapv2"

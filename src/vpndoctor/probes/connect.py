@@ -172,7 +172,9 @@ async def run_connect_probe(
     if politeness is not None:
         slot = await politeness.acquire(address, deadline_at)
         if slot is None:
-            return _not_run(target, address, port, natt_port, user, identity or user, started, t0)
+            return _not_run(
+                target, address, port, natt_port, user, identity or user, started, t0, device=device
+            )
         retransmit_timeout_s = politeness.retransmit_timeout_s(address, retransmit_timeout_s)
     waited = time.monotonic() - t0
 
@@ -276,6 +278,8 @@ def _not_run(
     identity: str,
     started: datetime,
     t0: float,
+    *,
+    device: bool,
 ) -> ConnectObservation:
     """The politeness budget had no place before the deadline: nothing was sent."""
     waited = round(time.monotonic() - t0, 3)
@@ -295,6 +299,7 @@ def _not_run(
         connected=False,
         cause="throttled",
         failure="our half-open budget had no place for this attempt before the deadline",
+        auth="machine-certificate" if device else "eap-mschapv2",
         stages=[StageInfo(stage=s, result="not-reached", t=None) for s in STAGES],
         proposal=None,
         nat_detected=False,
