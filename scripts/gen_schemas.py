@@ -1,12 +1,15 @@
-"""Regenerate the JSON Schemas in schema/ from the pydantic models (run after changing a model)."""
+"""Regenerate the JSON Schemas in schema/ from the report shapes (run after changing one): pydantic models,
+and the stdlib dataclasses that the start-up-sensitive commands use (findings, the capture report), which
+pydantic describes through a TypeAdapter."""
 
 from __future__ import annotations
 
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
-from pydantic import BaseModel
+from pydantic import TypeAdapter
 
 from vpndoctor.capture.model import CaptureReport
 from vpndoctor.checks.cert import CertReport
@@ -20,7 +23,7 @@ from vpndoctor.windows.addresses import AddressReport
 from vpndoctor.windows.events import EventsReport
 from vpndoctor.windows.ipconfig import IsatapReport
 
-SCHEMAS: dict[str, type[BaseModel]] = {
+SCHEMAS: dict[str, type[Any]] = {
     "ike.json": IkeObservation,
     "connect.json": ConnectReport,
     "diagnose.json": DiagnoseReport,
@@ -36,8 +39,8 @@ SCHEMAS: dict[str, type[BaseModel]] = {
 }
 
 
-def render(model: type[BaseModel]) -> str:
-    schema = model.model_json_schema()
+def render(model: type[Any]) -> str:
+    schema = TypeAdapter(model).json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     return json.dumps(schema, indent=2, sort_keys=True) + "\n"
 

@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -249,7 +250,7 @@ def test_tcp_flows_are_listed_and_escaped() -> None:
         sni="<b>vpn</b>.example.test",
         offered_versions=["TLS 1.3"],
     )
-    page = render_capture_html(report.model_copy(update={"tcp_flows": [flow]}))
+    page = render_capture_html(replace(report, tcp_flows=[flow]))
     assert "<h2>TCP 443 flows</h2>" in page and "203.0.113.10:443" in page
     assert "SNI &lt;b&gt;vpn&lt;/b&gt;.example.test" in page and "<b>vpn</b>" not in page
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pydantic import TypeAdapter
 
 from tests.capture import writer as w
 from tests.capture.test_analysis import SPI_I, SPI_R, frame, nat_t, sa_init_request, sa_init_response
@@ -114,7 +115,7 @@ def test_pi2_decrypts_like_tcpdump(key_format: str, tmp_path: Path) -> None:
         keys.write_text("# Wireshark UAT\n" + PI2_WIRESHARK + "\n")
     proc = cli(str(public("ikev2pI2.pcap")), "--json", "--keys", str(keys))
     assert proc.returncode == 0, proc.stderr
-    report = CaptureReport.model_validate_json(proc.stdout)
+    report = TypeAdapter(CaptureReport).validate_json(proc.stdout)
     (conv,) = report.conversations
     init, auth = conv.messages
     assert init.decrypted is None  # IKE_SA_INIT: nothing encrypted

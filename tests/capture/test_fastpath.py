@@ -21,6 +21,7 @@ from tests.capture import writer as w
 from tests.capture.test_analysis import auth, sa_init_request, sa_init_response
 from vpndoctor.capture import analysis, conversations, fastpath, worker
 from vpndoctor.capture.reader import CaptureError
+from vpndoctor.cli.output import to_json
 from vpndoctor.tls.hello import Version, build_client_hello
 
 CLIENT = bytes([10, 0, 0, 1])
@@ -59,8 +60,8 @@ def report_json(path: Path, mode: str, monkeypatch: pytest.MonkeyPatch, split_at
             m.setattr(worker, "_WORKER_MAX_DEFERRED", 5)
             m.setattr(worker, "_WORKER_STEP_BYTES", 2000)
         elif mode == "stream":  # not a mapped file: the fast path on the chunked reader
-            return analysis.analyse(io.BytesIO(path.read_bytes()), name="x").model_dump_json()
-        return analysis.analyse(path, name="x").model_dump_json()
+            return to_json(analysis.analyse(io.BytesIO(path.read_bytes()), name="x"))
+        return to_json(analysis.analyse(path, name="x"))
 
 
 # -- synthetic traffic -------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ SKF n/total)."""
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 
 import pytest
 from rich.console import Console
@@ -70,7 +71,7 @@ def test_public_capture_ladder_directions_and_skf() -> None:
 
 def test_hostile_strings_do_not_restyle_the_terminal() -> None:
     report = lost_fragments()
-    hostile = report.model_copy(update={"file": "[bold red]evil[/]", "warnings": ["[link=x]click[/link]"]})
+    hostile = replace(report, file="[bold red]evil[/]", warnings=["[link=x]click[/link]"])
     text = text_of(hostile)
     assert "[bold red]evil[/]" in text and "[link=x]click[/link]" in text
 

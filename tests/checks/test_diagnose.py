@@ -7,6 +7,7 @@ from typing import Any
 from tests.sstp.synthetic import attempt, iphttps_obs, refused, sstp_obs
 from vpndoctor.checks import ids
 from vpndoctor.checks.diagnose import judge
+from vpndoctor.cli.output import to_json
 from vpndoctor.observations.diagnose import PROPOSAL_CATALOGUE, DiagnoseObservations, DiagnoseRequest
 from vpndoctor.observations.dns import DnsObservation, ResolverAnswer
 from vpndoctor.observations.ike import DatagramInfo, IkeObservation
@@ -314,7 +315,7 @@ def test_connect_findings_only_with_credentials() -> None:
 
     without = judge(observations())
     assert not {f.id for f in without.findings} & set(ids.CONNECT_ALL)
-    assert "auth." not in without.model_dump_json() and "child_sa" not in without.model_dump_json()
+    assert "auth." not in to_json(without) and "child_sa" not in to_json(without)
     report = judge(observations(connect=connect_obs()))
     assert [f.id for f in report.findings] == [*ids.ALL, *ids.CONNECT_ALL]
     assert {f.status for f in report.findings if f.id in ids.CONNECT_ALL} == {"pass"}

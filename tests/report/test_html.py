@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from html.parser import HTMLParser
 from typing import Any
 
@@ -105,9 +106,7 @@ def test_hostile_evidence_is_escaped() -> None:
 
 
 def test_hostile_target_and_title_are_escaped() -> None:
-    report = _report().model_copy(
-        update={"target": Target(name='"><img src=x onerror=alert(1)>', addresses=[])},
-    )
+    report = replace(_report(), target=Target(name='"><img src=x onerror=alert(1)>', addresses=[]))
     page = render_html(report)
     assert "<img" not in page
     assert "&lt;img src=x onerror=alert(1)&gt;" in page

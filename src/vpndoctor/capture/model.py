@@ -11,8 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
-
 from vpndoctor.checks.model import Finding, Verdict
 
 __all__ = [
@@ -33,11 +31,13 @@ IKE_PORT = 500
 NAT_T_PORT = 4500  # IKE after NAT detection, ESP-in-UDP and NAT keepalives (RFC 3948)
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
+# The JSON shapes are stdlib dataclasses, as the findings are (see checks/model.py): pydantic writes their
+# schema (scripts/gen_schemas.py) but is not imported by `vpndoctor capture`, whose start-up it would double.
+_FORBID = {"extra": "forbid"}
 
 
-class DecryptedPayload(_Model):
+@dataclass(frozen=True, kw_only=True)
+class DecryptedPayload:
     """One payload found inside SK/SKF: its type, a line for people, and the facts worth querying."""
 
     type: str  # "IDi", "CERT", "AUTH", "NOTIFY", "EAP", "CP", "SA", "TSi", ... (as in `payloads`)
@@ -50,11 +50,14 @@ class DecryptedPayload(_Model):
     eap_type: str | None = None  # EAP: IDENTITY, MSCHAPV2, TLS, ... (none for SUCCESS/FAILURE)
     notify: str | None = None  # NOTIFY: its type
 
+    __pydantic_config__ = _FORBID
+
 
 Integrity = Literal["verified", "not-verified", "failed"]
 
 
-class Decrypted(_Model):
+@dataclass(frozen=True, kw_only=True)
+class Decrypted:
     """The SK/SKF content of one message, decrypted with a key from --keys.
 
     integrity: "verified" when the ICV (or AES-GCM tag) matched; "not-verified" when it did not match (or
@@ -68,8 +71,11 @@ class Decrypted(_Model):
     notifies: list[str]  # inner notify types
     items: list[DecryptedPayload]
 
+    __pydantic_config__ = _FORBID
 
-class IkeMessageInfo(_Model):
+
+@dataclass(frozen=True, kw_only=True)
+class IkeMessageInfo:
     t: float  # capture timestamp, seconds since the epoch
     exchange: str
     message_id: int
@@ -87,16 +93,22 @@ class IkeMessageInfo(_Model):
     ip_fragments_missing: bool = False  # only the first IP fragment was captured (size from the IKE header)
     decrypted: Decrypted | None = None  # with --keys, for an SK/SKF message of an IKE SA in the key table
 
+    __pydantic_config__ = _FORBID
 
-class Conversation(_Model):
+
+@dataclass(frozen=True, kw_only=True)
+class Conversation:
     initiator: str  # "ip:port"
     responder: str
     spi_i: str  # hex
     spi_r: str  # hex; all zeros until the responder answers
     messages: list[IkeMessageInfo]
 
+    __pydantic_config__ = _FORBID
 
-class TcpFlow(_Model):
+
+@dataclass(frozen=True, kw_only=True)
+class TcpFlow:
     """One TCP connection to port 443: counts each way and what its first bytes say (TLS hellos, or the
     SSTP / IP-HTTPS request line when it is not encrypted)."""
 
@@ -112,7 +124,8 @@ class TcpFlow(_Model):
     resets_by_server: int
     protocol: Literal["tls", "http", "other"] | None = None  # what the client sent first; None: no data
     sni: str | None = None  # ClientHello server_name
-    offered_versions: list[str] = []  # ClientHello supported_versions (else its version), e.g. "TLS 1.3"
+    # ClientHello supported_versions (else its version), e.g. "TLS 1.3"
+    offered_versions: list[str] = field(default_factory=list)
     version: str | None = None  # negotiated, from the ServerHello
     cipher_suite: str | None = None  # negotiated, IANA name
     hello_retry: bool = False  # the server sent a TLS 1.3 HelloRetryRequest first
@@ -120,10 +133,14 @@ class TcpFlow(_Model):
     http_request: str | None = None  # request line in clear, e.g. "SSTP_DUPLEX_POST /sra_{...}/ HTTP/1.1"
     http_response: str | None = None  # status line in clear
     tunnel: Literal["sstp", "ip-https"] | None = None  # what the request line asks for
-    notes: list[str] = []  # why a hello could not be read (not captured from the start, snaplen, ...)
+    # why a hello could not be read (not captured from the start, snaplen, ...)
+    notes: list[str] = field(default_factory=list)
+
+    __pydantic_config__ = _FORBID
 
 
-class CaptureReport(_Model):
+@dataclass(frozen=True, kw_only=True)
+class CaptureReport:
     file: str
     packets: int
     ike_messages: int
@@ -131,14 +148,17 @@ class CaptureReport(_Model):
     findings: list[Finding]
     verdict: Verdict
     warnings: list[str]
-    tcp_flows: list[TcpFlow] = []  # TCP 443, in order of their first packet
+    tcp_flows: list[TcpFlow] = field(default_factory=list)  # TCP 443, in order of their first packet
     tcp_flows_beyond_cap: int = 0  # packets of TCP 443 flows beyond the flow table's size, not tracked
     # every packet counted once by what it carries: esp, esp_in_udp, ike, nat_keepalive, tcp_443, tcp_other,
     # udp_other, other_ip, ip_fragment (before reassembly), non_ip
-    packets_by_kind: dict[str, int] = {}
+    packets_by_kind: dict[str, int] = field(default_factory=dict)
 
 
 # --- the conversations as collected -------------------------------------------------------------------------
+
+    __pydantic_config__ = _FORBID
+
 
 RequestKey = tuple[int, int, bool]  # exchange, message id, request sent by the original initiator
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 from cryptography import x509
 
@@ -859,8 +860,14 @@ def judge(
         round_trips=obs.round_trips,
         verdict=verdict,
         findings=ordered,
-        politeness=Politeness.model_validate(obs.politeness) if obs.politeness else None,
+        politeness=_politeness(obs.politeness),
     )
+
+
+def _politeness(stats: dict[str, Any]) -> Politeness | None:
+    if not stats:
+        return None
+    return Politeness(**{**stats, "rate_cap_pps": float(stats["rate_cap_pps"])})
 
 
 def _summary(obs: DiagnoseObservations, findings: list[Finding], failing: list[str]) -> str:

@@ -6,41 +6,53 @@ Finding ids are the constants in `vpndoctor.checks.ids`, used alike by the CLI, 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Literal
-
-from pydantic import BaseModel, ConfigDict, Field
 
 from vpndoctor.checks.ids import TITLES
 
 Status = Literal["pass", "warn", "fail", "skip", "error"]
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
+# Stdlib dataclasses, not pydantic models: every report carries findings, and building pydantic's validators
+# for them cost `vpndoctor capture --json` half its start-up (bench/startup.py). pydantic still writes their
+# JSON Schemas (scripts/gen_schemas.py; `__pydantic_config__` forbids extra keys there), and models that hold
+# them (TlsReport, ...) validate them as dataclasses.
+_FORBID = {"extra": "forbid"}
 
 
-class Finding(_Model):
+@dataclass(frozen=True, kw_only=True)
+class Finding:
     id: str
     status: Status
     title: str
     detail: str
-    evidence: dict[str, Any] = Field(default_factory=dict)
+    evidence: dict[str, Any] = field(default_factory=dict)
     remedy: str = ""
-    error_codes: list[int] = Field(default_factory=list)  # what a Windows client would show
+    error_codes: list[int] = field(default_factory=list)  # what a Windows client would show
+
+    __pydantic_config__ = _FORBID
 
 
-class Verdict(_Model):
+@dataclass(frozen=True, kw_only=True)
+class Verdict:
     status: Literal["healthy", "problems"]
     root_causes: list[str]  # failing finding ids that explain the symptom, most likely first
     summary: str  # the verdict paragraph, in words
 
+    __pydantic_config__ = _FORBID
 
-class Target(_Model):
+
+@dataclass(frozen=True, kw_only=True)
+class Target:
     name: str
     addresses: list[str]
 
+    __pydantic_config__ = _FORBID
 
-class Politeness(_Model):
+
+@dataclass(frozen=True, kw_only=True)
+class Politeness:
     """How much of the gateway's patience the run used (see net/polite.py)."""
 
     max_half_open: int  # the budget: our IKE SAs the server may hold at once
@@ -52,8 +64,11 @@ class Politeness(_Model):
     datagrams_sent: int  # IKE datagrams to the target, retransmissions included
     rate_cap_pps: float
 
+    __pydantic_config__ = _FORBID
 
-class DiagnoseReport(_Model):
+
+@dataclass(frozen=True, kw_only=True)
+class DiagnoseReport:
     tool: dict[str, str]
     target: Target
     started_at: str
@@ -62,6 +77,8 @@ class DiagnoseReport(_Model):
     verdict: Verdict
     findings: list[Finding]
     politeness: Politeness | None = None  # None when no IKE probe ran
+
+    __pydantic_config__ = _FORBID
 
 
 def finding(

@@ -60,12 +60,13 @@ def write_text(path: str, text: str) -> None:
 
 
 def to_json(report: Any) -> str:
-    """A pydantic model by its schema, a dataclass or a dict by json.dumps."""
+    """A pydantic model by its schema; a dataclass (the findings, the capture report: see checks/model.py)
+    or a dict by json.dumps, in the same compact UTF-8 shape as pydantic's."""
     if hasattr(report, "model_dump_json"):
         return str(report.model_dump_json())
     if is_dataclass(report) and not isinstance(report, type):
-        return json.dumps(asdict(report))
-    return json.dumps(report)
+        report = asdict(report)
+    return json.dumps(report, separators=(",", ":"), ensure_ascii=False)
 
 
 def emit(
