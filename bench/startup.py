@@ -96,7 +96,13 @@ def main() -> int:
     peers: dict[str, list[str]] = {"python -c pass": floor}
     if tshark:
         peers["tshark -r SMALL"] = [tshark, "-r", str(small)]
-    # Compile the bytecode and fill the page cache first, as an installed copy runs.
+    # Compile the bytecode and fill the page cache first, as an installed copy runs (pip compiles at install;
+    # an editable checkout under PYTHONDONTWRITEBYTECODE=1 would otherwise compile every module every run).
+    import compileall
+
+    from vpndoctor import __file__ as package_init
+
+    compileall.compile_dir(Path(package_init).parent, quiet=1)
     for _, args, _ in cases:
         wall(vpndoctor + args)
     times: dict[str, list[float]] = {label: [] for label, _, _ in cases} | {p: [] for p in peers}

@@ -227,3 +227,23 @@ def test_explain_nps_with_underscore_is_a_usage_error_through_the_real_main(code
     assert proc.returncode == 2, (proc.stdout, proc.stderr)
     assert proc.stdout == "" and proc.stderr.count("\n") == 1
     assert proc.stderr.startswith("vpndoctor: error: --nps ") and "decimal number" in proc.stderr
+
+
+def test_the_compiled_catalogue_is_the_yaml() -> None:
+    """The commands read data/error_codes.json; it must be exactly the YAML people edit, compiled."""
+    from scripts.gen_catalogue import compiled_text
+    from vpndoctor.windows.errorcodes import COMPILED
+
+    assert COMPILED.read_text(encoding="utf-8") == compiled_text(), "run scripts/gen_catalogue.py"
+
+
+def test_the_commands_do_not_import_yaml_for_the_catalogue() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from vpndoctor.windows.errorcodes import lookup; lookup(809); "
+        "print('yaml' in sys.modules)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.stdout.strip() == "False", proc.stderr

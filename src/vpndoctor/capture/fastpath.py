@@ -21,8 +21,8 @@ import mmap
 import os
 import struct
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from vpndoctor.capture import worker
 from vpndoctor.capture.layout import (
     ETHERTYPE_AT,
     IPV6,
@@ -42,7 +42,9 @@ from vpndoctor.capture.layout import (
     SETTLED_KINDS,
 )
 from vpndoctor.capture.tcp import Direction, FlowKey
-from vpndoctor.capture.worker import Split, SplitResult
+
+if TYPE_CHECKING:  # the worker (fork, pickle) is imported only for a file big enough to split
+    from vpndoctor.capture.worker import Split, SplitResult
 
 try:
     from vpndoctor.capture import _scan as native
@@ -367,6 +369,8 @@ class FastPath:
             or not hasattr(os, "fork")
         ):
             return None
+        from vpndoctor.capture import worker
+
         return worker.start(buf, first, link_type, snap, scale, native.Tables if native is not None else None)
 
     def replay_gap(self, buf: bytes | mmap.mmap, start: int, end: int, scale: float) -> None:
