@@ -9,6 +9,7 @@ import io
 from vpndoctor.capture.analysis import analyse
 from vpndoctor.capture.decrypt import Decryptor, parse_keys  # noqa: F401 - imported lazily by analyse
 from vpndoctor.capture.reader import CaptureError
+from vpndoctor.cli.output import to_json
 
 OURS = (CaptureError,)
 MAX_LEN = 32768
@@ -26,4 +27,4 @@ def one_input(data: bytes) -> None:
         report = analyse(io.BytesIO(data), name="fuzz.pcap", keys=KEYS)
     except CaptureError:
         return
-    report.model_dump_json()
+    to_json(report)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from fuzz.harnesses._ike import with_valid_icv
 from fuzz.harnesses._util import Bytes
 from vpndoctor.capture.decrypt import Decryptor, parse_keys
+from vpndoctor.cli.output import to_json
 from vpndoctor.ike.errors import MalformedMessage
 from vpndoctor.ike.message import Header
 from vpndoctor.ike.sk import protect, protect_fragment
@@ -116,4 +117,4 @@ def one_input(data: bytes) -> None:
                 raw = with_valid_icv(raw, entry.suite, entry.keys)
         result = decryptor.decrypt(header, raw, now)
         if result is not None:
-            result.model_dump_json()
+            to_json(result)
