@@ -86,7 +86,7 @@ def _cert(**kw: object) -> CertificateInfo:
         (_cert(not_after="2026-06-01T00:00:00+00:00"), "fail", 0x800B0101),
         (_cert(san_dns=["other.test"]), "fail", 0x800B010F),
         (_cert(san_dns=["*.test"]), "pass", None),
-        (_cert(eku=["clientAuth"]), "fail", 0x800B0109),
+        (_cert(eku=["clientAuth"]), "fail", 0x800B0110),
     ],
 )
 def test_certificate(cert: CertificateInfo, status: str, code: int | None) -> None:

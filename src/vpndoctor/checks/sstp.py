@@ -20,6 +20,7 @@ ClientAuth = Literal["required", "optional", "none", "unknown"]
 
 CERT_E_EXPIRED = 0x800B0101
 CERT_E_UNTRUSTEDROOT = 0x800B0109
+CERT_E_WRONG_USAGE = 0x800B0110  # no Server Authentication EKU
 CERT_E_CN_NO_MATCH = 0x800B010F
 
 
@@ -297,7 +298,7 @@ def problems_of(judged: CertificateJudgement) -> list[tuple[str, int]]:
     if judged.name.status == "bad":
         problems.append((judged.name.evidence, CERT_E_CN_NO_MATCH))
     if judged.eku.status == "bad":
-        problems.append((judged.eku.evidence, CERT_E_UNTRUSTEDROOT))
+        problems.append((judged.eku.evidence, CERT_E_WRONG_USAGE))
     return problems
 
 
