@@ -79,6 +79,6 @@ def test_systemd_unit_is_hardened() -> None:
             text=True,
             timeout=60,
         )
-        # The only complaint allowed is the binary's absence on this machine (it lives in /opt when installed).
+        # The only complaint allowed: the binary is absent here (it lives in /opt when installed).
         complaints = [ln for ln in proc.stderr.splitlines() if ln.strip() and "is not executable" not in ln]
         assert not complaints, proc.stderr
