@@ -149,7 +149,7 @@ class Exporter:
     def _apply_limits(self) -> None:
         lim = self.config.limits
         self._global = asyncio.Semaphore(lim.max_concurrent_probes)
-        self._address_slots: dict[str, asyncio.Semaphore] = {}
+        self._address_slots: dict[str, tuple[asyncio.Semaphore, int]] = {}
         self.politeness = Politeness(max_half_open=lim.max_half_open, rate_pps=lim.max_pps)
 
     def reload(self) -> str | None:
@@ -375,13 +375,15 @@ class Exporter:
     ) -> _Record:
         """A place under both caps, then the probe, all before the deadline (less a margin to answer)."""
         end = deadline - ANSWER_MARGIN_S
-        slots = self._address_slots.setdefault(
-            address, asyncio.Semaphore(self.config.limits.max_probes_per_target)
-        )
+        # One semaphore per address, kept while anyone holds or waits for it (users), then dropped.
+        slots, users = self._address_slots.get(address, (None, 0))
+        if slots is None:
+            slots = asyncio.Semaphore(self.config.limits.max_probes_per_target)
+        self._address_slots[address] = (slots, users + 1)
         sem = self._global
         acquired: list[asyncio.Semaphore] = []
         try:
-            for s in (sem, slots):
+            for s in (slots, sem):  # the address first: a probe waiting for its target holds no global place
                 try:
                     await asyncio.wait_for(s.acquire(), max(0.0, end - time.monotonic()))
                 except TimeoutError:
@@ -415,8 +417,12 @@ class Exporter:
         finally:
             for s in acquired:
                 s.release()
-            if slots is self._address_slots.get(address) and not slots.locked() and not slots._waiters:
-                self._address_slots.pop(address, None)
+            held, users = self._address_slots.get(address, (None, 0))
+            if held is slots:
+                if users <= 1:
+                    del self._address_slots[address]
+                else:
+                    self._address_slots[address] = (slots, users - 1)
         outcome.duration_s = time.monotonic() - t0
         return self._record(outcome)
 
