@@ -76,3 +76,12 @@ def test_web_config_needs_bcrypt_hashes(tmp_path: Path) -> None:
     path.write_text("tls_server_config: {cert_file: missing.crt, key_file: missing.key}")
     with pytest.raises(UsageError, match="cannot read missing.crt"):
         load_web_config(str(path))
+
+
+def test_module_files_are_relative_to_the_config(tmp_path: Path) -> None:
+    (tmp_path / "conf").mkdir()
+    path = tmp_path / "conf" / "exporter.yml"
+    path.write_text("modules: {m: {prober: iphttps, ca: [ca.pem, /abs/ca.pem], client_cert: c.pem}}")
+    module = load_config(str(path)).modules["m"]
+    assert module.ca == [str(tmp_path / "conf" / "ca.pem"), "/abs/ca.pem"]
+    assert module.client_cert == str(tmp_path / "conf" / "c.pem")  # type: ignore[union-attr]

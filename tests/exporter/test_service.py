@@ -281,3 +281,86 @@ def test_allow_list_against_resolved_addresses(
         assert exp.metric("vpndoctor_exporter_bad_requests_total", reason="allow-list") == 5
     finally:
         dns.close()
+
+
+class RedirectingServer:
+    """A TLS endpoint on 127.0.0.2 answering every request with a redirect to 127.0.0.3, where a plain
+    listener counts the connections it gets."""
+
+    def __init__(self, crt: Path, key: Path) -> None:
+        import socket
+        import threading
+
+        self.port = free_port(socket.SOCK_STREAM, "127.0.0.2")
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(str(crt), str(key))
+        self.front = socket.create_server(("127.0.0.2", self.port))
+        self.elsewhere = socket.create_server(("127.0.0.3", self.port))
+        self.front.settimeout(0.2)
+        self.elsewhere.settimeout(0.2)
+        self.answered = 0
+        self.redirected_to = 0
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=f, daemon=True) for f in (self._serve, self._count)]
+        for th in self._threads:
+            th.start()
+
+    def _serve(self) -> None:
+
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.front.accept()
+            except (TimeoutError, OSError):
+                continue
+            try:
+                conn.settimeout(3)
+                with self.ctx.wrap_socket(conn, server_side=True) as tls:
+                    data = tls.recv(65536)
+                    if data:
+                        where = f"https://127.0.0.3:{self.port}/IPHTTPS"
+                        tls.sendall(
+                            f"HTTP/1.1 302 Found\r\nLocation: {where}\r\nContent-Length: 0\r\n\r\n".encode()
+                        )
+                        self.answered += 1
+                        tls.recv(1)
+            except (TimeoutError, OSError, ssl.SSLError):
+                pass
+
+    def _count(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.elsewhere.accept()
+            except (TimeoutError, OSError):
+                continue
+            self.redirected_to += 1
+            conn.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        for th in self._threads:
+            th.join(2)
+        self.front.close()
+        self.elsewhere.close()
+
+
+def test_probes_never_follow_redirects_to_other_hosts(exporter_factory: Factory, tmp_path: Path) -> None:
+    crt, key = _self_signed(tmp_path)
+    server = RedirectingServer(crt, key)
+    try:
+        modules = {
+            "iphttps": {"prober": "iphttps", "port": server.port, "ca": [str(crt)]},
+            "sstp": {"prober": "sstp", "port": server.port, "ca": [str(crt)]},
+            "tls": {"prober": "tls", "port": server.port, "ca": [str(crt)], "concurrency": 2},
+        }
+        exp = exporter_factory({"modules": modules})
+        for module in modules:
+            answer = exp.get(
+                f"/probe?module={module}&target=127.0.0.2",
+                headers={"X-Prometheus-Scrape-Timeout-Seconds": "8"},
+            )
+            assert answer.status == 200 and "probe_success" in answer.body, module
+        assert server.answered >= 2, "the redirects were sent"
+        time.sleep(0.5)
+        assert server.redirected_to == 0
+    finally:
+        server.close()

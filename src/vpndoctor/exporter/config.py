@@ -232,10 +232,27 @@ def _read_yaml(path: str) -> Any:
         raise UsageError(f"{path}: not valid YAML{at}") from None
 
 
+def _relative_to(base: Path, data: dict[str, Any]) -> None:
+    """Files a module names (ca, client_cert, client_key) are relative to the configuration file, so that
+    the exporter finds them whatever its working directory (systemd starts it in /)."""
+    modules = data.get("modules")
+    if not isinstance(modules, dict):
+        return
+    for module in modules.values():
+        if not isinstance(module, dict):
+            continue
+        for key in ("client_cert", "client_key"):
+            if isinstance(module.get(key), str):
+                module[key] = str(base / module[key])
+        if isinstance(module.get("ca"), list):
+            module["ca"] = [str(base / f) if isinstance(f, str) else f for f in module["ca"]]
+
+
 def load_config(path: str) -> ExporterConfig:
     data = _read_yaml(path)
     if not isinstance(data, dict):
         raise UsageError(f"{path}: expected a mapping with `modules:`")
+    _relative_to(Path(path).resolve().parent, data)
     try:
         return ExporterConfig.model_validate(data)
     except ValidationError as exc:
