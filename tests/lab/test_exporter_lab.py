@@ -287,6 +287,8 @@ def test_prometheus_sees_error_809_and_the_alert_fires(monitored: Prometheus) ->
     fail = prom.by_location(
         f'min_over_time(vpndoctor_finding{{job="vpndoctor_diagnose",id="{ids.PATH_IP_FRAGMENTS}",status="fail"}}[10m])'
     )
+    success = prom.by_location('max_over_time(probe_success{job="vpndoctor_diagnose"}[10m])')
+    print(f"path.ip-fragments fail by location: {fail}; diagnose success by location: {success}")
     assert "outside" in fail, prom.query(f'vpndoctor_finding{{id="{ids.PATH_IP_FRAGMENTS}"}}')
     frag = prom.query(
         f'vpndoctor_finding{{job="vpndoctor_diagnose",location="outside",'
@@ -455,3 +457,27 @@ def test_exporter_under_a_scrape_storm(lab: Lab, tmp_path: Path) -> None:
         f"in-flight max {metric('vpndoctor_exporter_probes_in_flight_max')}, "
         f"coalesced {metric('vpndoctor_exporter_coalesced_total')}"
     )
+
+
+@scenarios("block-udp-500")
+def test_prometheus_sees_udp_500_blocked_at_the_edge(monitored: Prometheus) -> None:
+    """The edge firewall drops UDP 500: from outside the IKE probe reaches no stage and diagnose names
+    ike.udp500.reachable; from inside (behind the edge) the gateway answers."""
+    prom = monitored
+    settled(prom, "vpndoctor_ike")
+    settled(prom, "vpndoctor_diagnose")
+    ike_ok = prom.by_location('max_over_time(probe_success{job="vpndoctor_ike"}[10m])')
+    stage = prom.by_location('max_over_time(vpndoctor_stage_reached{job="vpndoctor_ike",stage="none"}[10m])')
+    udp500 = prom.by_location(
+        f'min_over_time(vpndoctor_finding{{job="vpndoctor_diagnose",id="{ids.IKE_UDP500_REACHABLE}",status="fail"}}[10m])'
+    )
+    inside_ok = prom.by_location('min_over_time(probe_success{job="vpndoctor_ike",location="inside"}[10m])')
+    print(f"ike success {ike_ok}, stage none {stage}, udp500 fail {udp500}, inside min {inside_ok}")
+    assert ike_ok["outside"] == 0.0 and stage["outside"] == 1.0
+    assert "outside" in udp500
+    assert inside_ok == {"inside": 1.0}
+    assert "inside" not in udp500
+    assert prom.wait_for(
+        'ALERTS{alertname="VpnGatewayDown",job="vpndoctor_ike",location="outside"}', "gateway down"
+    )
+    assert not prom.query('ALERTS{alertname="VpnGatewayDown",job="vpndoctor_ike",location="inside"}')
