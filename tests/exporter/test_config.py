@@ -85,3 +85,29 @@ def test_module_files_are_relative_to_the_config(tmp_path: Path) -> None:
     module = load_config(str(path)).modules["m"]
     assert module.ca == [str(tmp_path / "conf" / "ca.pem"), "/abs/ca.pem"]
     assert module.client_cert == str(tmp_path / "conf" / "c.pem")  # type: ignore[union-attr]
+
+
+def test_a_port_in_use_is_one_line(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "vpndoctor",
+                "exporter",
+                "--config",
+                str(DEPLOY / "exporter.yml"),
+                "--listen",
+                f"127.0.0.1:{port}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert proc.returncode == 2 and "cannot listen on 127.0.0.1" in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1

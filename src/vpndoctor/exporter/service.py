@@ -408,6 +408,9 @@ class Exporter:
             except VpndoctorError as exc:
                 base.error = base.summary = str(exc)
                 outcome = base
+            except Exception as exc:  # noqa: BLE001 - one probe's bug must not become a 500 for the scrape
+                base.error = base.summary = f"internal error: {type(exc).__name__}: {exc}"
+                outcome = base
             finally:
                 self._in_flight -= 1
                 self._per_address[address] -= 1
