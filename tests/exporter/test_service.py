@@ -364,3 +364,15 @@ def test_probes_never_follow_redirects_to_other_hosts(exporter_factory: Factory,
         assert server.redirected_to == 0
     finally:
         server.close()
+
+
+def test_min_interval_reuses_a_recent_result(exporter_factory: Factory, sink: UdpSink) -> None:
+    port = sink.sock.getsockname()[1]
+    exp = exporter_factory({"modules": {"ike": ike_module(port)}, "limits": {"min_interval_s": 60}})
+    first = exp.get("/probe?module=ike&target=127.0.0.1", headers=TIMEOUT)
+    sent = len(sink.received)
+    assert sent > 0
+    second = exp.get("/probe?module=ike&target=127.0.0.1", headers=TIMEOUT)
+    assert first.body == second.body and len(sink.received) == sent
+    assert exp.metric("vpndoctor_exporter_coalesced_total") == 1
+    assert exp.metric("vpndoctor_exporter_probes_total", module="ike", result="failure") == 1
