@@ -14,6 +14,7 @@ import asyncio
 import base64
 import binascii
 import collections
+import dataclasses
 import hashlib
 import html
 import itertools
@@ -140,7 +141,7 @@ class Exporter:
         self._apply_limits()
         self._in_flight = 0
         self._per_address: dict[str, int] = {}
-        self._running: dict[tuple[str, str, str], asyncio.Future[_Record]] = {}
+        self._running: dict[tuple[str, str, str], asyncio.Task[_Record]] = {}
         self._history: collections.deque[_Record] = collections.deque(maxlen=config.limits.history)
         self._ids = itertools.count(1)
 
@@ -300,30 +301,31 @@ class Exporter:
         if recent is not None:
             self.m_coalesced.inc()
             return self._answer(recent, deadline)
-        running = self._running.get(key)
-        if running is not None:
+        # The probe runs as its own task, not as part of this request: a scrape that finds the same probe
+        # running waits for its result, and a scraper that hangs up cancels nothing.
+        task = self._running.get(key)
+        if task is None:
+            task = asyncio.create_task(self._probe_within(module, target, address, base, t0, deadline))
+            self._running[key] = task
+            task.add_done_callback(self._finished(key))
+        else:
             self.m_coalesced.inc()
-            try:
-                record = await asyncio.wait_for(
-                    asyncio.shield(running), max(0.0, deadline - time.monotonic())
-                )
-            except TimeoutError:
-                base.throttled, base.error = True, "the same probe was still running at the deadline"
-                base.summary, base.duration_s = base.error, time.monotonic() - t0
-                return self._answer(_Record(0, base, time.monotonic()), deadline)
-            return self._answer(record, deadline)
-        future: asyncio.Future[_Record] = asyncio.get_running_loop().create_future()
-        self._running[key] = future
         try:
-            record = await self._probe_within(module, target, address, base, t0, deadline)
-            future.set_result(record)
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # retrieved: waiters see it, the loop does not log it
-            raise
-        finally:
-            del self._running[key]
+            record = await asyncio.wait_for(asyncio.shield(task), max(0.0, deadline - time.monotonic()))
+        except TimeoutError:
+            why = "the probe was still running at the deadline"
+            late = dataclasses.replace(
+                base, throttled=True, error=why, summary=why, duration_s=time.monotonic() - t0, findings=[]
+            )
+            return self._answer(_Record(0, late, time.monotonic()), deadline)
         return self._answer(record, deadline)
+
+    def _finished(self, key: tuple[str, str, str]) -> Callable[[asyncio.Task[_Record]], None]:
+        def done(task: asyncio.Task[_Record]) -> None:
+            if self._running.get(key) is task:
+                del self._running[key]
+
+        return done
 
     def _recent(self, key: tuple[str, str, str]) -> _Record | None:
         interval = self.config.limits.min_interval_s
