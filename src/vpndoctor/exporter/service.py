@@ -138,6 +138,7 @@ class Exporter:
         self.m_reload_ok.set(1)
         self.m_reload_ts.set(time.time())
         self._auth_ok: set[bytes] = set()
+        self._anchor_cache: dict[tuple[str, ...], list[Any]] = {}
         self._apply_limits()
         self._in_flight = 0
         self._per_address: dict[str, int] = {}
@@ -165,6 +166,7 @@ class Exporter:
             return str(exc)
         limits_changed = config.limits != self.config.limits
         self.config = config
+        self._anchor_cache.clear()
         if limits_changed:
             self._apply_limits()
             self._history = collections.deque(self._history, maxlen=config.limits.history)
@@ -173,6 +175,16 @@ class Exporter:
         self.m_reload_ts.set(time.time())
         self._log(f"vpndoctor exporter: configuration reloaded ({len(config.modules)} modules)")
         return None
+
+    def _anchors(self, ca: list[str]) -> list[Any]:
+        """The trust anchors of a module (its `ca` files, else the system store), parsed once per
+        configuration: the system bundle is a few hundred certificates."""
+        from vpndoctor.trust import trust_anchors
+
+        key = tuple(ca)
+        if key not in self._anchor_cache:
+            self._anchor_cache[key] = trust_anchors(list(ca))[0]
+        return self._anchor_cache[key]
 
     def install_sighup(self) -> None:
         asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self.reload)
@@ -474,9 +486,7 @@ class Exporter:
     ) -> Outcome:
         from vpndoctor.checks.sstp import sstp_report
         from vpndoctor.probes.sstp import run_sstp_probe
-        from vpndoctor.trust import trust_anchors
-
-        anchors, _ = trust_anchors(m.ca)
+        anchors = self._anchors(m.ca)
         obs = await run_sstp_probe(
             target.text,
             port=m.port,
@@ -494,9 +504,7 @@ class Exporter:
     ) -> Outcome:
         from vpndoctor.checks.sstp import iphttps_report
         from vpndoctor.probes.iphttps import run_iphttps_probe
-        from vpndoctor.trust import trust_anchors
-
-        anchors, _ = trust_anchors(m.ca)
+        anchors = self._anchors(m.ca)
         host = f"[{target.text}]" if ":" in target.text else target.text
         obs = await run_iphttps_probe(
             f"https://{host}:{m.port}{m.path}",
