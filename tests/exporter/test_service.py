@@ -376,3 +376,19 @@ def test_min_interval_reuses_a_recent_result(exporter_factory: Factory, sink: Ud
     assert first.body == second.body and len(sink.received) == sent
     assert exp.metric("vpndoctor_exporter_coalesced_total") == 1
     assert exp.metric("vpndoctor_exporter_probes_total", module="ike", result="failure") == 1
+
+
+def test_the_index_links_each_probe_to_its_report(exporter_factory: Factory, sink: UdpSink) -> None:
+    exp = exporter_factory({"modules": {"ike": ike_module(sink.sock.getsockname()[1])}})
+    assert "No probe yet" in exp.get("/").body
+    exp.get("/probe?module=ike&target=127.0.0.1", headers=TIMEOUT)
+    index = exp.get("/")
+    assert index.status == 200 and "default-src 'none'" in index.headers["Content-Security-Policy"]
+    assert '<a href="/report?id=1">report</a>' in index.body and "127.0.0.1" in index.body
+    report = exp.get("/report?id=1")
+    assert (
+        report.status == 200
+        and "ike probe #1: 127.0.0.1" in report.body
+        and "&#34;datagrams&#34;" in report.body
+    )
+    assert exp.get("/report?id=99").status == 404
