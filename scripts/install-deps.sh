@@ -16,6 +16,8 @@ APT_PACKAGES=(
   # the lab's NPS stand-in (FreeRADIUS, reached by strongSwan's eap-radius) and its RADIUS-level clients
   # (radtest, radclient; eapol_test for PEAP and EAP-TLS)
   freeradius freeradius-utils eapoltest
+  # vpndoctor exporter's tests: a real Prometheus scrapes it; promtool checks and unit-tests the shipped rules
+  prometheus
 )
 
 missing=()
@@ -50,6 +52,18 @@ if [ "$(id -u)" = 0 ] && [ -e /etc/init.d/freeradius ]; then
     update-rc.d freeradius disable >/dev/null 2>&1 || true  # the rc.d links and the systemd unit's link
     pid=$(cat /run/freeradius/freeradius.pid 2>/dev/null || true)
     if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then /etc/init.d/freeradius stop >/dev/null || true; fi
+  fi
+fi
+
+# Debian's prometheus package enables a system-wide server (and its data directory) at the next boot: the
+# exporter's tests start their own on a free port. Keep the packaged one disabled and stopped.
+if [ "$(id -u)" = 0 ] && [ -e /etc/init.d/prometheus ]; then
+  if [ -d /run/systemd/system ]; then
+    systemctl disable --now prometheus.service >/dev/null 2>&1 || true
+  else
+    update-rc.d prometheus disable >/dev/null 2>&1 || true
+    pid=$(cat /run/prometheus/prometheus.pid 2>/dev/null || true)
+    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then /etc/init.d/prometheus stop >/dev/null || true; fi
   fi
 fi
 

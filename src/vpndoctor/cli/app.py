@@ -35,6 +35,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "isatap": ("vpndoctor.cli.address", "isatap_app"),
     "config": ("vpndoctor.cli.config", "config_app"),
     "lab": ("vpndoctor.cli.lab", "lab_app"),
+    "exporter": ("vpndoctor.cli.exporter", "app"),
 }
 GROUPS = frozenset({"isatap", "config", "lab"})
 

@@ -61,8 +61,13 @@ class Credentials:
 
 
 async def run_diagnose(
-    req: DiagnoseRequest, progress: Progress | None = None, credentials: Credentials | None = None
+    req: DiagnoseRequest,
+    progress: Progress | None = None,
+    credentials: Credentials | None = None,
+    politeness: Politeness | None = None,
 ) -> DiagnoseObservations:
+    """`politeness`: a budget shared with other runs (the exporter keeps one for its lifetime); by default
+    one for this run, from the request's max_half_open and rate_pps."""
     say = progress or (lambda _msg: None)
     t0 = time.monotonic()
     obs = DiagnoseObservations(request=req, started_at=datetime.now(UTC).isoformat())
@@ -95,7 +100,7 @@ async def run_diagnose(
         "deadline_at": deadline_at,
     }
     jobs: list[tuple[str, Coroutine[Any, Any, Any]]] = []
-    polite = Politeness(max_half_open=req.max_half_open, rate_pps=req.rate_pps)
+    polite = politeness or Politeness(max_half_open=req.max_half_open, rate_pps=req.rate_pps)
     common["politeness"] = polite
     if "sstp" in req.protocols:
         jobs.append(

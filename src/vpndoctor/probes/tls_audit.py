@@ -90,6 +90,7 @@ class AuditRequest:
     concurrency: int = 8
     client_cert: str | None = None
     client_key: str | None = None
+    address: str | None = None  # probe this address (already resolved and vetted) instead of resolving
 
 
 # ------------------------------------------------------------------------------------------- stack
@@ -505,7 +506,7 @@ async def run_audit(req: AuditRequest) -> AuditObservation:
     started = datetime.datetime.now(datetime.UTC)
     t0 = time.monotonic()
     deadline = t0 + req.timeout_s
-    address = await resolve_one(endpoint.host, timeout_s=req.timeout_s)
+    address = req.address or await resolve_one(endpoint.host, timeout_s=req.timeout_s)
     sni = req.sni if req.sni is not None else (None if endpoint.is_ip else endpoint.host)
     planner = AuditPlanner(client_cert=client_cert is not None)
     with tempfile.TemporaryDirectory(prefix="vpndoctor-tls-") as tmp:
