@@ -496,6 +496,8 @@ class Initiator:
         self.child_spi_r: bytes | None = None  # the responder's inbound ESP SPI
         self.holding = False  # the CHILD_SA is up and held (config.hold_child_sa) until release()
         self.child_result: ChildSaResult | None = None
+        # While held: the answer (or the Timeout) of each request sent with send_request, by message ID
+        self.held_answers: dict[int, HeldResponse | Timeout] = {}
         self.ike_established = False  # the responder sent its AUTH after EAP: the IKE SA is up there
         self.config = config
         self._rng = rng
@@ -599,7 +601,9 @@ class Initiator:
                     self._emit(dgram, remote, now, text="fallback " + self._describe_outgoing(dgram))
                 return
             if self.holding:  # a held request went unanswered: the caller decides what that means
-                self._events.append(Timeout(out.exchange, out.message_id, out.attempts))
+                lost = Timeout(out.exchange, out.message_id, out.attempts)
+                self.held_answers[out.message_id] = lost
+                self._events.append(lost)
                 return
             if self.state is State.DELETE_SENT:
                 self._finish()  # an unanswered end is no failure of the probe (server_holds_state says so)
@@ -1282,7 +1286,9 @@ class Initiator:
         elif exchange == ExchangeType.IKE_AUTH and self.state is State.FINAL_AUTH_SENT:
             self._on_final_auth_response(inner, now)
         elif self.holding:
-            self._events.append(HeldResponse(exchange, msg.header.message_id, inner))
+            held = HeldResponse(exchange, msg.header.message_id, inner)
+            self.held_answers[held.message_id] = held
+            self._events.append(held)
         elif self.state is State.DELETE_SENT:
             # Any answer to the ending request: AUTHENTICATION_FAILED (or a Delete response) ends the SA.
             self._sa_ended = True

@@ -90,8 +90,9 @@ class EspChannel:
         self.sent -= 1
         self.bytes_sent -= 1
 
-    async def receive(self, timeout_s: float) -> bytes | None:
-        """The next ESP datagram within `timeout_s`, or None. IKE datagrams go to `on_ike` on the way."""
+    async def receive(self, timeout_s: float, *, ike_wakes: bool = False) -> bytes | None:
+        """The next ESP datagram within `timeout_s`, or None. IKE datagrams go to `on_ike` on the way;
+        with `ike_wakes` the first one ends the wait (returning b"")."""
         end = self.clock() + max(0.0, timeout_s)
         while True:
             left = end - self.clock()
@@ -103,12 +104,16 @@ class EspChannel:
                 return None
             if addr[1] != self.port:
                 self.on_ike(data, addr, self.clock())
+                if ike_wakes:
+                    return b""
                 continue
             if data == NAT_KEEPALIVE:
                 self.keepalives_received += 1
                 continue
             if data[:4] == NON_ESP_MARKER:
                 self.on_ike(data, addr, self.clock())
+                if ike_wakes:
+                    return b""
                 continue
             self.received += 1
             self.bytes_received += len(data)
