@@ -22,6 +22,7 @@ from vpndoctor.checks.ids import TITLES
 from vpndoctor.checks.model import DiagnoseReport, Finding, Politeness, Target, Verdict, finding
 from vpndoctor.checks.revocation import REMEDY_AIA, revocation_finding
 from vpndoctor.checks.sstp import check_sstp_handshake, iphttps_findings
+from vpndoctor.checks.tunnel import tunnel_findings
 from vpndoctor.observations.diagnose import (
     AFFINITY_SAMPLES_NEEDED,
     PROPOSAL_CATALOGUE,
@@ -842,6 +843,7 @@ def judge(
     ordered = [findings[fid] for fid in order]
     if obs.connect is not None:
         ordered += connect_findings(obs.connect, windows_error(obs.connect, machine_lint))
+        ordered += tunnel_findings(obs.connect.tunnel)
     failing = [f.id for f in ordered if f.status == "fail"]
     verdict = Verdict(
         status="problems" if failing else "healthy",

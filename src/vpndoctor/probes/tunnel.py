@@ -16,7 +16,7 @@ import os
 import struct
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal, TypeVar
 
 import dns.exception
@@ -68,10 +68,13 @@ class TunnelPlan:
     rekey: bool = False
     pfs_group: int | None = None  # the DH group of the CHILD_SA rekey (None: no PFS)
     probe_timeout_s: float = DEFAULT_PROBE_TIMEOUT_S
+    # `diagnose` with credentials knows no inside host: ping the DNS server the gateway assigns (the one
+    # inside host every client needs) and search the MTU towards it.
+    ping_dns_server: bool = False
 
     @property
     def empty(self) -> bool:
-        return not (self.ping or self.resolve or self.tcp or self.mtu or self.rekey)
+        return not (self.ping or self.resolve or self.tcp or self.mtu or self.rekey or self.ping_dns_server)
 
 
 def transform_of(suite: object) -> EspTransform:
@@ -565,6 +568,8 @@ async def run_tunnel(
         return _empty(f"userspace ESP does not implement this CHILD_SA: {exc}", natt_port, inner, dns_server)
     keys = keys_of(transform, machine)
     spi_in = machine.child_spi_i or b""
+    if plan.ping_dns_server and dns_server is not None:
+        plan = replace(plan, ping=(dns_server, *plan.ping), mtu=plan.mtu or dns_server)
     if esp_keys_out:
         try:
             write_esp_keys(esp_keys_out, esp_sa_lines(transform, keys, spi_in, machine.child_spi_r))
