@@ -256,3 +256,43 @@ def test_terminal_report_shows_the_tunnel(lab: Lab, tmp_path: Path) -> None:
     assert "tunnel: from 203.0.113." in out and "tunnel.reachability" in out and "tunnel.dns" in out
     assert t.EAP_PASSWORD not in out + proc.stderr
     json.dumps(out)  # plain text
+
+
+def diagnose(lab: Lab, tmp_path: Path) -> dict[str, Any]:
+    secret = tmp_path / "pw"
+    secret.write_text(t.EAP_PASSWORD + "\n")
+    secret.chmod(0o600)
+    import sys
+
+    proc = lab.run(
+        "client", sys.executable, "-m", "vpndoctor", "diagnose", t.SERVER_NAME, "--ca", lab.info.ca_file,
+        "--resolver", t.DNS4, "--user", t.EAP_USER, "--password-file", str(secret), "--timeout-s", "30",
+        "--json", timeout_s=120,
+    )  # fmt: skip
+    assert "Traceback" not in proc.stderr and t.EAP_PASSWORD not in proc.stdout + proc.stderr
+    report: dict[str, Any] = json.loads(proc.stdout)
+    return report
+
+
+@scenarios("tunnel-healthy")
+def test_diagnose_with_credentials_adds_passing_tunnel_findings(lab: Lab, tmp_path: Path) -> None:
+    report = diagnose(lab, tmp_path)
+    f = findings(report)
+    for fid in ("tunnel.reachability", "tunnel.dns", "tunnel.mtu", "tunnel.rekey"):
+        assert f[fid]["status"] == "pass", f[fid]
+    assert not [c for c in report["verdict"]["root_causes"] if c.startswith("tunnel.")]
+    no_sa_left(lab)
+
+
+@scenarios("inside-route-missing")
+@ROUNDS
+def test_diagnose_names_the_missing_route(lab: Lab, tmp_path: Path, round_: int) -> None:
+    report = diagnose(lab, tmp_path)
+    f = findings(report)
+    assert f["child_sa.established"]["status"] == "pass"
+    assert f["tunnel.reachability"]["status"] == "fail" and f["tunnel.dns"]["status"] == "fail"
+    assert "tunnel.mtu" not in f  # no MTU search towards a host that never answered
+    assert report["verdict"]["status"] == "problems"
+    assert "tunnel.reachability" in report["verdict"]["root_causes"]
+    assert "inside hosts do not answer through the tunnel" in report["verdict"]["summary"]
+    no_sa_left(lab)

@@ -792,6 +792,11 @@ CAUSE_TEXT = {
     ids.CHILD_SA_ESTABLISHED: "the tunnel (CHILD_SA) is not established",
     ids.CHILD_SA_PROPOSAL: "the server chooses a broken ESP proposal",
     ids.CHILD_SA_CONFIG: "the server hands out no address",
+    # ... and what then passed through the tunnel (checks.tunnel)
+    ids.TUNNEL_REACHABILITY: "inside hosts do not answer through the tunnel",
+    ids.TUNNEL_DNS: "the DNS server handed out does not answer through the tunnel",
+    ids.TUNNEL_MTU: "large packets do not cross the tunnel",
+    ids.TUNNEL_REKEY: "the tunnel does not survive a rekey",
 }
 
 

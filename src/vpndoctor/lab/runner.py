@@ -134,6 +134,12 @@ def network_plan(
     if revocation_enabled(scenario):
         roles.append(t.CRL_HOST)
         links, routes = links + t.CRL_LINKS, routes + t.CRL_ROUTES
+    if scenario.rras:
+        # An RRAS server's static address pool is routed back to it by the corporate network: here the
+        # load balancer (the backends' router) sends each pool to its backend, which forwards it into its
+        # userspace ESP (see `_Builder.tunnel_routes`).
+        backends = t.BACKENDS[: scenario.backends]
+        routes = routes + tuple(("lb", strongswan.POOLS[b][0], t.BACKEND4[b]) for b in backends)
     if scenario.inside is not None:
         roles.append(t.INSIDE_HOST)
         links = links + t.INSIDE_LINKS[: scenario.backends]
@@ -455,7 +461,7 @@ class _Builder:
         for backend in t.BACKENDS[: self.s.backends]:
             self.charon(backend)
             self.sstpd(backend)
-            if self.s.inside is not None:
+            if self.s.rras:
                 self.tunnel_routes(backend)
         if self.adc:
             for backend in t.BACKENDS[: self.s.backends]:
@@ -576,7 +582,7 @@ class _Builder:
             for addr in addrs:
                 _run(["ip", "-n", self.ns(role), "addr", "add", addr, "dev", "lo"])
         routers = list(t.ROUTERS)
-        if self.s.inside is not None:  # the backends forward between their TUN device and the inside
+        if self.s.rras:  # the backends forward between their userspace ESP's TUN device and the network
             routers += list(t.BACKENDS[: self.s.backends])
         for role in routers:
             self.nsrun(role, "sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1")
@@ -656,6 +662,8 @@ class _Builder:
             f"--listen-address={t.INSIDE4}",
             f"--local=/{t.ZONE}/",  # the internal zone is ours: unknown names are NXDOMAIN, not forwarded
             f"--host-record={t.INSIDE_NAME},{t.INSIDE4}",
+            # split-brain DNS, as most corporate zones have it: the VPN server's public name inside too
+            f"--host-record={t.SERVER_NAME},{t.VIP4}",
             f"--pid-file={self.workdir / 'inside-dnsmasq.pid'}",
             "--log-queries",
             f"--log-facility={self.workdir / 'inside-dnsmasq.log'}",

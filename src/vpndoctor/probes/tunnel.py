@@ -604,6 +604,8 @@ async def run_tunnel(
         resolves.append(await resolve(tun, name, dns_server, timeout_s=timeout))
     tcps = [await tcp_handshake(tun, host, port, timeout_s=timeout, mss=1360) for host, port in plan.tcp]
     mtu = None
+    if plan.ping_dns_server and not any(p.outcome == "reply" for p in pings):
+        plan = replace(plan, mtu=None)  # diagnose: no MTU search towards a host that does not answer
     if plan.mtu is not None:
         rtts = [r for p in pings for r in p.rtt_ms]
         # Three round trips, no less than 0.5 s: the search waits on every lost (too big) probe.
