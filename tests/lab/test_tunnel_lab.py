@@ -139,6 +139,9 @@ def test_tshark_decrypts_our_esp(lab: Lab, tmp_path: Path) -> None:
     assert keys.stat().st_mode & 0o777 == 0o600
     rows = keys.read_text().splitlines()
     assert len(rows) == 2 and all(r.startswith('"IPv4","*","*","0x') for r in rows)
+    secrets = [f.strip('"')[2:] for r in rows for f in r.split(",")[5::2] if f.strip('"').startswith("0x")]
+    assert len(secrets) == 2 and all(len(k) == 72 for k in secrets)  # AES-256 key + salt, each direction
+    assert not any(k in json.dumps(data) for k in secrets)  # the keys only ever go to the file asked for
     seen: list[list[str]] = []
     for pcap in pcaps.values():
         argv = [

@@ -175,3 +175,26 @@ def test_foreign_and_forged_esp_is_recorded_not_trusted() -> None:
     ping = asyncio.run(tn.ping(tun, HOST, count=1, timeout_s=1.0))
     assert ping.outcome == "reply"
     assert len(tun.errors) == 2 and "not ours" in tun.errors[0] and "verif" in tun.errors[1]
+
+
+def test_hostile_gateway_inner_packets_are_dropped_cleanly() -> None:
+    """Authentic ESP (right keys) carrying anything: the probes record it and go on, never raise."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    @settings(max_examples=200, deadline=None)
+    @given(st.binary(max_size=120), st.integers(0, 255))
+    def one(inner: bytes, next_header: int) -> None:
+        gw = Gateway(Clock(), mtu=0, icmp=False)
+        tun = tunnel(gw)
+        gw.queue.append(gw.out.protect(inner, next_header))
+        gw.queue.append(gw.out.protect(pk.Ipv4(HOST, INNER, pk.PROTO_ICMP, inner).encode()))
+        gw.queue.append(gw.out.protect(pk.Ipv4(HOST, INNER, pk.PROTO_UDP, inner).encode()))
+        gw.queue.append(gw.out.protect(pk.Ipv4(HOST, INNER, pk.PROTO_TCP, inner).encode()))
+        result = asyncio.run(tn.ping(tun, HOST, count=1, timeout_s=0.5))
+        assert result.outcome in ("timeout", "reply", "unreachable")
+        asyncio.run(tn.resolve(tun, "a.lab.test", HOST, timeout_s=0.5))
+        asyncio.run(tn.tcp_handshake(tun, HOST, 53, timeout_s=0.5, mss=1360))
+        assert len(tun.errors) <= tn.MAX_ESP_ERRORS
+
+    one()

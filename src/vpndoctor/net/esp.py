@@ -22,6 +22,7 @@ _IP_PMTUDISC_PROBE = 3
 
 NON_ESP_MARKER = b"\x00\x00\x00\x00"
 NAT_KEEPALIVE = b"\xff"
+KEEPALIVE_INTERVAL_S = 20.0  # RFC 3948 §4: after 20 s without sending, a NAT keepalive keeps the mapping
 
 
 class EspChannel:
@@ -46,6 +47,7 @@ class EspChannel:
         self.bytes_received = 0
         self.keepalives_sent = 0
         self.keepalives_received = 0
+        self.last_sent = clock()
 
     def send(self, datagram: bytes) -> bool:
         """False when the local stack refused it at once (EMSGSIZE: larger than our interface allows with
@@ -56,6 +58,7 @@ class EspChannel:
             return False
         before = len(inbox.errors)
         transport.sendto(datagram)
+        self.last_sent = self.clock()
         if len(inbox.errors) > before:
             del inbox.errors[before:]
             return False
@@ -85,23 +88,28 @@ class EspChannel:
             transport.sendto(datagram)
 
     def keepalive(self) -> None:
-        self.send(NAT_KEEPALIVE)
-        self.keepalives_sent += 1
-        self.sent -= 1
-        self.bytes_sent -= 1
+        transport = self.endpoints.transports.get(self.port)
+        if transport is not None:
+            transport.sendto(NAT_KEEPALIVE)
+            self.keepalives_sent += 1
+            self.last_sent = self.clock()
 
     async def receive(self, timeout_s: float, *, ike_wakes: bool = False) -> bytes | None:
         """The next ESP datagram within `timeout_s`, or None. IKE datagrams go to `on_ike` on the way;
         with `ike_wakes` the first one ends the wait (returning b"")."""
         end = self.clock() + max(0.0, timeout_s)
         while True:
-            left = end - self.clock()
+            now = self.clock()
+            left = end - now
             if left <= 0:
                 return None
+            if now - self.last_sent >= KEEPALIVE_INTERVAL_S:
+                self.keepalive()
+            wake = min(left, self.last_sent + KEEPALIVE_INTERVAL_S - self.clock())
             try:
-                data, addr = await asyncio.wait_for(self.endpoints.queue.get(), timeout=left)
+                data, addr = await asyncio.wait_for(self.endpoints.queue.get(), timeout=max(0.0, wake))
             except TimeoutError:
-                return None
+                continue
             if addr[1] != self.port:
                 self.on_ike(data, addr, self.clock())
                 if ike_wakes:

@@ -104,7 +104,8 @@ class TunnelObservation(_Model):
     packets_received: int
     bytes_sent: int  # ESP-in-UDP payload bytes
     bytes_received: int
-    keepalives_sent: int
+    keepalives_sent: int  # RFC 3948 NAT keepalives (0xFF), after 20 s without sending
+    keepalives_received: int = 0
     esp_errors: list[str]  # bounded: packets we dropped (bad ICV, replay, malformed), with why
     esp_errors_dropped: int
     ping: list[PingResult]

@@ -241,10 +241,12 @@ async def run_connect_probe(
         if not await drive(machine, endpoints, deadline_s=budget, pace=pace):
             machine.deadline_reached(time.monotonic())
         if after_child_sa is not None and machine.holding:
-            tunnel = await after_child_sa(machine, endpoints)
-            machine.release(time.monotonic())
-            if not await drive(machine, endpoints, deadline_s=TUNNEL_DELETE_S, pace=pace):
-                machine.deadline_reached(time.monotonic())
+            try:
+                tunnel = await after_child_sa(machine, endpoints)
+            finally:  # whatever the tunnel probes did (or raised), the SA ends with its Delete
+                machine.release(time.monotonic())
+                if not await drive(machine, endpoints, deadline_s=TUNNEL_DELETE_S, pace=pace):
+                    machine.deadline_reached(time.monotonic())
         icmp = endpoints.icmp_errors
     finally:
         endpoints.close()

@@ -635,6 +635,7 @@ async def run_tunnel(
         bytes_sent=channel.bytes_sent,
         bytes_received=channel.bytes_received,
         keepalives_sent=channel.keepalives_sent,
+        keepalives_received=channel.keepalives_received,
         esp_errors=tun.errors,
         esp_errors_dropped=tun.errors_dropped,
         ping=pings,
