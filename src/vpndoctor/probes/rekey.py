@@ -15,21 +15,19 @@ from vpndoctor.ike import rekey as rk
 from vpndoctor.ike.constants import ExchangeType, ProtocolId
 from vpndoctor.ike.payloads import DeletePayload, Payload
 from vpndoctor.observations.tunnel import ExchangeResult, RekeyResult
+from vpndoctor.probes.tunnel import PING_COUNT, Tunnel, TunnelPlan, ping  # tunnel imports us lazily
 
 EXCHANGE_LIMIT_S = 20.0  # above the machine's own retransmissions (0.5 s doubling, 5 tries: 15.5 s)
 
 
 async def ike_exchange(
     machine: ini.Initiator,
-    tun: object,
+    tun: Tunnel,
     exchange: int,
     payloads: list[Payload],
     clock: Callable[[], float],
 ) -> tuple[ini.HeldResponse | None, float]:
     """One request on the held IKE SA and its answer (None after the machine's retransmissions)."""
-    from vpndoctor.probes.tunnel import Tunnel
-
-    assert isinstance(tun, Tunnel)
     channel = tun.channel
     start = clock()
     message_id = machine.send_request(exchange, payloads, start)
@@ -53,17 +51,14 @@ def _ms(seconds: float) -> float:
 
 
 async def run_rekey(
-    plan: object,
+    plan: TunnelPlan,
     machine: ini.Initiator,
-    tun: object,
+    tun: Tunnel,
     transform: EspTransform,
     *,
     rng: Callable[[int], bytes],
     clock: Callable[[], float] = time.monotonic,
 ) -> RekeyResult:
-    from vpndoctor.probes.tunnel import PING_COUNT, Tunnel, TunnelPlan, ping
-
-    assert isinstance(tun, Tunnel) and isinstance(plan, TunnelPlan)
     # DPD: an empty INFORMATIONAL the responder must answer (RFC 7296 §1.4)
     answer, took = await ike_exchange(machine, tun, ExchangeType.INFORMATIONAL, [], clock)
     dpd = ExchangeResult(outcome="ok", rtt_ms=_ms(took)) if answer else ExchangeResult(outcome="timeout")
@@ -88,14 +83,11 @@ async def run_rekey(
 async def _rekey_child(
     pfs_group: int | None,
     machine: ini.Initiator,
-    tun: object,
+    tun: Tunnel,
     transform: EspTransform,
     rng: Callable[[int], bytes],
     clock: Callable[[], float],
 ) -> ExchangeResult:
-    from vpndoctor.probes.tunnel import Tunnel
-
-    assert isinstance(tun, Tunnel)
     child = machine.child_result
     material = machine.ike_sa_material()
     if child is None or child.suite is None or material is None:
@@ -124,7 +116,7 @@ async def _rekey_child(
 
 
 async def _rekey_ike(
-    machine: ini.Initiator, tun: object, rng: Callable[[int], bytes], clock: Callable[[], float]
+    machine: ini.Initiator, tun: Tunnel, rng: Callable[[int], bytes], clock: Callable[[], float]
 ) -> ExchangeResult:
     material = machine.ike_sa_material()
     if material is None:

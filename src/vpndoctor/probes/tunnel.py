@@ -31,6 +31,7 @@ from vpndoctor.esp.keymat import ChildSaKeys
 from vpndoctor.esp.sa import NEXT_IPV4, EspKeys, EspTransform, InboundSa, OutboundSa
 from vpndoctor.ike import initiator as ini
 from vpndoctor.ike.constants import EncrId
+from vpndoctor.ike.proposals import EspSuite
 from vpndoctor.net.esp import EspChannel
 from vpndoctor.net.udp import UdpEndpoints
 from vpndoctor.observations.tunnel import (
@@ -77,13 +78,9 @@ class TunnelPlan:
         return not (self.ping or self.resolve or self.tcp or self.mtu or self.rekey or self.ping_dns_server)
 
 
-def transform_of(suite: object) -> EspTransform:
-    """The esp/ transform of the CHILD_SA the gateway chose (ike.proposals.EspSuite)."""
-    encr = getattr(suite, "encr", None)
-    bits = getattr(suite, "encr_key_bits", None) or 0
-    return EspTransform(
-        int(encr or 0), int(bits), getattr(suite, "integ", None), bool(getattr(suite, "esn", False))
-    )
+def transform_of(suite: EspSuite) -> EspTransform:
+    """The esp/ transform of the CHILD_SA the gateway chose; UnsupportedTransform for what esp/ lacks."""
+    return EspTransform(suite.encr, suite.encr_key_bits or 0, suite.integ, suite.esn)
 
 
 def keys_of(transform: EspTransform, machine: ini.Initiator) -> ChildSaKeys:
@@ -233,8 +230,6 @@ async def echo(
     data_len = max(0, size_bytes - pk.IPV4_HEADER_BYTES - 8)
     payload = (struct.pack("!d", time.time()) + bytes(range(256)) * 6)[:data_len].ljust(data_len, b"\0")
     request = pk.echo_request(ident, seq, payload)
-    key = request.encode()[:8]
-    key = bytes((key[0], key[1])) + b"\0\0" + key[4:8]  # type, code, (checksum skipped), id, seq
 
     def match(packet: pk.Ipv4) -> tuple[str, IcmpError | None] | None:
         if packet.proto != pk.PROTO_ICMP:
