@@ -127,5 +127,16 @@ def test_rekey_no_proposal_chosen_names_pfsgroup() -> None:
 
 
 def test_skipped_tunnel_skips_each_asked_probe() -> None:
-    t = _tunnel(skipped="the IKE SA stayed on UDP 500", ping=[_ping("timeout")])
-    assert [(f.id, f.status) for f in tunnel_findings(t)] == [("tunnel.reachability", "skip")]
+    t = _tunnel(skipped="the IKE SA stayed on UDP 500", asked=["ping", "mtu", "rekey"])
+    found = [(f.id, f.status) for f in tunnel_findings(t)]
+    assert found == [("tunnel.reachability", "skip"), ("tunnel.mtu", "skip"), ("tunnel.rekey", "skip")]
+
+
+def test_connect_refused_child_sa_still_reports_the_asked_tunnel_probes() -> None:
+    from vpndoctor.probes.tunnel import TunnelPlan, tunnel_runner
+
+    hook = tunnel_runner(TunnelPlan(ping=("192.0.2.100",), resolve=("a.test",)))
+    skipped = hook.plan.not_run("no CHILD_SA (CHILD_SA: NO_PROPOSAL_CHOSEN)")
+    found = [(f.id, f.status) for f in tunnel_findings(skipped)]
+    assert found == [("tunnel.reachability", "skip"), ("tunnel.dns", "skip")]
+    assert "NO_PROPOSAL_CHOSEN" in tunnel_findings(skipped)[0].detail

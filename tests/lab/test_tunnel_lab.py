@@ -299,3 +299,19 @@ def test_diagnose_names_the_missing_route(lab: Lab, tmp_path: Path, round_: int)
     assert "tunnel.reachability" in report["verdict"]["root_causes"]
     assert "inside hosts do not answer through the tunnel" in report["verdict"]["summary"]
     no_sa_left(lab)
+
+
+@scenarios("healthy")
+def test_no_child_sa_skips_the_asked_tunnel_probes(lab: Lab, tmp_path: Path) -> None:
+    """The healthy responders cannot install a CHILD_SA (no userspace ESP): the tunnel probes asked for
+    are reported as skipped, naming why, and the connect's own verdict stands."""
+    code, data = connect(
+        lab, tmp_path, t.EAP_PASSWORD, "--ping", INSIDE, "--resolve", t.INSIDE_NAME, "--rekey"
+    )
+    assert code == 1 and data["error_notify"] == "NO_PROPOSAL_CHOSEN", data
+    tun = data["tunnel"]
+    assert tun["asked"] == ["ping", "resolve", "rekey"] and "NO_PROPOSAL_CHOSEN" in tun["skipped"]
+    f = findings(data)
+    assert [f[i]["status"] for i in ("tunnel.reachability", "tunnel.dns")] == ["skip", "skip"]
+    assert f["tunnel.rekey"]["status"] == "skip" and "tunnel.mtu" not in f
+    no_sa_left(lab)

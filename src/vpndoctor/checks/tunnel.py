@@ -52,15 +52,16 @@ def tunnel_findings(t: TunnelObservation | None) -> list[Finding]:
         return []
     out: list[Finding] = []
     if t.skipped is not None:
+        kinds = {
+            ids.TUNNEL_REACHABILITY: ("ping", "tcp"),
+            ids.TUNNEL_DNS: ("resolve",),
+            ids.TUNNEL_MTU: ("mtu",),
+            ids.TUNNEL_REKEY: ("rekey",),
+        }
         return [
-            finding(fid, "skip", f"no traffic through the tunnel: {t.skipped}", {})
-            for fid, ran in (
-                (ids.TUNNEL_REACHABILITY, t.ping or t.tcp),
-                (ids.TUNNEL_DNS, t.resolve),
-                (ids.TUNNEL_MTU, t.mtu),
-                (ids.TUNNEL_REKEY, t.rekey),
-            )
-            if ran is not None and ran != []
+            finding(fid, "skip", f"no traffic through the tunnel: {t.skipped}", {"asked": t.asked})
+            for fid, asked in kinds.items()
+            if set(asked) & set(t.asked)
         ]
     if t.ping or t.tcp:
         out.append(_reachability(t))

@@ -9,13 +9,16 @@ the first line of a file only its owner can read, or a prompt on the terminal.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from vpndoctor.cli.credentials import read_password
 from vpndoctor.cli.output import check_writable, emit
 from vpndoctor.errors import UsageError
+
+if TYPE_CHECKING:  # the CLI imports what a command needs only when it runs
+    from vpndoctor.probes.tunnel import TunnelHook
 
 app = typer.Typer()
 
@@ -238,6 +241,8 @@ def connect(
         after_child_sa=hook,
     )
     del password
+    if hook is not None:
+        hook.fill(obs)
     report = connect_report(obs)
     emit(report, as_json=as_json, render=render_connect)
     raise typer.Exit(exit_code(obs))
@@ -286,6 +291,9 @@ def device_tunnel(
         politeness=Politeness(),
         **options,
     )
+    hook = options.get("after_child_sa")
+    if hook is not None:
+        hook.fill(obs)  # type: ignore[attr-defined]
     emit(connect_report(obs, linted), as_json=as_json, render=render_connect)
     raise typer.Exit(exit_code(obs))
 
@@ -300,8 +308,9 @@ def tunnel_hook(
     esp_proposals: list[str] | None,
     probe_timeout_s: float,
     esp_keys_out: str | None,
-) -> object | None:
-    """The `after_child_sa` hook for the tunnel options (None when none was given); usage errors first."""
+) -> TunnelHook | None:
+    """The `after_child_sa` hook (probes.tunnel.TunnelHook) for the tunnel options (None when none was
+    given); usage errors first."""
     import ipaddress
 
     from vpndoctor.hostport import parse_host_port

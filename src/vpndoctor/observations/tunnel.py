@@ -116,3 +116,5 @@ class TunnelObservation(_Model):
     duration_s: float
     # Why no probe ran (no CHILD_SA, a transform we do not implement, no IPv4 address...); None when they ran
     skipped: str | None = None
+    # What was asked: "ping", "resolve", "tcp", "mtu", "rekey" (each gets a finding, also when skipped)
+    asked: list[str] = []

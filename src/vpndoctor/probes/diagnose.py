@@ -272,7 +272,10 @@ async def _connect(
     """The connect probe (probes.connect) once, to the address of the other probes, in what is left of the
     deadline, holding one place of the politeness budget like every SA of the diagnosis."""
     deadline_at: float = common["deadline_at"]
-    return await run_connect_probe(
+    hook = tunnel_runner(
+        TunnelPlan(resolve=(req.name,), rekey=True, ping_dns_server=True, probe_timeout_s=1.0)
+    )
+    obs = await run_connect_probe(
         req.name,
         user=credentials.user,
         password=credentials.password,
@@ -285,10 +288,9 @@ async def _connect(
         # the tunnel.* findings: ping and MTU towards the assigned DNS server, the server's own name through
         # it, a rekey as the profile would (no PFS); UDP 4500 forced, as userspace ESP needs
         force_nat=True,
-        after_child_sa=tunnel_runner(
-            TunnelPlan(resolve=(req.name,), rekey=True, ping_dns_server=True, probe_timeout_s=1.0)
-        ),
+        after_child_sa=hook,
     )
+    return hook.fill(obs)
 
 
 async def _revocation_of(

@@ -34,6 +34,7 @@ from vpndoctor.ike.constants import EncrId
 from vpndoctor.ike.proposals import EspSuite
 from vpndoctor.net.esp import EspChannel
 from vpndoctor.net.udp import UdpEndpoints
+from vpndoctor.observations.connect import ConnectObservation
 from vpndoctor.observations.tunnel import (
     MtuProbe,
     MtuResult,
@@ -72,6 +73,20 @@ class TunnelPlan:
     # `diagnose` with credentials knows no inside host: ping the DNS server the gateway assigns (the one
     # inside host every client needs) and search the MTU towards it.
     ping_dns_server: bool = False
+
+    def asked(self) -> list[str]:
+        kinds = [
+            ("ping", bool(self.ping or self.ping_dns_server)),
+            ("resolve", bool(self.resolve)),
+            ("tcp", bool(self.tcp)),
+            ("mtu", bool(self.mtu or self.ping_dns_server)),
+            ("rekey", self.rekey),
+        ]
+        return [kind for kind, on in kinds if on]
+
+    def not_run(self, reason: str, natt_port: int = 4500) -> TunnelObservation:
+        """The observation of a plan that never ran (no CHILD_SA came up, ...)."""
+        return _empty(self, reason, natt_port, None, None)
 
     @property
     def empty(self) -> bool:
@@ -503,8 +518,11 @@ def _first_ipv4(values: list[str]) -> str | None:
     return None
 
 
-def _empty(reason: str, port: int, inner: str | None, dns_server: str | None) -> TunnelObservation:
+def _empty(
+    plan: TunnelPlan, reason: str, port: int, inner: str | None, dns_server: str | None
+) -> TunnelObservation:
     return TunnelObservation(
+        asked=plan.asked(),
         inner_address=inner,
         dns_server=dns_server,
         esp_proposal=None,
@@ -548,19 +566,22 @@ async def run_tunnel(
     dns_server = _first_ipv4(cfg.dns) if cfg else None
     if not machine.on_natt:
         return _empty(
+            plan,
             "the IKE SA stayed on UDP 500: ESP would be IP protocol 50, which needs raw sockets",
             natt_port,
             inner,
             dns_server,
         )
     if machine.child_suite is None or machine.child_keys is None or machine.child_spi_r is None:
-        return _empty("no CHILD_SA keys", natt_port, inner, dns_server)
+        return _empty(plan, "no CHILD_SA keys", natt_port, inner, dns_server)
     if inner is None:
-        return _empty("the gateway assigned no IPv4 address to send from", natt_port, inner, dns_server)
+        return _empty(plan, "the gateway assigned no IPv4 address to send from", natt_port, inner, dns_server)
     try:
         transform = transform_of(machine.child_suite)
     except UnsupportedTransform as exc:
-        return _empty(f"userspace ESP does not implement this CHILD_SA: {exc}", natt_port, inner, dns_server)
+        return _empty(
+            plan, f"userspace ESP does not implement this CHILD_SA: {exc}", natt_port, inner, dns_server
+        )
     keys = keys_of(transform, machine)
     spi_in = machine.child_spi_i or b""
     if plan.ping_dns_server and dns_server is not None:
@@ -619,6 +640,7 @@ async def run_tunnel(
 
         rekey = await run_rekey(plan, machine, tun, transform, rng=rng, clock=clock)
     return TunnelObservation(
+        asked=plan.asked(),
         inner_address=inner,
         dns_server=dns_server,
         esp_proposal=machine.child_suite.text,
@@ -682,12 +704,23 @@ def write_esp_keys(path: str, lines: list[str]) -> None:
         fh.write("".join(line + "\n" for line in lines))
 
 
-def tunnel_runner(
-    plan: TunnelPlan, esp_keys_out: str | None = None
-) -> Callable[[ini.Initiator, UdpEndpoints], Awaitable[TunnelObservation]]:
-    """The `after_child_sa` hook of `probes.connect.run_connect_probe` for `plan`."""
+@dataclass(frozen=True)
+class TunnelHook:
+    """The `after_child_sa` hook of `probes.connect.run_connect_probe` for `plan`; `fill` gives an
+    observation without a held CHILD_SA (the connect failed) the skipped tunnel its findings need."""
 
-    async def hook(machine: ini.Initiator, endpoints: UdpEndpoints) -> TunnelObservation:
-        return await run_tunnel(plan, machine, endpoints, esp_keys_out=esp_keys_out)
+    plan: TunnelPlan
+    esp_keys_out: str | None = None
 
-    return hook
+    def __call__(self, machine: ini.Initiator, endpoints: UdpEndpoints) -> Awaitable[TunnelObservation]:
+        return run_tunnel(self.plan, machine, endpoints, esp_keys_out=self.esp_keys_out)
+
+    def fill(self, obs: ConnectObservation) -> ConnectObservation:
+        if obs.tunnel is None:
+            why = obs.failure or "the CHILD_SA did not come up"
+            obs.tunnel = self.plan.not_run(f"no CHILD_SA ({obs.stage_reached}: {why})", obs.natt_port)
+        return obs
+
+
+def tunnel_runner(plan: TunnelPlan, esp_keys_out: str | None = None) -> TunnelHook:
+    return TunnelHook(plan, esp_keys_out)
