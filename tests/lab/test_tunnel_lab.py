@@ -104,10 +104,16 @@ def test_aes_cbc_with_hmac_through_strongswan(lab: Lab, tmp_path: Path, esp: str
 @scenarios("tunnel-healthy")
 @ROUNDS
 def test_rekey_and_dpd_keep_the_tunnel(lab: Lab, tmp_path: Path, round_: int) -> None:
-    code, data = connect(lab, tmp_path, t.EAP_PASSWORD, "--ping", INSIDE, "--rekey")
+    keys = tmp_path / "esp_sa"
+    code, data = connect(
+        lab, tmp_path, t.EAP_PASSWORD, "--ping", INSIDE, "--rekey", "--esp-keys-out", str(keys)
+    )
     assert code == 0, data
     rekey = tunnel_of(data)["rekey"]
     assert rekey["pfs_group"] is None  # Windows' default PfsGroup: none
+    # the rekeyed CHILD_SA's rows follow the first ones, so that tshark decrypts what came after the rekey
+    spis = [row.split(",")[3].strip('"') for row in keys.read_text().splitlines()]
+    assert spis[2:] == [f"0x{rekey['new_spi_r']}", f"0x{rekey['new_spi_i']}"], spis
     assert [rekey[k]["outcome"] for k in ("dpd", "child", "ike")] == ["ok", "ok", "ok"], rekey
     assert rekey["new_spi_i"] != data["tunnel"]["spi_i"]
     assert rekey["traffic_after"]["received"] == 3

@@ -5,6 +5,7 @@ CHILD_SA. The payloads and the key schedule are ike/rekey.py's; this module only
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 
@@ -15,7 +16,14 @@ from vpndoctor.ike import rekey as rk
 from vpndoctor.ike.constants import ExchangeType, ProtocolId
 from vpndoctor.ike.payloads import DeletePayload, Payload
 from vpndoctor.observations.tunnel import ExchangeResult, RekeyResult
-from vpndoctor.probes.tunnel import PING_COUNT, Tunnel, TunnelPlan, ping  # tunnel imports us lazily
+from vpndoctor.probes.tunnel import (  # tunnel imports us lazily
+    PING_COUNT,
+    Tunnel,
+    TunnelPlan,
+    esp_sa_lines,
+    ping,
+    write_esp_keys,
+)
 
 EXCHANGE_LIMIT_S = 20.0  # above the machine's own retransmissions (0.5 s doubling, 5 tries: 15.5 s)
 
@@ -58,11 +66,12 @@ async def run_rekey(
     *,
     rng: Callable[[int], bytes],
     clock: Callable[[], float] = time.monotonic,
+    esp_keys_out: str | None = None,
 ) -> RekeyResult:
     # DPD: an empty INFORMATIONAL the responder must answer (RFC 7296 §1.4)
     answer, took = await ike_exchange(machine, tun, ExchangeType.INFORMATIONAL, [], clock)
     dpd = ExchangeResult(outcome="ok", rtt_ms=_ms(took)) if answer else ExchangeResult(outcome="timeout")
-    child_result = await _rekey_child(plan.pfs_group, machine, tun, transform, rng, clock)
+    child_result = await _rekey_child(plan.pfs_group, machine, tun, transform, rng, clock, esp_keys_out)
     new_spi_i = tun.into.spi.hex() if child_result.outcome == "ok" else None
     new_spi_r = tun.out.spi.hex() if child_result.outcome == "ok" else None
     ike_result = await _rekey_ike(machine, tun, rng, clock)
@@ -87,6 +96,7 @@ async def _rekey_child(
     transform: EspTransform,
     rng: Callable[[int], bytes],
     clock: Callable[[], float],
+    esp_keys_out: str | None = None,
 ) -> ExchangeResult:
     child = machine.child_result
     material = machine.ike_sa_material()
@@ -108,6 +118,11 @@ async def _rekey_child(
         OutboundSa(spi=answer.spi_r, transform=transform, keys=keymat.out, rng=rng),
         InboundSa(spi=request.spi_i, transform=transform, keys=keymat.into),
     )
+    if esp_keys_out:  # so that tshark decrypts what follows the rekey too
+        with contextlib.suppress(OSError):  # written once already: the path was good
+            write_esp_keys(
+                esp_keys_out, esp_sa_lines(transform, keymat, request.spi_i, answer.spi_r), append=True
+            )
     # The old CHILD_SA goes (RFC 7296 §1.3.3: the rekey's initiator deletes it); its answer deletes theirs.
     delete: list[Payload] = [DeletePayload(protocol=ProtocolId.ESP, spi_size=4, spis=(old_spi_in,))]
     deleted, _ = await ike_exchange(machine, tun, ExchangeType.INFORMATIONAL, delete, clock)

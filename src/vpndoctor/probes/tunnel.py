@@ -638,7 +638,9 @@ async def run_tunnel(
     if plan.rekey:
         from vpndoctor.probes.rekey import run_rekey
 
-        rekey = await run_rekey(plan, machine, tun, transform, rng=rng, clock=clock)
+        rekey = await run_rekey(
+            plan, machine, tun, transform, rng=rng, clock=clock, esp_keys_out=esp_keys_out
+        )
     return TunnelObservation(
         asked=plan.asked(),
         inner_address=inner,
@@ -698,8 +700,10 @@ def esp_sa_lines(transform: EspTransform, keys: ChildSaKeys, spi_in: bytes, spi_
     return [row(spi_out, keys.out), row(spi_in, keys.into)]
 
 
-def write_esp_keys(path: str, lines: list[str]) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+def write_esp_keys(path: str, lines: list[str], *, append: bool = False) -> None:
+    """The esp_sa rows to `path` (mode 0600); `append`: a rekeyed CHILD_SA's rows after the first ones."""
+    mode = os.O_APPEND if append else os.O_TRUNC
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | mode, 0o600)
     with os.fdopen(fd, "w", encoding="ascii") as fh:
         fh.write("".join(line + "\n" for line in lines))
 
