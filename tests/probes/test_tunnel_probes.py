@@ -198,3 +198,12 @@ def test_hostile_gateway_inner_packets_are_dropped_cleanly() -> None:
         assert len(tun.errors) <= tn.MAX_ESP_ERRORS
 
     one()
+
+
+def test_mtu_search_jumps_to_a_next_hop_mtu_named_mid_search() -> None:
+    """Our own interface refuses the top (too big with outer DF), so the frag-needed comes mid-search: the
+    size it names is the next probe, and the last."""
+    gw = Gateway(Clock(), mtu=1300, outer_mtu=1500)
+    result = asyncio.run(tn.mtu_search(tunnel(gw), HOST, low=1280, high=1500, timeout_s=0.5))
+    assert result.tunnel_mtu_bytes == 1300
+    assert [p.result for p in result.probes] == ["too-big-here", "crossed", "frag-needed", "crossed"]

@@ -439,9 +439,9 @@ async def mtu_search(tun: Tunnel, target: str, *, low: int, high: int, timeout_s
     """The largest inner IPv4 packet with DF set that reaches `target` and is answered.
 
     First the top of the range (a healthy path answers at once), then the next-hop MTU an ICMP
-    "fragmentation needed" names (one more probe), else a binary search; a lost probe counts as too big
-    (a black hole looks exactly like that). At most 2 + ceil(log2(high - low + 1)) probes: 10 for
-    1280-1500."""
+    "fragmentation needed" names (one more probe), else a binary search - which also jumps to a next-hop
+    MTU named on the way; a lost probe counts as too big (a black hole looks exactly like that). At most
+    2 + ceil(log2(high - low + 1)) probes: 10 for 1280-1500."""
     ident = int.from_bytes(tun.rng(2), "big")
     probes: list[MtuProbe] = []
     seq = 0
@@ -482,13 +482,18 @@ async def mtu_search(tun: Tunnel, target: str, *, low: int, high: int, timeout_s
                 lo += 1
             else:
                 hi = -1  # not even the bottom of the range crosses
+        named_next: int | None = None
         while best is not None and lo <= hi:
-            mid = (lo + hi + 1) // 2
+            # A router inside named its MTU: ask for exactly that next (it crosses, and nothing larger will)
+            mid = named_next if named_next is not None and lo <= named_next <= hi else (lo + hi + 1) // 2
+            named_next = None
             if await probe(mid) == "crossed":
                 best, lo = mid, mid + 1
             else:
+                hi = mid - 1
                 named = probes[-1].next_hop_mtu
-                hi = min(mid - 1, named) if named is not None and named >= best else mid - 1
+                if named is not None and lo <= named <= hi:
+                    hi, named_next = named, named
     outer = None
     if best is not None:
         outer = best + tun.out.transform.overhead_bytes(best) + OUTER_OVERHEAD

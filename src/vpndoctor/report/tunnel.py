@@ -46,8 +46,10 @@ def render_tunnel(t: TunnelObservation, console: Console) -> None:
     if t.mtu is not None:
         m = t.mtu
         result = f"[green]{m.tunnel_mtu_bytes}[/]" if m.tunnel_mtu_bytes else "[red]none[/]"
-        sizes = " ".join(f"{p.size_bytes}{'+' if p.result == 'crossed' else '-'}" for p in m.probes)
-        detail = f"MSS {m.tcp_mss_bytes}; {m.probes_sent} probes: {sizes}"
+        mark = {"crossed": "+", "lost": "-", "frag-needed": "!", "too-big-here": "x"}
+        sizes = " ".join(f"{p.size_bytes}{mark[p.result]}" for p in m.probes)
+        legend = "+ crossed, - lost, ! frag-needed, x too big here"
+        detail = f"MSS {m.tcp_mss_bytes}; {m.probes_sent} probes ({legend}): {sizes}"
         if m.frag_needed_seen:
             detail += "; ICMP fragmentation needed seen"
         rows.add_row("mtu", m.target, result, "", escape(detail))
