@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from vpndoctor.windows.ipconfig import IsatapAdapter
 
 
+
 @address_app.command("address")
 def address_cmd(
     address: Annotated[

@@ -84,3 +84,5 @@ def _note_slow_walk(file: str) -> None:
                 "install: run `make install`), so this file is read at Python speed",
                 file=sys.stderr,
             )
+
+

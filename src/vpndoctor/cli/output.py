@@ -100,3 +100,4 @@ def status(text: str, quiet: bool) -> Iterator[Callable[[str], None]]:
         return
     with err.status(text) as spinner:
         yield lambda msg: spinner.update(msg)
+

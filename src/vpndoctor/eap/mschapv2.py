@@ -107,7 +107,7 @@ _ERROR_TEXT = {
 
 
 def error_name(code: int) -> str:
-    """ "ERROR_AUTHENTICATION_FAILURE" for 691; "ERROR_<code>" for codes RFC 2759 does not list."""
+    """"ERROR_AUTHENTICATION_FAILURE" for 691; "ERROR_<code>" for codes RFC 2759 does not list."""
     try:
         return MsChapErrorCode(code).name
     except ValueError:
@@ -178,7 +178,9 @@ def challenge_response(challenge: bytes, password_hash: bytes) -> bytes:
     _check_len("challenge", challenge, 8)
     _check_len("password hash", password_hash, 16)
     padded = password_hash + bytes(5)
-    return b"".join(DES.new(_des_key(padded[i : i + 7]), DES.MODE_ECB).encrypt(challenge) for i in (0, 7, 14))
+    return b"".join(
+        DES.new(_des_key(padded[i : i + 7]), DES.MODE_ECB).encrypt(challenge) for i in (0, 7, 14)
+    )
 
 
 def generate_nt_response(

@@ -19,7 +19,9 @@ TOP = 10  # rows per summary table on the terminal; --json has them all
 ATTEMPTS_SHOWN = 30  # most recent attempts listed on the terminal
 
 
-def render_entry(entry: ErrorEntry, forms: CodeForms, console: Console, nps: bool) -> None:
+def render_entry(
+    entry: ErrorEntry, forms: CodeForms, console: Console, nps: bool
+) -> None:
     label = f"NPS reason code {entry.code}" if nps else f"{entry.code if entry.code <= 0xFFFF else forms.hex}"
     name = f"  [bold]{escape(entry.name)}[/]" if entry.name else ""
     decoded = f"decimal {entry.code}" if nps else forms.text()
