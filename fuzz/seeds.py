@@ -131,6 +131,33 @@ def ike_sk() -> Seeds:
         yield b"\x00" + msg
 
 
+def esp_packets() -> Seeds:
+    from fuzz.harnesses.esp_packets import KEYS, SPI, TRANSFORMS
+    from vpndoctor.esp import packets as pk
+    from vpndoctor.esp.sa import OutboundSa
+
+    echo = pk.Ipv4("203.0.113.130", "192.0.2.100", 1, pk.echo_request(7, 1, b"abc" * 20).encode(), df=True)
+    udp = pk.Udp(5353, 53, b"\x12\x34\x01\x00\x00\x01" + bytes(6)).encode("203.0.113.130", "192.0.2.100")
+    syn = pk.Tcp(40000, 53, 1, 0, pk.TCP_SYN, mss=1360).encode("203.0.113.130", "192.0.2.100")
+    frag_needed = pk.Icmp(3, 4, 1300, echo.encode()[:28]).encode()
+    inners = [
+        echo.encode(),
+        pk.Ipv4("203.0.113.130", "192.0.2.100", 17, udp).encode(),
+        pk.Ipv4("203.0.113.130", "192.0.2.100", 6, syn).encode(),
+        pk.Ipv4("192.0.2.65", "203.0.113.130", 1, frag_needed).encode(),
+        pk.Ipv4("192.0.2.100", "203.0.113.130", 1, bytes(800), ident=5, more_fragments=True).encode(),
+    ]
+    for i, (t, keys) in enumerate(zip(TRANSFORMS, KEYS, strict=True)):
+        out = OutboundSa(SPI, t, keys, lambda n: bytes(range(n)))
+        for inner in inners:
+            sealed = out.protect(inner, 4)
+            yield bytes([i]) + sealed  # as sent: verifies
+            yield bytes([0x20 | i]) + sealed[: 8 + t.iv_bytes] + inner + b"\x01\x02\x02\x04"  # resealed
+            yield bytes([0x30 | i]) + inner  # round trip
+    yield b"\x00\xff"  # a NAT keepalive
+    yield b"\x00\x00\x00\x00\x00" + bytes(28)  # IKE behind the non-ESP marker
+
+
 def _fragment(number: int, total: int, inner: int, dt: int, data: bytes) -> bytes:
     return bytes([number, total, inner, dt, len(data)]) + data
 

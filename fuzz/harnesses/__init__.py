@@ -14,6 +14,7 @@ HARNESSES = (
     "ike_sk",
     "ike_fragments",
     "ike_decryptor",
+    "esp_packets",
     "key_files",
     "tls_records",
     "tls_flight",

@@ -299,10 +299,10 @@ def test_iphttps_findings_only_when_asked() -> None:
 
 
 def test_one_table_of_ids_and_titles() -> None:
-    """Every id of diagnose, sstp, iphttps, tls, capture, connect and cert is defined once in checks.ids,
-    with one title."""
+    """Every id of diagnose, sstp, iphttps, tls, capture, connect, cert and tunnel is defined once in
+    checks.ids, with one title."""
     every = (*ids.ALL, *ids.IPHTTPS_ALL, *ids.SSTP_ALL, *ids.TLS_ALL, *ids.CAPTURE_ALL)
-    every += (*ids.CONNECT_ALL, *ids.CERT_LINT_ALL)
+    every += (*ids.CONNECT_ALL, *ids.CERT_LINT_ALL, *ids.TUNNEL_ALL)
     assert len(every) == len(set(every))
     assert set(every) == set(ids.TITLES)
     assert all(ids.TITLES[fid] for fid in every)

@@ -611,8 +611,16 @@ def test_scenarios_without_revocation_render_as_before() -> None:
         if s.revocation != "none":
             continue
         roles, links, routes = network_plan(s)
-        assert roles == ("client", "wan", "edge", "lb", "vpn1", "vpn2", "dns"), name
-        assert (links, routes) == (t.LINKS, t.ROUTES), name
+        inside = ("inside",) if s.inside is not None else ()
+        assert roles == ("client", "wan", "edge", "lb", "vpn1", "vpn2", "dns", *inside), name
+        # rras: the load balancer routes each pool back to its backend; inside: the inside host's links
+        pool_routes = (
+            tuple(("lb", strongswan.POOLS[b][0], t.BACKEND4[b]) for b in t.BACKENDS) if s.rras else ()
+        )
+        inside_links = t.INSIDE_LINKS if s.inside is not None else ()
+        assert links == t.LINKS + inside_links, name
+        assert routes[: len(t.ROUTES) + len(pool_routes)] == t.ROUTES + pool_routes, name
+        assert all(r[0] in ("inside", "vpn1", "vpn2") for r in routes[len(t.ROUTES) + len(pool_routes) :])
         records = host_records(s, adc=s.adc is not None)
         assert not any(t.CRL_NAME in r for r in records), name
         assert len(records) == (s.dns != "nxdomain") + (s.adc is not None), name

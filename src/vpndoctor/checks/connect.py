@@ -8,6 +8,7 @@ from __future__ import annotations
 from vpndoctor.checks import ids
 from vpndoctor.checks.cert import LintedCertificate
 from vpndoctor.checks.model import Finding, finding
+from vpndoctor.checks.tunnel import tunnel_findings
 from vpndoctor.observations.connect import ConnectObservation, WindowsErrorInfo
 from vpndoctor.windows.errorcodes import lookup
 
@@ -359,4 +360,5 @@ def connect_report(obs: ConnectObservation, machine_lint: LintedCertificate | No
     error = windows_error(obs, machine_lint)
     data = obs.model_dump()
     data["windows_error"] = error.model_dump() if error is not None else None
-    return ConnectReport(**data, findings=connect_findings(obs, error), machine_certificate_lint=machine_lint)
+    findings = connect_findings(obs, error) + tunnel_findings(obs.tunnel)
+    return ConnectReport(**data, findings=findings, machine_certificate_lint=machine_lint)

@@ -23,6 +23,7 @@ from vpndoctor.checks.ids import TITLES
 from vpndoctor.checks.model import DiagnoseReport, Finding, Politeness, Target, Verdict, finding
 from vpndoctor.checks.revocation import REMEDY_AIA, revocation_finding
 from vpndoctor.checks.sstp import check_sstp_handshake, iphttps_findings
+from vpndoctor.checks.tunnel import tunnel_findings
 from vpndoctor.observations.diagnose import (
     AFFINITY_SAMPLES_NEEDED,
     PROPOSAL_CATALOGUE,
@@ -792,6 +793,11 @@ CAUSE_TEXT = {
     ids.CHILD_SA_ESTABLISHED: "the tunnel (CHILD_SA) is not established",
     ids.CHILD_SA_PROPOSAL: "the server chooses a broken ESP proposal",
     ids.CHILD_SA_CONFIG: "the server hands out no address",
+    # ... and what then passed through the tunnel (checks.tunnel)
+    ids.TUNNEL_REACHABILITY: "inside hosts do not answer through the tunnel",
+    ids.TUNNEL_DNS: "the DNS server handed out does not answer through the tunnel",
+    ids.TUNNEL_MTU: "large packets do not cross the tunnel",
+    ids.TUNNEL_REKEY: "the tunnel does not survive a rekey",
 }
 
 
@@ -843,6 +849,7 @@ def judge(
     ordered = [findings[fid] for fid in order]
     if obs.connect is not None:
         ordered += connect_findings(obs.connect, windows_error(obs.connect, machine_lint))
+        ordered += tunnel_findings(obs.connect.tunnel)
     failing = [f.id for f in ordered if f.status == "fail"]
     verdict = Verdict(
         status="problems" if failing else "healthy",

@@ -208,6 +208,21 @@ _CONNECT_TITLES = {
 }
 TITLES.update(_CONNECT_TITLES)
 
+# Through the tunnel (`connect --ping/--resolve/--tcp/--mtu/--rekey`, `diagnose` with credentials):
+# checks/tunnel.py, in report order; each only when its probe ran.
+TUNNEL_REACHABILITY = "tunnel.reachability"
+TUNNEL_DNS = "tunnel.dns"
+TUNNEL_MTU = "tunnel.mtu"
+TUNNEL_REKEY = "tunnel.rekey"
+TUNNEL_ALL = (TUNNEL_REACHABILITY, TUNNEL_DNS, TUNNEL_MTU, TUNNEL_REKEY)
+_TUNNEL_TITLES = {
+    TUNNEL_REACHABILITY: "Inside hosts answer through the tunnel",
+    TUNNEL_DNS: "The assigned DNS server answers through the tunnel",
+    TUNNEL_MTU: "Full-size packets cross the tunnel (or the gateway says how large they may be)",
+    TUNNEL_REKEY: "The tunnel survives a rekey of the CHILD_SA and the IKE SA",
+}
+TITLES.update(_TUNNEL_TITLES)
+
 # `vpndoctor cert`: each certificate file linted for its Always On VPN / DirectAccess purpose
 # (checks/cert.py), every id once per certificate, in this order (failing ids explain the verdict in it too).
 # Not `cert.name`/`cert.validity`/...: those are diagnose's, about the gateway certificate it was shown.

@@ -9,13 +9,16 @@ the first line of a file only its owner can read, or a prompt on the terminal.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from vpndoctor.cli.credentials import read_password
 from vpndoctor.cli.output import check_writable, emit
 from vpndoctor.errors import UsageError
+
+if TYPE_CHECKING:  # the CLI imports what a command needs only when it runs
+    from vpndoctor.probes.tunnel import TunnelHook
 
 app = typer.Typer()
 
@@ -109,6 +112,61 @@ def connect(
         ),
     ] = None,
     timeout_s: Annotated[float, typer.Option("--timeout-s", help="Total deadline in seconds.")] = 30.0,
+    ping: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--ping",
+            metavar="ADDR",
+            help="Through the tunnel: ICMP echo to an inside IPv4 address (repeatable).",
+        ),
+    ] = None,
+    resolve: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--resolve",
+            metavar="NAME",
+            help="Through the tunnel: an A query to the DNS server the gateway assigned (repeatable).",
+        ),
+    ] = None,
+    tcp: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--tcp", metavar="HOST:PORT", help="Through the tunnel: a TCP handshake (SYN, SYN-ACK, RST)."
+        ),
+    ] = None,
+    mtu: Annotated[
+        bool,
+        typer.Option(
+            "--mtu", help="Through the tunnel: the largest inner packet (DF) to the first --ping host."
+        ),
+    ] = False,
+    rekey: Annotated[
+        bool,
+        typer.Option(
+            "--rekey",
+            help="Rekey the CHILD_SA (with --pfs-group) and the IKE SA, then ping again; and a DPD.",
+        ),
+    ] = False,
+    pfs_group: Annotated[
+        str | None,
+        typer.Option(
+            "--pfs-group",
+            metavar="GROUP",
+            help="DH group of the CHILD_SA rekey, strongSwan names (modp2048, ecp256...) or 'none'; default: "
+            "the first --esp-proposal's, else none (Windows' default PfsGroup).",
+        ),
+    ] = None,
+    probe_timeout_s: Annotated[
+        float, typer.Option("--probe-timeout-s", help="How long each tunnel probe waits for its answer.")
+    ] = 2.0,
+    esp_keys_out: Annotated[
+        str | None,
+        typer.Option(
+            "--esp-keys-out",
+            metavar="FILE",
+            help="Write the CHILD_SA keys as Wireshark's esp_sa table (mode 600), for tshark.",
+        ),
+    ] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="One JSON object on stdout (schema/connect.json).")
     ] = False,
@@ -133,6 +191,10 @@ def connect(
     if not target.strip():
         raise UsageError("give a VPN server name or address to connect to")
     check_writable(keys_out, "--keys-out")
+    check_writable(esp_keys_out, "--esp-keys-out")
+    hook = tunnel_hook(ping, resolve, tcp, mtu, rekey, pfs_group, esp_proposal, probe_timeout_s, esp_keys_out)
+    if hook is not None:
+        force_nat = True  # ESP must be UDP-encapsulated: raw IP protocol 50 needs root
     if machine_cert is not None or machine_key is not None:
         if user is not None or password_env is not None or password_file is not None:
             raise UsageError("a device tunnel (--machine-cert) has no EAP user: drop --user and the password")
@@ -155,6 +217,7 @@ def connect(
             force_nat=force_nat,
             keys_out=keys_out,
             as_json=as_json,
+            after_child_sa=hook,
         )
         return
     if user is None or not user.strip():
@@ -175,8 +238,11 @@ def connect(
         force_nat=force_nat,
         keys_out=keys_out,
         politeness=Politeness(),
+        after_child_sa=hook,
     )
     del password
+    if hook is not None:
+        hook.fill(obs)
     report = connect_report(obs)
     emit(report, as_json=as_json, render=render_connect)
     raise typer.Exit(exit_code(obs))
@@ -225,5 +291,90 @@ def device_tunnel(
         politeness=Politeness(),
         **options,
     )
+    hook = options.get("after_child_sa")
+    if hook is not None:
+        hook.fill(obs)  # type: ignore[attr-defined]
     emit(connect_report(obs, linted), as_json=as_json, render=render_connect)
     raise typer.Exit(exit_code(obs))
+
+
+def tunnel_hook(
+    ping: list[str] | None,
+    resolve: list[str] | None,
+    tcp: list[str] | None,
+    mtu: bool,
+    rekey: bool,
+    pfs_group: str | None,
+    esp_proposals: list[str] | None,
+    probe_timeout_s: float,
+    esp_keys_out: str | None,
+) -> TunnelHook | None:
+    """The `after_child_sa` hook (probes.tunnel.TunnelHook) for the tunnel options (None when none was
+    given); usage errors first."""
+    import ipaddress
+
+    from vpndoctor.hostport import parse_host_port
+
+    targets = ping or []
+    for address in targets:
+        try:
+            if ipaddress.ip_address(address).version != 4:
+                raise ValueError
+        except ValueError:
+            raise UsageError(f"--ping {address}: give an IPv4 address (tunnel probes are IPv4)") from None
+    if mtu and not targets:
+        raise UsageError("--mtu searches towards the first --ping address: give --ping ADDR")
+    if probe_timeout_s <= 0 or probe_timeout_s > 30:
+        raise UsageError("--probe-timeout-s must be in (0, 30]")
+    tcp_targets: list[tuple[str, int]] = []
+    for item in tcp or []:
+        hp = parse_host_port(item, default_port=0)
+        host, port = hp.host, hp.port
+        try:
+            if ipaddress.ip_address(host).version != 4 or not 0 < port < 65536:
+                raise ValueError
+        except ValueError:
+            raise UsageError(f"--tcp {item}: give an IPv4 address and a port, e.g. 192.0.2.100:443") from None
+        tcp_targets.append((host, port))
+    for name in resolve or []:
+        if not name.strip() or len(name) > 253:
+            raise UsageError(f"--resolve {name!r}: give a DNS name")
+    group = _pfs_group(pfs_group, esp_proposals)
+    if not (targets or resolve or tcp_targets or mtu or rekey or esp_keys_out):
+        if pfs_group is not None:
+            raise UsageError("--pfs-group is for --rekey")
+        return None
+    from vpndoctor.probes.tunnel import TunnelPlan, tunnel_runner
+
+    plan = TunnelPlan(
+        ping=tuple(targets),
+        resolve=tuple(resolve or []),
+        tcp=tuple(tcp_targets),
+        mtu=targets[0] if mtu else None,
+        rekey=rekey,
+        pfs_group=group,
+        probe_timeout_s=probe_timeout_s,
+    )
+    return tunnel_runner(plan, esp_keys_out)
+
+
+def _pfs_group(name: str | None, esp_proposals: list[str] | None) -> int | None:
+    from vpndoctor.ike.proposals import ProposalSyntaxError, parse_esp_proposal, parse_proposal
+
+    if name is None:
+        for text in esp_proposals or []:
+            try:
+                esp = parse_esp_proposal(text)
+            except ProposalSyntaxError:
+                return None  # the probe reports the bad proposal itself
+            groups = [g for g in esp.dh if g]
+            if groups:
+                return groups[0]
+        return None
+    if name.lower() in ("none", "0"):
+        return None
+    try:
+        spec = parse_proposal(f"aes128-sha256-{name.lower()}")
+    except ProposalSyntaxError:
+        raise UsageError(f"--pfs-group {name}: a DH group such as modp2048, ecp256, ecp384 or none") from None
+    return spec.dh[0]

@@ -307,6 +307,16 @@ class ChildSaResult:
 
 
 @dataclass(frozen=True)
+class HeldResponse:
+    """While the CHILD_SA is held (`hold_child_sa`): the decrypted answer to a request the caller sent with
+    `send_request` (a DPD, a CREATE_CHILD_SA)."""
+
+    exchange: int
+    message_id: int
+    payloads: tuple[Payload, ...]
+
+
+@dataclass(frozen=True)
 class Timeout:
     exchange: int
     message_id: int
@@ -337,6 +347,7 @@ Event = (
     | ConnectStopped
     | IkeSaEstablished
     | ChildSaResult
+    | HeldResponse
     | Timeout
     | PeerMisbehaved
     | Finished
@@ -391,6 +402,9 @@ class InitiatorConfig:
     # `retransmit_timeout_s`) before a retransmission: a lost answer costs a fraction of a second.
     adaptive_rto: bool = False
     min_retransmit_timeout_s: float = 0.25
+    # Once the CHILD_SA is up, hold it (`finished` turns true, no Delete) until the caller `release`s it:
+    # the tunnel probes pass traffic, a DPD or a rekey (`send_request`) in between.
+    hold_child_sa: bool = False
 
     def first_group(self) -> int:
         if self.ke_group is not None:
@@ -478,6 +492,12 @@ class Initiator:
         self._idr_body = b""
         self._eap_rounds = 0
         self._child_keys: ChildKeys | None = None
+        self.child_suite: EspSuite | None = None  # the established CHILD_SA's ESP transforms
+        self.child_spi_r: bytes | None = None  # the responder's inbound ESP SPI
+        self.holding = False  # the CHILD_SA is up and held (config.hold_child_sa) until release()
+        self.child_result: ChildSaResult | None = None
+        # While held: the answer (or the Timeout) of each request sent with send_request, by message ID
+        self.held_answers: dict[int, HeldResponse | Timeout] = {}
         self.ike_established = False  # the responder sent its AUTH after EAP: the IKE SA is up there
         self.config = config
         self._rng = rng
@@ -580,6 +600,11 @@ class Initiator:
                 for dgram in out.datagrams:
                     self._emit(dgram, remote, now, text="fallback " + self._describe_outgoing(dgram))
                 return
+            if self.holding:  # a held request went unanswered: the caller decides what that means
+                lost = Timeout(out.exchange, out.message_id, out.attempts)
+                self.held_answers[out.message_id] = lost
+                self._events.append(lost)
+                return
             if self.state is State.DELETE_SENT:
                 self._finish()  # an unanswered end is no failure of the probe (server_holds_state says so)
                 return
@@ -604,6 +629,9 @@ class Initiator:
         """The caller's deadline passed while the responder may hold our SA: send the request that ends it
         (on the fallback port when there is one: the flow that created the SA). True when the caller should
         give that exchange a short grace period before `deadline_reached`."""
+        if self.holding:
+            self.release(now)
+            return True
         if (
             self.finished
             or not self.server_holds_state
@@ -641,7 +669,63 @@ class Initiator:
 
     @property
     def finished(self) -> bool:
-        return self.state in (State.DONE, State.FAILED)
+        return self.state in (State.DONE, State.FAILED) or (self.holding and self._outstanding is None)
+
+    # -- a held CHILD_SA (config.hold_child_sa) -------------------------------------------------------
+
+    @property
+    def on_natt(self) -> bool:
+        """The IKE SA talks on the NAT-T port (so its ESP is UDP-encapsulated, RFC 3948)."""
+        return self._natt
+
+    @property
+    def child_keys(self) -> ChildKeys | None:
+        """The CHILD_SA's KEYMAT, cut per RFC 7296 §2.17: for the caller's userspace ESP. Never logged."""
+        return self._child_keys
+
+    def ike_sa_material(self) -> tuple[CipherSuite, IkeKeys, bytes, bytes] | None:
+        """(suite, keys, Ni, Nr) of the IKE SA, for a CREATE_CHILD_SA the caller builds (a rekey)."""
+        if self._suite is None or self._keys is None or self._ctx is None:
+            return None
+        return self._suite, self._keys, self._ctx.nonce_i, self._ctx.nonce_r
+
+    def send_request(self, exchange: int, payloads: list[Payload], now: float) -> int:
+        """While held: one protected request (INFORMATIONAL, CREATE_CHILD_SA) on the IKE SA, retransmitted
+        as any other; its answer comes back as `HeldResponse`, its loss as `Timeout`. Returns its ID."""
+        if not self.holding or self._outstanding is not None:
+            raise LocalProtocolError("send_request needs a held CHILD_SA and no request outstanding")
+        self._next_message_id += 1
+        self._request(
+            exchange,
+            self._protect(exchange, payloads),
+            now,
+            text=self._text(exchange, self._next_message_id, payloads),
+        )
+        return self._next_message_id
+
+    def adopt_ike_sa(self, spi_i: bytes, spi_r: bytes, suite: CipherSuite, keys: IkeKeys) -> None:
+        """After a rekey of the IKE SA (and the Delete of the old one): go on on the new SA, message IDs
+        from 0 (RFC 7296 §2.18)."""
+        if not self.holding or self._outstanding is not None:
+            raise LocalProtocolError("adopt_ike_sa needs a held CHILD_SA and no request outstanding")
+        self.spi_i, self.spi_r, self._suite, self._keys = spi_i, spi_r, suite, keys
+        self._next_message_id = -1  # the next request is message 0
+
+    def release(self, now: float) -> None:
+        """End the held SA: the INFORMATIONAL Delete it would have sent at once."""
+        if not self.holding:
+            return
+        self.holding = False
+        self._outstanding = None
+        self._send_info_delete(now)
+
+    def _child_up(self, now: float, result: ChildSaResult) -> None:
+        """After the CHILD_SA result: hold it for the caller, or end the SA as before."""
+        self.child_result = result
+        if self.config.hold_child_sa and result.established:
+            self.holding = True
+            return
+        self._send_info_delete(now)
 
     @property
     def auth(self) -> AuthDone | None:
@@ -1201,6 +1285,10 @@ class Initiator:
             self._on_eap_response(inner, now)
         elif exchange == ExchangeType.IKE_AUTH and self.state is State.FINAL_AUTH_SENT:
             self._on_final_auth_response(inner, now)
+        elif self.holding:
+            held = HeldResponse(exchange, msg.header.message_id, inner)
+            self.held_answers[held.message_id] = held
+            self._events.append(held)
         elif self.state is State.DELETE_SENT:
             # Any answer to the ending request: AUTHENTICATION_FAILED (or a Delete response) ends the SA.
             self._sa_ended = True
@@ -1376,8 +1464,9 @@ class Initiator:
         self.reached = "CHILD_SA"
         if errors:
             self._events.append(ErrorNotify(ExchangeType.IKE_AUTH, errors[0].type, errors[0].data))
-        self._events.append(self._child_result(inner, errors))
-        self._send_info_delete(now)
+        child = self._child_result(inner, errors)
+        self._events.append(child)
+        self._child_up(now, child)
 
     def _stop(self, now: float, stage: str, cause: str, reason: str) -> None:
         """We end the connection ourselves: the event, then the request that ends what the server holds."""
@@ -1481,8 +1570,9 @@ class Initiator:
         self.reached = "CHILD_SA"
         if errors:
             self._events.append(ErrorNotify(ExchangeType.IKE_AUTH, errors[0].type, errors[0].data))
-        self._events.append(self._child_result(inner, errors))
-        self._send_info_delete(now)
+        child = self._child_result(inner, errors)
+        self._events.append(child)
+        self._child_up(now, child)
 
     def _child_result(self, inner: tuple[Payload, ...], errors: list[NotifyPayload]) -> ChildSaResult:
         assert self._ctx is not None and self._keys is not None and self._suite is not None
@@ -1527,6 +1617,8 @@ class Initiator:
         except UnsupportedSuite:
             pass  # the keys are not ours to use; the SA itself is fine
         else:
+            self.child_suite = suite
+            self.child_spi_r = sa.proposals[0].spi
             self._child_keys = derive_child_keys(
                 self._suite.prf,
                 self._keys.sk_d,

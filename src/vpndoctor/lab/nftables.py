@@ -11,6 +11,7 @@ from vpndoctor.lab.scenario import Scenario
 EDGE_TABLE = "vpndoctor_edge"
 LB_TABLE = "vpndoctor_lb"
 NPS_TABLE = "vpndoctor_nps"
+INSIDE_TABLE = "vpndoctor_inside"
 
 # Services the load balancer publishes on its VIP.
 LB_SERVICES = (("udp", 500), ("udp", 4500), ("tcp", 443))
@@ -95,6 +96,25 @@ def lb_ruleset(s: Scenario, *, udp_dnat: bool = True) -> str:
             "prerouting": ("type nat hook prerouting priority dstnat; policy accept;", prerouting),
             "forward": ("type filter hook forward priority filter; policy accept;", forward),
         },
+    )
+
+
+def inside_ruleset(s: Scenario) -> str:
+    """The inside host's input: count what arrives from the VPN pools (`from_pools`) and DNS queries from
+    them (`dns_queries`); with `inside.dns: unreachable` drop those queries silently (a DNS server whose ACL
+    forgot the VPN address pools)."""
+    from vpndoctor.lab.strongswan import POOLS
+
+    pools = ", ".join(POOLS[b][0] for b in t.BACKENDS)
+    verdict = " drop" if s.inside is not None and s.inside.dns == "unreachable" else ""
+    rules = [f"ip saddr {{ {pools} }} counter name from_pools"]
+    rules += [
+        f"ip saddr {{ {pools} }} {p} dport 53 counter name dns_queries{verdict}" for p in ("udp", "tcp")
+    ]
+    return _table(
+        INSIDE_TABLE,
+        counters=["from_pools", "dns_queries"],
+        chains={"input": ("type filter hook input priority filter; policy accept;", rules)},
     )
 
 

@@ -127,10 +127,35 @@ def revocation_enabled(scenario: Scenario) -> bool:
 def network_plan(
     scenario: Scenario,
 ) -> tuple[tuple[str, ...], tuple[t.Link, ...], tuple[tuple[str, str, str], ...]]:
-    """The namespaces, links and routes the lab builds for `scenario`: the crl host only for `revocation`."""
+    """The namespaces, links and routes the lab builds for `scenario`: the crl host only for `revocation`,
+    the inside host only for `inside` (its routes: see `inside_routes`)."""
+    roles = [r for r in t.ROLES if r not in t.OPTIONAL_ROLES]
+    links, routes = t.LINKS, t.ROUTES
     if revocation_enabled(scenario):
-        return t.ROLES, t.LINKS + t.CRL_LINKS, t.ROUTES + t.CRL_ROUTES
-    return tuple(r for r in t.ROLES if r not in t.OPTIONAL_ROLES), t.LINKS, t.ROUTES
+        roles.append(t.CRL_HOST)
+        links, routes = links + t.CRL_LINKS, routes + t.CRL_ROUTES
+    if scenario.rras:
+        # An RRAS server's static address pool is routed back to it by the corporate network: here the
+        # load balancer (the backends' router) sends each pool to its backend, which forwards it into its
+        # userspace ESP (see `_Builder.tunnel_routes`).
+        backends = t.BACKENDS[: scenario.backends]
+        routes = routes + tuple(("lb", strongswan.POOLS[b][0], t.BACKEND4[b]) for b in backends)
+    if scenario.inside is not None:
+        roles.append(t.INSIDE_HOST)
+        links = links + t.INSIDE_LINKS[: scenario.backends]
+        routes = routes + inside_routes(scenario)
+    return tuple(roles), links, routes
+
+
+def inside_routes(scenario: Scenario) -> tuple[tuple[str, str, str], ...]:
+    """Each backend reaches INSIDE4 over its own link; the inside host routes each pool back to its backend
+    (unless `inside.route: missing`). The backends' routes of their pools into the TUN device come once
+    charon has created it (`_Builder.tunnel_routes`)."""
+    backends = t.BACKENDS[: scenario.backends]
+    routes = [(b, f"{t.INSIDE4}/32", t.INSIDE_GATEWAY[b]) for b in backends]
+    if scenario.inside is not None and scenario.inside.route == "present":
+        routes += [(t.INSIDE_HOST, strongswan.POOLS[b][0], t.INSIDE_RETURN[b]) for b in backends]
+    return tuple(routes)
 
 
 def host_records(scenario: Scenario, adc: bool) -> list[str]:
@@ -430,10 +455,14 @@ class _Builder:
             self.crl_host()
         if self.s.radius != "none":
             self.nps()
+        if self.s.inside is not None:
+            self.inside_host()
         self.wan()
         for backend in t.BACKENDS[: self.s.backends]:
             self.charon(backend)
             self.sstpd(backend)
+            if self.s.rras:
+                self.tunnel_routes(backend)
         if self.adc:
             for backend in t.BACKENDS[: self.s.backends]:
                 self.da_server(backend)
@@ -507,6 +536,9 @@ class _Builder:
             self.state.save()
             self.nsrun(role, "ip", "link", "set", "lo", "up")
         mtu_ends = {(t.MTU_LINK[0], t.MTU_LINK[1]), (t.MTU_LINK[2], t.MTU_LINK[3])}
+        inside_mtu = self.s.inside.mtu_bytes if self.s.inside is not None else 1500
+        inside_ends = {(link.a_role, link.a_if) for link in t.INSIDE_LINKS}
+        inside_ends |= {(link.b_role, link.b_if) for link in t.INSIDE_LINKS}
         for link in links:
             _run(
                 [
@@ -533,6 +565,8 @@ class _Builder:
                     _run(
                         ["ip", "-n", self.ns(role), "link", "set", ifname, "mtu", str(self.s.path_mtu_bytes)]
                     )
+                if (role, ifname) in inside_ends and inside_mtu != 1500:
+                    _run(["ip", "-n", self.ns(role), "link", "set", ifname, "mtu", str(inside_mtu)])
                 for addr in addrs:
                     extra = ["nodad"] if ":" in addr else []
                     _run(["ip", "-n", self.ns(role), "addr", "add", addr, "dev", ifname, *extra])
@@ -542,10 +576,15 @@ class _Builder:
             loopback["edge"] = (f"{t.PUBLIC_VIP4}/32", f"{t.PUBLIC_VIP6}/128")
         if self.adc:
             loopback["lb"] = (*loopback["lb"], f"{t.DA_VIP4}/32", f"{t.DA_VIP6}/128")
+        if self.s.inside is not None:
+            loopback[t.INSIDE_HOST] = (f"{t.INSIDE4}/32",)
         for role, addrs in loopback.items():
             for addr in addrs:
                 _run(["ip", "-n", self.ns(role), "addr", "add", addr, "dev", "lo"])
-        for role in t.ROUTERS:
+        routers = list(t.ROUTERS)
+        if self.s.rras:  # the backends forward between their userspace ESP's TUN device and the network
+            routers += list(t.BACKENDS[: self.s.backends])
+        for role in routers:
             self.nsrun(role, "sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1")
         for role, dest, gw in routes:
             fam = "-6" if ":" in gw else "-4"
@@ -600,6 +639,52 @@ class _Builder:
         ]
         pid = self.spawn("dnsmasq", "dns", argv)
         self.wait_for("dnsmasq", lambda: self._listening("dns", "-uln", 53), pid)
+
+    def inside_host(self) -> None:
+        """The corporate network's one host: its firewall (counters; DNS from the pools dropped when the
+        scenario says so) and dnsmasq answering the internal zone on INSIDE4 - UDP and TCP 53 - with shipped
+        defaults otherwise. Ping is the kernel's."""
+        role = t.INSIDE_HOST
+        path = self.workdir / "inside.nft"
+        path.write_text(nftables.inside_ruleset(self.s))
+        self.nsrun(role, "nft", "-f", str(path))
+        argv = [
+            "ip",
+            "netns",
+            "exec",
+            self.ns(role),
+            "dnsmasq",
+            "--keep-in-foreground",
+            "--conf-file=/dev/null",
+            "--no-resolv",
+            "--no-hosts",
+            "--bind-interfaces",
+            f"--listen-address={t.INSIDE4}",
+            f"--local=/{t.ZONE}/",  # the internal zone is ours: unknown names are NXDOMAIN, not forwarded
+            f"--host-record={t.INSIDE_NAME},{t.INSIDE4}",
+            # split-brain DNS, as most corporate zones have it: the VPN server's public name inside too
+            f"--host-record={t.SERVER_NAME},{t.VIP4}",
+            f"--pid-file={self.workdir / 'inside-dnsmasq.pid'}",
+            "--log-queries",
+            f"--log-facility={self.workdir / 'inside-dnsmasq.log'}",
+            "--user=root",
+        ]
+        pid = self.spawn("inside-dnsmasq", role, argv)
+        self.wait_for("the inside dnsmasq", lambda: self._listening(role, "-tln", t.INSIDE_TCP_PORT), pid)
+
+    def tunnel_routes(self, backend: str) -> None:
+        """The backend's pool into its userspace ESP's TUN device (charon runs with install_routes = no, and
+        kernel-libipsec encrypts what the kernel routes into the TUN device): the replies of the inside
+        network to a client find the tunnel."""
+        pool4 = strongswan.POOLS[backend][0]
+        self.wait_for(
+            f"{t.ESP_TUN} on {backend}",
+            lambda: (
+                _run(["ip", "-n", self.ns(backend), "link", "show", t.ESP_TUN], check=False).returncode == 0
+            ),
+        )
+        _run(["ip", "-n", self.ns(backend), "link", "set", t.ESP_TUN, "up"])
+        _run(["ip", "-n", self.ns(backend), "route", "replace", pool4, "dev", t.ESP_TUN])
 
     def crl_host(self) -> None:
         """The lab CA's publication point: nginx serving the CRLs and the intermediate (AIA caIssuers) on

@@ -77,6 +77,20 @@ class AdcKnobs(BaseModel):
         return value
 
 
+class InsideKnobs(BaseModel):
+    """The corporate network behind the VPN servers (topology INSIDE_*), for the tunnel probes: a host
+    answering ping, TCP and DNS for the internal zone, and the faults a real client meets after connecting."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # "missing": the inside network has no route back to the VPN address pools (its replies go nowhere)
+    route: Literal["present", "missing"] = "present"
+    # The MTU of the links between the VPN servers and the inside network (a smaller one on the way in)
+    mtu_bytes: int = Field(1500, ge=1280, le=1500)
+    # "unreachable": the internal DNS server's firewall drops queries from the VPN pools (its ACL forgot them)
+    dns: Literal["up", "unreachable"] = "up"
+
+
 class Scenario(BaseModel):
     """One lab network: every field is a fault knob, defaulting to the healthy value."""
 
@@ -129,6 +143,14 @@ class Scenario(BaseModel):
     # The revocation infrastructure of the lab CA (see RevocationMode); anything but "none" issues the server
     # certificate from an intermediate CA with CDP/AIA URLs and runs the `crl` host.
     revocation: RevocationMode = "none"
+    # The network behind the VPN servers (needs `rras`: only userspace ESP forwards tunnel traffic).
+    inside: InsideKnobs | None = None
+
+    @model_validator(mode="after")
+    def _inside_needs_rras(self) -> Scenario:
+        if self.inside is not None and not self.rras:
+            raise ValueError("inside: the network behind the VPN servers needs rras: yes (userspace ESP)")
+        return self
 
     @model_validator(mode="after")
     def _revocation_needs_a_valid_certificate(self) -> Scenario:

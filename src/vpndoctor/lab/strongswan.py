@@ -229,7 +229,9 @@ def responder_swanctl_conf(backend: str, s: Scenario) -> str:
     attrs6: list[str] = []
     if s.rras:
         # INTERNAL_DNS_DOMAIN (25, RFC 8598) by number: vici sends a numbered attribute's text as is.
-        attrs4 += [f"dns = {t.DNS4}", f"25 = {t.DNS_SUFFIX}"]
+        # With an inside network its DNS server is the one handed out, as RRAS hands out the corporate DNS.
+        dns4 = t.INSIDE4 if s.inside is not None else t.DNS4
+        attrs4 += [f"dns = {dns4}", f"25 = {t.DNS_SUFFIX}"]
         attrs6 += [f"dns = {t.DNS6}"]
     if s.split_tunnel:
         attrs4 += [f"subnet = {', '.join(n for n in t.SPLIT_TUNNEL_NETS if ':' not in n)}"]

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-ROLES = ("client", "wan", "edge", "lb", "vpn1", "vpn2", "dns", "crl")
-OPTIONAL_ROLES = ("crl",)  # created only by the scenarios that need them (see CRL_LINKS)
+ROLES = ("client", "wan", "edge", "lb", "vpn1", "vpn2", "dns", "crl", "inside")
+OPTIONAL_ROLES = ("crl", "inside")  # created only by the scenarios that need them (CRL_LINKS, INSIDE_LINKS)
 BACKENDS = ("vpn1", "vpn2")
 
 ZONE = "lab.test"
@@ -171,6 +171,24 @@ ROUTERS = ("edge", "lb")
 
 # Which link the scenario's path MTU applies to: the edge-lb segment, so the router on the path fragments.
 MTU_LINK = ("edge", "eth-lb", "lb", "eth-edge")
+
+
+# The corporate network behind the VPN servers (scenarios with an `inside` section): one host, reached from
+# each backend over its own link, answering ping, TCP (dnsmasq's DNS over TCP, port 53) and DNS for the
+# internal zone on INSIDE4 - the address the RRAS-shaped pools then hand out as the DNS server. Clients reach
+# it only through the tunnel: the backends forward what their userspace ESP (TUN `ipsec0`) decrypts.
+INSIDE_HOST = "inside"
+INSIDE4 = "192.0.2.100"  # on the inside host's loopback: the intranet server and internal DNS server
+INSIDE_NAME = f"intranet.{ZONE}"  # what the internal DNS answers with INSIDE4
+INSIDE_TCP_PORT = 53  # dnsmasq listens on TCP 53 too: a real service for the TCP handshake probe
+INSIDE_CLOSED_PORT = 81  # nothing listens: the inside host answers RST
+INSIDE_LINKS: tuple[Link, ...] = (
+    Link("vpn1", "eth-inside", ("192.0.2.65/30",), "inside", "eth-vpn1", ("192.0.2.66/30",)),
+    Link("vpn2", "eth-inside", ("192.0.2.69/30",), "inside", "eth-vpn2", ("192.0.2.70/30",)),
+)
+INSIDE_GATEWAY = {"vpn1": "192.0.2.66", "vpn2": "192.0.2.70"}  # each backend's next hop to INSIDE4
+INSIDE_RETURN = {"vpn1": "192.0.2.65", "vpn2": "192.0.2.69"}  # the inside host's next hop to each pool
+ESP_TUN = "ipsec0"  # the TUN device strongSwan's kernel-libipsec creates on each backend
 
 
 def namespace(prefix: str, role: str) -> str:

@@ -10,6 +10,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from vpndoctor.observations.ike import CertificateInfo, DatagramInfo, ProposalInfo
+from vpndoctor.observations.tunnel import TunnelObservation
 
 # Where the attempt ended - the last stage it entered: IKE_SA_INIT (no IKE SA negotiated), IKE_AUTH (the first
 # IKE_AUTH: the server's identity), EAP (the user's authentication, and the MSK-keyed AUTH exchange that
@@ -145,3 +146,5 @@ class ConnectObservation(_Model):
     machine_auth_method: str | None = None  # the AUTH method we signed with (RSA_SIG, DIGITAL_SIGNATURE)
     # The judgement (checks.connect.connect_report): None in a raw observation.
     windows_error: WindowsErrorInfo | None = None
+    # Traffic through the held CHILD_SA (--ping, --resolve, --tcp, --mtu, --rekey); None when none was asked.
+    tunnel: TunnelObservation | None = None

@@ -12,7 +12,7 @@ import asyncio
 import ipaddress
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
@@ -56,7 +56,7 @@ from vpndoctor.ike.proposals import (
 )
 from vpndoctor.net.polite import Politeness, Slot
 from vpndoctor.net.resolve import resolve_one
-from vpndoctor.net.udp import drive, open_endpoints
+from vpndoctor.net.udp import UdpEndpoints, drive, open_endpoints
 from vpndoctor.observations.connect import (
     STAGES,
     Cause,
@@ -67,10 +67,12 @@ from vpndoctor.observations.connect import (
     StageInfo,
 )
 from vpndoctor.observations.ike import DatagramInfo, ProposalInfo
+from vpndoctor.observations.tunnel import TunnelObservation
 from vpndoctor.probes.ike import _load_ders, _proposal_text, _spki_sha1, describe_certificate
 from vpndoctor.trust import trust_anchors
 
 DEFAULT_TIMEOUT_S = 30.0
+TUNNEL_DELETE_S = 5.0  # after the tunnel probes: the Delete's own budget (the connect deadline may be spent)
 # Windows waits long for EAP (its RADIUS server may take seconds); five transmissions of each request,
 # 0.5 s apart and doubling, wait 15.5 s for an answer - longer than strongSwan's 14 s RADIUS give-up.
 RETRANSMIT_TRIES = 5
@@ -124,6 +126,7 @@ async def run_connect_probe(
     address: str | None = None,
     politeness: Politeness | None = None,
     rng: Callable[[int], bytes] = os.urandom,
+    after_child_sa: Callable[[ini.Initiator, UdpEndpoints], Awaitable[TunnelObservation]] | None = None,
 ) -> ConnectObservation:
     """One connection attempt, bounded by `timeout_s` (plus a second to end an SA the server holds).
 
@@ -133,7 +136,10 @@ async def run_connect_probe(
 
     With `machine_certificates` (ours first, then intermediates, DER) and `machine_key` it dials a device
     tunnel instead: no EAP, IDi the certificate's subject DN, AUTH signed with the key (`cert_auth_method`
-    1 or 14); `user` and `password` are not used."""
+    1 or 14); `user` and `password` are not used.
+
+    `after_child_sa` (the tunnel probes, probes/tunnel.py) runs while the CHILD_SA is held, before the
+    Delete; what it returns becomes the observation's `tunnel`."""
     try:
         specs = tuple(parse_proposal(p) for p in (proposals or list(DEFAULT_PROPOSALS)))
         esp_specs = tuple(parse_esp_proposal(p) for p in (esp_proposals or list(WINDOWS_ESP_PROPOSALS)))
@@ -177,6 +183,7 @@ async def run_connect_probe(
             )
         retransmit_timeout_s = politeness.retransmit_timeout_s(address, retransmit_timeout_s)
     waited = time.monotonic() - t0
+    tunnel: TunnelObservation | None = None
 
     def accept_server(auth: ini.AuthDone) -> str | None:
         certs = _load_ders(auth.certificates)
@@ -211,6 +218,7 @@ async def run_connect_probe(
             auth_style="cert" if device else "eap",
             certificates=machine_certificates,
             cert_auth_method=cert_auth_method,
+            hold_child_sa=after_child_sa is not None,
         )
         machine = ini.Initiator(
             config,
@@ -232,6 +240,13 @@ async def run_connect_probe(
         budget = max(0.0, deadline_at - time.monotonic())
         if not await drive(machine, endpoints, deadline_s=budget, pace=pace):
             machine.deadline_reached(time.monotonic())
+        if after_child_sa is not None and machine.holding:
+            try:
+                tunnel = await after_child_sa(machine, endpoints)
+            finally:  # whatever the tunnel probes did (or raised), the SA ends with its Delete
+                machine.release(time.monotonic())
+                if not await drive(machine, endpoints, deadline_s=TUNNEL_DELETE_S, pace=pace):
+                    machine.deadline_reached(time.monotonic())
         icmp = endpoints.icmp_errors
     finally:
         endpoints.close()
@@ -246,6 +261,7 @@ async def run_connect_probe(
     obs = _observe(machine, target, address, port, natt_port, user, started, t0, anchors, icmp, esp_specs)
     obs.budget_wait_s = round(waited, 3)
     obs.keys_out = written
+    obs.tunnel = tunnel
     if device:
         obs.auth = "machine-certificate"
         obs.machine_auth_method = name_of(AuthMethod, cert_auth_method)

@@ -40,6 +40,7 @@ from vpndoctor.probes.iphttps import run_iphttps_probe
 from vpndoctor.probes.revocation import check_revocation
 from vpndoctor.probes.sstp import run_sstp_probe
 from vpndoctor.probes.tls import tls_handshake
+from vpndoctor.probes.tunnel import TunnelPlan, tunnel_runner
 from vpndoctor.trust import trust_anchors
 
 AFFINITY_MAX_SAS = 10  # SAs opened only for sampling (each gives one sample), beyond the main two
@@ -276,7 +277,10 @@ async def _connect(
     """The connect probe (probes.connect) once, to the address of the other probes, in what is left of the
     deadline, holding one place of the politeness budget like every SA of the diagnosis."""
     deadline_at: float = common["deadline_at"]
-    return await run_connect_probe(
+    hook = tunnel_runner(
+        TunnelPlan(resolve=(req.name,), rekey=True, ping_dns_server=True, probe_timeout_s=1.0)
+    )
+    obs = await run_connect_probe(
         req.name,
         user=credentials.user,
         password=credentials.password,
@@ -286,7 +290,12 @@ async def _connect(
         address=common["address"],
         timeout_s=max(1.0, deadline_at - time.monotonic()),
         politeness=common["politeness"],
+        # the tunnel.* findings: ping and MTU towards the assigned DNS server, the server's own name through
+        # it, a rekey as the profile would (no PFS); UDP 4500 forced, as userspace ESP needs
+        force_nat=True,
+        after_child_sa=hook,
     )
+    return hook.fill(obs)
 
 
 async def _revocation_of(

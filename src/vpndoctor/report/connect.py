@@ -9,6 +9,7 @@ from rich.table import Table
 
 from vpndoctor.checks.connect import ConnectReport
 from vpndoctor.report.diagnose import STYLE
+from vpndoctor.report.tunnel import render_tunnel
 
 _RESULT = {
     "ok": "[green]ok[/]",
@@ -110,6 +111,8 @@ def render_connect(report: ConnectReport, console: Console) -> None:
     if report.datagrams_dropped:
         ladder.add_row("", "", "", "", f"[yellow]... {report.datagrams_dropped} more datagrams, not kept[/]")
     console.print(ladder)
+    if report.tunnel is not None:
+        render_tunnel(report.tunnel, console)
     findings = Table("check", "status", "detail")
     for f in report.findings:
         findings.add_row(f.id, f"[{STYLE[f.status]}]{f.status}[/]", escape(f.detail))
