@@ -1,5 +1,7 @@
 """`vpndoctor connect TARGET --eap mschapv2 --user NAME`: dial an EAP user tunnel as Windows does, all the way
-to the CHILD_SA, then hang up. `vpndoctor connect TARGET --machine-cert PEM --machine-key PEM`: a device
+to the CHILD_SA, then hang up; `--eap tls --client-cert PEM --client-key PEM` (EAP-TLS) and `--eap
+peap-mschapv2 | peap-tls` (PEAPv0 behind the gateway's RADIUS server) likewise, the EAP server's certificate
+verified against `--ca` first. `vpndoctor connect TARGET --machine-cert PEM --machine-key PEM`: a device
 tunnel (IKEv2 certificate authentication, no EAP), its certificate linted first as `vpndoctor cert --for
 device`.
 
@@ -9,13 +11,16 @@ the first line of a file only its owner can read, or a prompt on the terminal.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from vpndoctor.cli.credentials import read_password
 from vpndoctor.cli.output import check_writable, emit
 from vpndoctor.errors import UsageError
+
+if TYPE_CHECKING:
+    from vpndoctor.probes.eap_methods import ClientCertificate
 
 app = typer.Typer()
 
@@ -25,8 +30,34 @@ def connect(
     target: Annotated[str, typer.Argument(help="VPN server name or address.")],
     user: Annotated[str | None, typer.Option("--user", help="EAP user name (as typed on Windows).")] = None,
     eap: Annotated[
-        str, typer.Option("--eap", help="EAP method: mschapv2 (the only one today).")
+        str,
+        typer.Option(
+            "--eap", help="EAP method: mschapv2, tls (EAP-TLS), peap-mschapv2 or peap-tls (PEAPv0)."
+        ),
     ] = "mschapv2",
+    client_cert: Annotated[
+        str | None,
+        typer.Option(
+            "--client-cert",
+            metavar="PEM",
+            help="EAP-TLS/PEAP-TLS: the user certificate (PEM/DER; intermediates may follow in the file).",
+        ),
+    ] = None,
+    client_key: Annotated[
+        str | None,
+        typer.Option(
+            "--client-key", metavar="PEM", help="EAP-TLS/PEAP-TLS: its private key (PEM, mode 600)."
+        ),
+    ] = None,
+    eap_server_name: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--eap-server-name",
+            metavar="NAME",
+            help="EAP-TLS/PEAP: a name the RADIUS server's certificate must carry (Windows' 'Connect to "
+            "these servers'), repeatable; default: any name, the chain to --ca is checked.",
+        ),
+    ] = None,
     password_env: Annotated[
         str | None,
         typer.Option("--password-env", metavar="VAR", help="Read the password from this variable."),
@@ -124,16 +155,20 @@ def connect(
     from vpndoctor.checks.connect import connect_report
     from vpndoctor.net.polite import Politeness
     from vpndoctor.probes.connect import exit_code, probe
+    from vpndoctor.probes.eap_methods import EAP_KINDS
     from vpndoctor.report.connect import render_connect
 
-    if eap.lower() != "mschapv2":
-        raise UsageError(f"--eap {eap}: only mschapv2 is supported (EAP-TLS and PEAP are not there yet)")
+    eap = eap.lower()
+    if eap not in EAP_KINDS:
+        raise UsageError(f"--eap {eap}: one of {', '.join(EAP_KINDS)}")
     if timeout_s <= 0:
         raise UsageError("--timeout-s must be positive")
     if not target.strip():
         raise UsageError("give a VPN server name or address to connect to")
     check_writable(keys_out, "--keys-out")
     if machine_cert is not None or machine_key is not None:
+        if client_cert is not None or client_key is not None:
+            raise UsageError("a device tunnel (--machine-cert) has no EAP: drop --client-cert/--client-key")
         if user is not None or password_env is not None or password_file is not None:
             raise UsageError("a device tunnel (--machine-cert) has no EAP user: drop --user and the password")
         if machine_cert is None or machine_key is None:
@@ -157,13 +192,16 @@ def connect(
             as_json=as_json,
         )
         return
-    if user is None or not user.strip():
-        raise UsageError("--user must not be empty (or give --machine-cert for a device tunnel)")
-    password = read_password(user, password_env, password_file)
+    user, password, certificate = user_credentials(
+        eap, user, password_env, password_file, client_cert, client_key
+    )
     obs = probe(
         target,
         user=user,
         password=password,
+        eap=eap,
+        client_certificate=certificate,
+        eap_server_names=tuple(eap_server_name or ()),
         identity=identity,
         port=port,
         natt_port=natt_port,
@@ -180,6 +218,37 @@ def connect(
     report = connect_report(obs)
     emit(report, as_json=as_json, render=render_connect)
     raise typer.Exit(exit_code(obs))
+
+
+def user_credentials(
+    eap: str,
+    user: str | None,
+    password_env: str | None,
+    password_file: str | None,
+    client_cert: str | None,
+    client_key: str | None,
+) -> tuple[str, str | None, ClientCertificate | None]:
+    """(EAP identity, password, client certificate) for `--eap`: a password for mschapv2 and
+    peap-mschapv2, a certificate and key for tls and peap-tls (the identity then defaults to the
+    certificate's e-mail/UPN name or CN, as Windows sends it)."""
+    from vpndoctor.cli.credentials import load_client_credentials
+    from vpndoctor.probes.eap_methods import certificate_identity
+
+    if eap in ("tls", "peap-tls"):
+        if password_env is not None or password_file is not None:
+            raise UsageError(f"--eap {eap} authenticates with a certificate: drop the password")
+        if client_cert is None or client_key is None:
+            raise UsageError(f"--eap {eap} needs --client-cert and --client-key")
+        certificate = load_client_credentials(client_cert, client_key)
+        name = user if user is not None else certificate_identity(certificate.chain[0])
+        if not name.strip():
+            raise UsageError("the certificate names no identity to send: give --user")
+        return name, None, certificate
+    if client_cert is not None or client_key is not None:
+        raise UsageError(f"--client-cert and --client-key go with --eap tls or peap-tls, not {eap}")
+    if user is None or not user.strip():
+        raise UsageError("--user must not be empty (or give --machine-cert for a device tunnel)")
+    return user, read_password(user, password_env, password_file), None
 
 
 _AUTH_METHODS = {"rsa": 1, "rfc7427": 14}

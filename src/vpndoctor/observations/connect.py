@@ -85,6 +85,25 @@ class ConfigInfo(_Model):
     other: list[str]  # attributes we do not interpret, by name
 
 
+class EapTlsInfo(_Model):
+    """EAP-TLS or PEAP: the TLS handshake with the EAP server (the RADIUS server behind the gateway)."""
+
+    server_certificate: str | None  # its subject
+    server_issuer: str | None
+    server_not_after: str | None
+    server_verified: bool | None  # chained to --ca (and named as --eap-server-name asks); None: never seen
+    server_reason: str | None  # why we refused it
+    server_expired: bool = False
+    client_certificate: str | None  # the subject of ours (EAP-TLS, PEAP-TLS)
+    tls_version: str | None
+    cipher: str | None
+    alert_sent: str | None  # the TLS alert we ended the handshake with (we refused the server)
+    alert_received: str | None  # the alert the server ended it with (it refused us, e.g. unknown_ca)
+    peap_inner: str | None = None  # PEAP's inner method (MSCHAPV2, TLS)
+    peap_result: Literal["success", "failure"] | None = None  # the server's Result TLV
+    crypto_binding: bool | None = None  # PEAP: the server sent a Crypto-Binding TLV and it verified
+
+
 class ConnectObservation(_Model):
     tool: dict[str, str]
     target: str
@@ -141,7 +160,11 @@ class ConnectObservation(_Model):
     throttled: str | None = None
     # "machine-certificate": a device tunnel (--machine-cert): IKE certificate AUTH, no EAP; `user` is empty,
     # `identity` the certificate's subject (sent as ID_DER_ASN1_DN).
-    auth: Literal["eap-mschapv2", "machine-certificate"] = "eap-mschapv2"
+    # "eap-tls", "peap-mschapv2", "peap-tls": the user tunnel's EAP method (--eap); `eap_tls` tells its TLS.
+    auth: Literal["eap-mschapv2", "eap-tls", "peap-mschapv2", "peap-tls", "machine-certificate"] = (
+        "eap-mschapv2"
+    )
+    eap_tls: EapTlsInfo | None = None
     machine_auth_method: str | None = None  # the AUTH method we signed with (RSA_SIG, DIGITAL_SIGNATURE)
     # The judgement (checks.connect.connect_report): None in a raw observation.
     windows_error: WindowsErrorInfo | None = None
