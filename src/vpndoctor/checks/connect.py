@@ -27,9 +27,21 @@ REMEDY_EAP = (
     "reaches a domain controller; NPS logs event 6273 with the reason code for every refusal."
 )
 REMEDY_EAP_METHOD = (
-    "Make the client's EAP configuration and the NPS network policy agree: this client speaks "
-    "EAP-MSCHAPv2; allow it in the policy's EAP types, or test the method the server wants from a Windows "
-    "client (PEAP and EAP-TLS are not in vpndoctor yet)."
+    "Make the client's EAP configuration and the NPS network policy agree: allow the method the client "
+    "speaks (EAP-MSCHAPv2, PEAP or EAP-TLS) in the policy's EAP types, or configure the client for the one "
+    "the server proposes (`vpndoctor connect --eap tls|peap-mschapv2|peap-tls` tries each)."
+)
+REMEDY_EAP_SERVER_CERT = (
+    "The client refused the RADIUS (NPS) server's certificate before sending any credential: install the "
+    "root CA that issued it on the clients and list it in the EAP configuration's trusted root CAs "
+    "(ProfileXML TrustedRootCA; --eap-ca here), renew it if it has expired, and put the name the clients "
+    "expect (ServerNames; --eap-server-name) in it. NPS picks the certificate in the network policy's "
+    "EAP properties."
+)
+REMEDY_CLIENT_CERT = (
+    "The RADIUS (NPS) server refused the user certificate in the TLS handshake: enroll one valid now, with "
+    "the Client Authentication EKU, from a CA NPS trusts (in its NTAuth/Trusted Root stores); NPS logs "
+    "event 6273 with the reason (16, or 295/22 for certificate problems)."
 )
 REMEDY_RADIUS = (
     "The gateway went silent in the middle of EAP: it is waiting for its RADIUS server (NPS). Check that "
@@ -133,6 +145,9 @@ def _code(obs: ConnectObservation) -> tuple[int, str] | None:
     if cause == "error-notify" and obs.error_notify in _NOTIFY_CODES:
         code, why = _NOTIFY_CODES[obs.error_notify]
         return code, f"{why}, at {obs.stage_reached}"
+    tls = _tls_code(obs)
+    if tls is not None:
+        return tls
     if cause == "eap-failure":
         if _radius_silent(obs):
             return 691, (
@@ -154,6 +169,30 @@ def _code(obs: ConnectObservation) -> tuple[int, str] | None:
         return CERT_E_UNTRUSTEDROOT, "the server certificate does not chain to a trusted root"
     if cause == "protocol":
         return 13843, "an IKE message the exchange does not allow (invalid payload)"
+    return None
+
+
+def _tls_code(obs: ConnectObservation) -> tuple[int, str] | None:
+    """EAP-TLS and PEAP failures that happened in the TLS handshake with the RADIUS server."""
+    tls = obs.eap_tls
+    if tls is None or obs.cause not in ("eap-failure", "eap", "no-answer"):
+        return None
+    if tls.server_verified is False:
+        if tls.server_expired:
+            return 858, f"we refused the RADIUS server's certificate, it has expired: {tls.server_reason}"
+        return 864, f"we refused the RADIUS server's certificate: {tls.server_reason}"
+    if tls.client_certificate_refused and tls.alert_received is None:
+        return 853, (
+            "the RADIUS server ended EAP-TLS right after our certificate, where its Finished was due: it "
+            "refused the certificate"
+        )
+    if tls.alert_received is not None:
+        return 853, (
+            f"the RADIUS server ended the TLS handshake with alert {tls.alert_received}: it refused our "
+            "certificate"
+            if tls.client_certificate
+            else f"the RADIUS server ended the TLS handshake with alert {tls.alert_received}"
+        )
     return None
 
 
@@ -213,12 +252,15 @@ def _eap(obs: ConnectObservation, codes: list[int]) -> Finding:
     }
     if obs.auth == "machine-certificate":
         return _skip(fid, "a device tunnel authenticates with its machine certificate: no EAP")
+    tls = obs.eap_tls
+    if tls is not None:
+        evidence["eap_tls"] = tls.model_dump()
     if obs.auth_result == "success":
-        detail = (
-            f"EAP-{obs.eap_method or 'MSCHAPV2'} for {obs.user} succeeded; the server proved it knows the "
-            "password too (MS-CHAPv2 authenticator response)"
-        )
+        detail = f"{_method_text(obs)} for {obs.user} succeeded; " + _proof_text(obs)
         return finding(fid, "pass", detail, evidence)
+    if tls is not None and obs.stage_reached == "EAP" and _tls_code(obs) is not None:
+        remedy = REMEDY_EAP_SERVER_CERT if tls.server_verified is False else REMEDY_CLIENT_CERT
+        return finding(fid, "fail", obs.failure or "", evidence, remedy, codes)
     if obs.cause == "no-eap":
         return finding(fid, "fail", obs.failure or "", evidence, REMEDY_EAP_METHOD, codes)
     if obs.stage_reached != "EAP":
@@ -334,6 +376,28 @@ def _config(obs: ConnectObservation) -> Finding:
     if cfg.dns_suffix:
         detail += f"; suffix {', '.join(cfg.dns_suffix)}"
     return finding(fid, "pass", detail, evidence)
+
+
+def _method_text(obs: ConnectObservation) -> str:
+    return {
+        "eap-tls": "EAP-TLS",
+        "peap-mschapv2": "PEAP (EAP-MSCHAPv2 inside)",
+        "peap-tls": "PEAP (EAP-TLS inside)",
+    }.get(obs.auth, f"EAP-{obs.eap_method or 'MSCHAPV2'}")
+
+
+def _proof_text(obs: ConnectObservation) -> str:
+    tls = obs.eap_tls
+    if tls is None:
+        return "the server proved it knows the password too (MS-CHAPv2 authenticator response)"
+    text = f"the RADIUS server's certificate ({tls.server_certificate}) chains to a CA we trust"
+    if tls.tls_version:
+        text += f" ({tls.tls_version}, {tls.cipher})"
+    if tls.crypto_binding == "verified":
+        text += "; the PEAP crypto binding verified"
+    elif tls.crypto_binding == "not-requested":
+        text += "; the server asked for no PEAP crypto binding"
+    return text
 
 
 def _radius_silent(obs: ConnectObservation) -> bool:

@@ -49,6 +49,15 @@ def connect(
             "--client-key", metavar="PEM", help="EAP-TLS/PEAP-TLS: its private key (PEM, mode 600)."
         ),
     ] = None,
+    eap_ca: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--eap-ca",
+            metavar="PEM",
+            help="EAP-TLS/PEAP: trust anchor for the RADIUS (NPS) server's certificate, repeatable "
+            "(Windows' trusted root CAs of the EAP configuration); default: those of --ca.",
+        ),
+    ] = None,
     eap_server_name: Annotated[
         list[str] | None,
         typer.Option(
@@ -202,6 +211,7 @@ def connect(
         eap=eap,
         client_certificate=certificate,
         eap_server_names=tuple(eap_server_name or ()),
+        eap_ca_files=eap_ca,
         identity=identity,
         port=port,
         natt_port=natt_port,

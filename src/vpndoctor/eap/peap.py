@@ -120,6 +120,13 @@ def _binding_tlv(subtype: int, nonce: bytes, mac: bytes) -> bytes:
     )
 
 
+# PEAP-TLS: an inner EAP-TLS fragment plus its tunnelled header and the TLS record around it (AES-GCM: 29
+# octets) must fit one outer PEAP message, as in wpa_supplicant: servers (FreeRADIUS) match the inner EAP
+# session by the Identifier of the outer message that carries the inner response, so an inner response
+# split over two outer fragments arrives with an Identifier the inner session does not expect.
+INNER_TLS_FRAGMENT_BYTES = 900
+
+
 class PeapMethod:
     """PEAPv0 around `inner` (an EapMethod: MsChapV2Method, or EapTlsMethod for PEAP-TLS). `identity`
     answers the tunnelled Identity request (Windows sends the user name there, the outer identity being
@@ -277,7 +284,12 @@ class PeapMethod:
             if not valid:
                 our, reason, answer_binding = False, why, b""
         if result != RESULT_SUCCESS:
-            reason = self.inner.failure_reason or "the server's Result TLV says failure"
+            inner = name_of(EapType, self.inner.eap_type)
+            reason = self.inner.failure_reason or (
+                f"the RADIUS server refused the inner EAP-{inner} (its Result TLV says failure)"
+                if self._inner_started
+                else "the RADIUS server's Result TLV says failure before any inner method ran"
+            )
         status = RESULT_SUCCESS if our else RESULT_FAILURE
         tlv = (0x8000 | TLV_RESULT).to_bytes(2, "big") + (2).to_bytes(2, "big") + status.to_bytes(2, "big")
         events.append(PeapResult(result == RESULT_SUCCESS, our, bool(answer_binding), reason))

@@ -17,6 +17,7 @@ from vpndoctor.eap.method import EapEvent, MethodStep
 from vpndoctor.eap.tlslayer import (
     ALERTS,
     FLAG_START,
+    FRAGMENT_BYTES,
     TlsAlert,
     TlsClient,
     TlsFramer,
@@ -83,8 +84,8 @@ class EapTlsMethod:
 
     eap_type: int = EapType.TLS
 
-    def __init__(self, tls: TlsClient) -> None:
-        self._phase = TlsPhase(tls, TlsFramer(), "EAP-TLS")
+    def __init__(self, tls: TlsClient, *, fragment_bytes: int = FRAGMENT_BYTES) -> None:
+        self._phase = TlsPhase(tls, TlsFramer(fragment_bytes=fragment_bytes), "EAP-TLS")
         self._msk: bytes | None = None
         self._failure: str | None = None
         self._done = False
@@ -102,7 +103,30 @@ class EapTlsMethod:
 
     @property
     def failure_reason(self) -> str | None:
+        if self._failure is None and self.certificate_refused:
+            return (
+                "the EAP server ended EAP-TLS right after our certificate, where its Finished was due: it "
+                "refused the certificate"
+            )
         return self._failure
+
+    @property
+    def certificate_refused(self) -> bool:
+        """Our whole flight with the client certificate is out, the server's Finished never came (an
+        EAP-Failure, or an alert, is all a server that refuses the certificate sends: FreeRADIUS sends the
+        failure without an alert)."""
+        tls = self.tls
+        if tls.alert_received is not None and tls.client_certificate:
+            return True
+        return (
+            tls.client_certificate
+            and bool(tls.server_chain)
+            and tls.cert_problem is None
+            and not tls.established
+            and tls.failed is None
+            and tls.flights_sent >= 2
+            and not self._phase.framer.sending
+        )
 
     def msk(self) -> bytes | None:
         return self._msk if self.succeeded else None

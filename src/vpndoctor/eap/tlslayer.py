@@ -313,6 +313,8 @@ class TlsClient:
         self.alert_sent: int | None = None
         self.cert_problem: str | None = None  # why the server certificate was refused
         self.cert_expired = False
+        self._names_checked = False
+        self.flights_sent = 0  # ClientHello, then the flight with our certificate and Finished
         self._secret: bytes | None = None
 
     def __repr__(self) -> str:
@@ -346,9 +348,20 @@ class TlsClient:
             except ssl.SSLError as exc:
                 self.failed = self._why(exc)
         out = self._out.read()
+        if self.server_names and self.server_chain and not self._names_checked and self.failed is None:
+            # Before our second flight leaves: a certificate that names none of the servers we may connect
+            # to ends the handshake with bad_certificate instead of our Finished.
+            self._names_checked = True
+            problem = self._name_problem(self.server_chain[0])
+            if problem is not None:
+                self.cert_problem = self.failed = problem
+                self.established = False
+                out = bytes([21, 3, 3, 0, 2, 2, 42])  # a fatal bad_certificate alert, in the clear
         if self.client_random is None and len(out) >= 43 and out[0] == 22 and out[5] == 1:
             self.client_random = out[11:43]
         self._scan_outgoing(out)
+        if out:
+            self.flights_sent += 1
         return out
 
     def _why(self, exc: ssl.SSLError) -> str:
@@ -369,12 +382,6 @@ class TlsClient:
         peer = self._ssl.getpeercert(binary_form=True)
         if peer is not None and not self.server_chain:
             self.server_chain = [x509.load_der_x509_certificate(peer)]
-        if self.server_names and self.server_chain:
-            wanted = self._name_problem(self.server_chain[0])
-            if wanted is not None:
-                self.cert_problem = self.failed = wanted
-                self.established = False
-                return
         self._secret = self._master_secret()
         if self._secret is None:
             self.failed = "OpenSSL's key log has no master secret for this handshake"
@@ -390,6 +397,7 @@ class TlsClient:
         names += [
             str(a.value).lower() for a in cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
         ]
+        names = list(dict.fromkeys(names))
         if any(n in names for n in self.server_names):
             return None
         return (

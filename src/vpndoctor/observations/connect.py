@@ -99,9 +99,14 @@ class EapTlsInfo(_Model):
     cipher: str | None
     alert_sent: str | None  # the TLS alert we ended the handshake with (we refused the server)
     alert_received: str | None  # the alert the server ended it with (it refused us, e.g. unknown_ca)
+    # EAP-TLS: the server ended the handshake right after our certificate (alert, or EAP-Failure where its
+    # Finished was due): it refused the certificate.
+    client_certificate_refused: bool = False
     peap_inner: str | None = None  # PEAP's inner method (MSCHAPV2, TLS)
     peap_result: Literal["success", "failure"] | None = None  # the server's Result TLV
-    crypto_binding: bool | None = None  # PEAP: the server sent a Crypto-Binding TLV and it verified
+    # PEAP's [MS-PEAP] Crypto-Binding TLV: "verified" (sent by the server, its MAC matched, ours answered),
+    # "failed" (its MAC did not match), "not-requested" (a Result TLV without one: FreeRADIUS); None: none
+    crypto_binding: Literal["verified", "failed", "not-requested"] | None = None
 
 
 class ConnectObservation(_Model):

@@ -117,6 +117,7 @@ async def run_connect_probe(
     eap: str = "mschapv2",
     client_certificate: ClientCertificate | None = None,
     eap_server_names: tuple[str, ...] = (),
+    eap_ca_files: list[str] | None = None,
     machine_certificates: tuple[bytes, ...] = (),
     machine_key: rsa.RSAPrivateKey | None = None,
     cert_auth_method: int = AuthMethod.RSA_SIG,
@@ -175,10 +176,11 @@ async def run_connect_probe(
             user,
             password=password,
             certificate=client_certificate,
-            anchors=anchors,
+            anchors=trust_anchors(eap_ca_files)[0] if eap_ca_files else anchors,
             server_names=eap_server_names,
             rng=rng,
         )
+        facts.method = peer.method
     del password
     if address is None:
         address = await resolve_one(target, timeout_s=min(timeout_s, 5.0))

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from vpndoctor.eap.method import EapEvent, EapMethod
 from vpndoctor.eap.mschapv2 import MsChapV2Method
-from vpndoctor.eap.peap import PeapCryptoBinding, PeapMethod, PeapResult
+from vpndoctor.eap.peap import INNER_TLS_FRAGMENT_BYTES, PeapCryptoBinding, PeapMethod, PeapResult
 from vpndoctor.eap.peer import EapPeer
 from vpndoctor.eap.tls import EapTlsMethod
 from vpndoctor.eap.tlslayer import TlsAlert, TlsClient, TlsHandshakeDone, TlsServerCertificate
@@ -114,7 +114,8 @@ def build_peer(
         inner_tls = TlsClient(
             anchors_pem=anchors_pem, chain_pem=chain_pem, key_pem=key_pem, server_names=server_names
         )
-        return EapPeer(user, PeapMethod(outer, user, EapTlsMethod(inner_tls)))
+        inner_method = EapTlsMethod(inner_tls, fragment_bytes=INNER_TLS_FRAGMENT_BYTES)
+        return EapPeer(user, PeapMethod(outer, user, inner_method))
     except ValueError as exc:  # too long a name or password, a key that does not fit: no secret quoted
         raise UsageError(str(exc)) from None
 
@@ -131,7 +132,8 @@ class TlsFacts:
         self.alert_sent: str | None = None
         self.alert_received: str | None = None
         self.result: PeapResult | None = None
-        self.binding: bool | None = None
+        self.method: EapMethod | None = None
+        self.binding: Literal["verified", "failed", "not-requested"] | None = None
 
     def see(self, event: EapEvent) -> None:
         if isinstance(event, TlsServerCertificate):
@@ -146,9 +148,10 @@ class TlsFacts:
                 self.alert_received = self.alert_received or event.name
         elif isinstance(event, PeapResult):
             self.result = event
-            self.binding = event.crypto_binding
-        elif isinstance(event, PeapCryptoBinding) and not event.valid:
-            self.binding = False
+            if self.binding is None:
+                self.binding = "verified" if event.crypto_binding else "not-requested"
+        elif isinstance(event, PeapCryptoBinding):
+            self.binding = "verified" if event.valid else "failed"
 
     def info(self) -> EapTlsInfo | None:
         if self.kind == "mschapv2":
@@ -173,4 +176,11 @@ class TlsFacts:
                 None if self.result is None else ("success" if self.result.server_success else "failure")
             ),
             crypto_binding=self.binding if self.kind.startswith("peap") else None,
+            client_certificate_refused=self._refused(),
         )
+
+    def _refused(self) -> bool:
+        method = self.method
+        if isinstance(method, PeapMethod):
+            method = method.inner
+        return isinstance(method, EapTlsMethod) and bool(method.certificate_refused)
