@@ -363,20 +363,25 @@ def eapol_test_conf(
     key: Path | None = None,
     server_name: str = t.NPS_NAME,
 ) -> str:
-    """wpa_supplicant network block for `eapol_test`: method "PEAP" (inner MSCHAPv2), "MSCHAPV2" or "TLS"."""
+    """wpa_supplicant network block for `eapol_test`: method "PEAP" (inner MSCHAPv2), "PEAP-TLS" (inner
+    EAP-TLS with `cert` and `key`), "MSCHAPV2" or "TLS"."""
+    outer = "PEAP" if method.startswith("PEAP") else method
     lines = [
         "network={",
         "\tkey_mgmt=WPA-EAP",
-        f"\teap={method}",
+        f"\teap={outer}",
         f'\tidentity="{identity}"',
     ]
-    if method in ("PEAP", "TLS"):
+    if outer in ("PEAP", "TLS"):
         lines += [f'\tca_cert="{ca_file}"', f'\tdomain_match="{server_name}"']
     if method == "PEAP":
         lines += ['\tphase2="auth=MSCHAPV2"']
     if password is not None:
         lines.append(f'\tpassword="{password}"')
-    if cert is not None and key is not None:
+    if method == "PEAP-TLS" and cert is not None and key is not None:
+        lines += ['\tphase2="auth=TLS"', f'\tca_cert2="{ca_file}"']
+        lines += [f'\tclient_cert2="{cert}"', f'\tprivate_key2="{key}"']
+    elif cert is not None and key is not None:
         lines += [f'\tclient_cert="{cert}"', f'\tprivate_key="{key}"']
     lines.append("}")
     return "\n".join(lines) + "\n"

@@ -1,0 +1,161 @@
+"""`vpndoctor connect --eap tls | peap-mschapv2 | peap-tls` against the lab's RRAS-shaped gateway handing
+EAP to FreeRADIUS (the NPS stand-in), through the real command line from the client namespace, each verdict
+twice in a row with no SA of ours left on a backend; and an oracle for each: the lab's strongSwan client
+dialling EAP-TLS the same way (Debian's strongSwan has no PEAP client), wpa_supplicant's eapol_test running
+the same PEAP conversation against the same RADIUS server from the VPN server's namespace. Both must end
+where we end: the tunnel up, or EAP refused."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from tests.helpers import need, scenarios
+from tests.lab.test_connect_probe import in_pool, no_sa_left
+from vpndoctor.lab import radius
+from vpndoctor.lab import topology as t
+from vpndoctor.lab.client import LabClient, Tunnel
+from vpndoctor.lab.handle import Lab
+
+pytestmark = pytest.mark.lab
+
+ROOT = Path(__file__).resolve().parents[2]
+SCHEMA = json.loads((ROOT / "schema" / "connect.json").read_text())
+BOB = "bob"
+
+# (scenario, case): (stage, Windows error; None: connected). The cases: "tls" and "peap-tls" present the
+# lab's user certificate (with the scenario's defect); "peap-mschapv2" is bob with his password,
+# "peap-wrong" with a wrong one, "peap-denied" the user the RADIUS network policy refuses; "tls-untrusted"
+# trusts another CA than the one that issued the RADIUS server's certificate (--eap-ca).
+EXPECTED: dict[tuple[str, str], tuple[str, int | None]] = {
+    ("eap-radius", "tls"): ("CHILD_SA", None),
+    ("eap-radius", "peap-mschapv2"): ("CHILD_SA", None),
+    ("eap-radius", "peap-tls"): ("CHILD_SA", None),
+    ("eap-radius", "peap-wrong"): ("EAP", 691),
+    ("eap-radius", "peap-denied"): ("EAP", 691),
+    ("eap-radius", "tls-untrusted"): ("EAP", 864),
+    ("client-cert-expired", "tls"): ("EAP", 853),
+    ("client-cert-expired", "peap-tls"): ("EAP", 853),
+    ("client-cert-foreign-ca", "tls"): ("EAP", 853),
+    ("client-cert-foreign-ca", "peap-tls"): ("EAP", 853),
+    ("client-cert-no-clientauth-eku", "tls"): ("EAP", 853),
+    ("client-cert-no-clientauth-eku", "peap-tls"): ("EAP", 853),
+}
+SCENARIOS = sorted({s for s, _ in EXPECTED})
+
+
+@pytest.fixture
+def client(lab: Lab) -> Iterator[LabClient]:
+    c = LabClient(lab.prefix, userspace_esp=True).start()
+    try:
+        yield c
+    finally:
+        c.hangup()
+        c.stop()
+
+
+def _argv(lab: Lab, case: str) -> tuple[list[str], str | None]:
+    info = lab.info
+    assert info.user_cert and info.user_key
+    ca = info.ca_file
+    base = [sys.executable, "-m", "vpndoctor", "connect", t.VIP4, "--ca", ca, "--json"]
+    if case in ("tls", "peap-tls", "tls-untrusted"):
+        eap = "peap-tls" if case == "peap-tls" else "tls"
+        argv = [*base, "--eap", eap, "--client-cert", info.user_cert, "--client-key", info.user_key]
+        if case == "tls-untrusted":
+            argv += ["--eap-ca", str(lab.workdir / "pki" / "foreign-ca.pem")]
+        return argv, None
+    user, password = {
+        "peap-mschapv2": (BOB, t.RADIUS_USERS[BOB]),
+        "peap-wrong": (BOB, "wrong-password"),
+        "peap-denied": (t.RADIUS_DENIED_USER, t.RADIUS_DENIED_PASSWORD),
+    }[case]
+    return [*base, "--eap", "peap-mschapv2", "--user", user, "--password-env", "VEA_PW"], password
+
+
+def connect(lab: Lab, case: str) -> tuple[int, Any, str]:
+    argv, password = _argv(lab, case)
+    env = ["env", f"VEA_PW={password}"] if password is not None else []
+    proc = lab.run("client", *env, *argv, timeout_s=90)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    data = json.loads(proc.stdout)
+    jsonschema.validate(data, SCHEMA)
+    return proc.returncode, data, proc.stdout + proc.stderr
+
+
+def eapol_verdict(lab: Lab, case: str) -> str:
+    """wpa_supplicant's verdict on the same EAP conversation, from vpn1 with its RADIUS secret."""
+    need(radius.EAPOL_TEST)
+    info = lab.info
+    assert info.user_cert and info.user_key
+    ca = lab.workdir / "pki" / ("foreign-ca.pem" if case == "tls-untrusted" else "ca.pem")
+    if case in ("tls", "tls-untrusted", "peap-tls"):
+        method = "PEAP-TLS" if case == "peap-tls" else "TLS"
+        conf_text = radius.eapol_test_conf(
+            method, t.EAP_TLS_USER, ca_file=ca, cert=Path(info.user_cert), key=Path(info.user_key)
+        )
+    else:
+        argv, password = _argv(lab, case)
+        user = argv[argv.index("--user") + 1]
+        conf_text = radius.eapol_test_conf("PEAP", user, ca_file=ca, password=password)
+    conf = lab.workdir / f"eapol-vea-{case}.conf"
+    conf.write_text(conf_text)
+    proc = lab.run("vpn1", *radius.eapol_test_command(conf), timeout_s=40)
+    lines = proc.stdout.strip().splitlines()
+    return lines[-1] if lines else proc.stderr
+
+
+def cases(scenario: str) -> list[str]:
+    return [c for s, c in EXPECTED if s == scenario]
+
+
+@scenarios(*SCENARIOS)
+def test_eap_tls_and_peap_as_windows_and_as_the_oracles(lab: Lab, client: LabClient) -> None:
+    for case in cases(lab.scenario.name):
+        stage, code = EXPECTED[(lab.scenario.name, case)]
+        for _ in range(2):
+            rc, data, text = connect(lab, case)
+            want_auth = {"tls": "eap-tls", "tls-untrusted": "eap-tls", "peap-tls": "peap-tls"}
+            assert data["auth"] == want_auth.get(case, "peap-mschapv2")
+            assert data["stage_reached"] == stage, (case, data["failure"])
+            tls = data["eap_tls"]
+            if code is None:
+                assert rc == 0 and data["connected"] and data["windows_error"] is None, (case, data["failure"])
+                assert data["auth_result"] == "success" and data["responder_auth_verified"] is True
+                assert tls["server_verified"] is True and tls["server_certificate"] == f"CN={t.NPS_NAME}"
+                assert tls["tls_version"] == "TLSv1.2"
+                if case.startswith("peap"):
+                    assert tls["peap_result"] == "success" and tls["crypto_binding"] == "not-requested"
+                cfg = data["config"]
+                assert all(in_pool(a) for a in cfg["ipv4"] + cfg["ipv6"]) and cfg["ipv4"]
+                assert [f["status"] for f in data["findings"] if f["id"] == "auth.eap"] == ["pass"]
+            else:
+                assert rc == 1 and not data["connected"] and data["cause"] == "eap-failure", data["failure"]
+                assert data["windows_error"]["code"] == code, (case, data["windows_error"])
+                eap = next(f for f in data["findings"] if f["id"] == "auth.eap")
+                assert eap["status"] == "fail" and code in eap["error_codes"], eap
+                if code == 853:
+                    assert tls["client_certificate_refused"] is True and tls["server_verified"] is True
+                if code == 864:
+                    assert tls["server_verified"] is False and tls["alert_sent"] == "unknown_ca"
+            assert data["left_sa_on_server"] is False
+            no_sa_left(lab)
+            # The oracles.
+            verdict = eapol_verdict(lab, case)
+            assert verdict == ("SUCCESS" if code is None else "FAILURE"), (case, verdict)
+            if case == "tls":
+                r = client.dial(Tunnel.eap_tls(lab.info.user_cert or "", lab.info.user_key or ""))
+                client.hangup(r.name)
+                if code is None:
+                    assert (r.stage, r.error) == ("child_sa", None), r.log[-3000:]
+                else:
+                    assert (r.stage, r.error) == ("eap", "EAP_FAILURE"), r.log[-3000:]
+                assert r.child_established == data["connected"]
+                assert "EAP_TLS" in r.eap_methods and "TLS" in data["eap_requests"]
+            assert t.RADIUS_USERS[BOB] not in text
