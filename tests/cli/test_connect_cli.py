@@ -263,7 +263,7 @@ def test_no_password_and_no_tty_is_a_usage_error(ca_file: str) -> None:
     ("args", "message"),
     [
         (["--password-env", "NO_SUCH_VARIABLE_HERE"], "no such environment variable"),
-        (["--eap", "peap"], "only mschapv2"),
+        (["--eap", "peap"], "one of mschapv2, tls, peap-mschapv2, peap-tls"),
         (["--esp-proposal", "aes256-prfsha256"], "unknown algorithm 'prfsha256'"),
         (["--esp-proposal", "aes256gcm16-sha1"], "AEAD"),
         (["--keys-out", "/nonexistent/dir/keys"], "--keys-out"),

@@ -126,7 +126,7 @@ def test_eap_tls_and_peap_as_windows_and_as_the_oracles(lab: Lab, client: LabCli
             assert data["stage_reached"] == stage, (case, data["failure"])
             tls = data["eap_tls"]
             if code is None:
-                assert rc == 0 and data["connected"] and data["windows_error"] is None, (case, data["failure"])
+                assert rc == 0 and data["connected"] and data["windows_error"] is None, data["failure"]
                 assert data["auth_result"] == "success" and data["responder_auth_verified"] is True
                 assert tls["server_verified"] is True and tls["server_certificate"] == f"CN={t.NPS_NAME}"
                 assert tls["tls_version"] == "TLSv1.2"
@@ -159,3 +159,52 @@ def test_eap_tls_and_peap_as_windows_and_as_the_oracles(lab: Lab, client: LabCli
                 assert r.child_established == data["connected"]
                 assert "EAP_TLS" in r.eap_methods and "TLS" in data["eap_requests"]
             assert t.RADIUS_USERS[BOB] not in text
+
+
+def _forms(secret: bytes) -> list[str]:
+    return [secret.hex(), secret.hex().upper(), secret[:32].hex(), secret[:16].hex()]
+
+
+@scenarios("eap-radius", "client-cert-expired")
+def test_no_secret_in_any_output(lab: Lab, tmp_path: Path) -> None:
+    """The password, the client key, the MSKs and the TLS master secrets appear in no output of the new
+    methods: terminal, --json, errors - nor in the --keys-out file (the IKE SA keys only)."""
+    from cryptography.hazmat.primitives import serialization
+
+    info = lab.info
+    assert info.user_key
+    key = serialization.load_pem_private_key(Path(info.user_key).read_bytes(), password=None)
+    numbers = key.private_numbers()  # type: ignore[union-attr]
+    secrets = [t.RADIUS_USERS[BOB], "wrong-password"]
+    secrets += [format(n, "x") for n in (numbers.d, numbers.p, numbers.q)]  # type: ignore[union-attr]
+    pem_lines = Path(info.user_key).read_text().splitlines()
+    secrets += [line for line in pem_lines if len(line) > 40]
+    outputs: list[str] = []
+    captured: list[bytes] = []
+    spy = ROOT / "tests" / "lab" / "connect_spy.py"
+    for case in ("tls", "peap-tls", "peap-mschapv2", "peap-wrong", "tls-untrusted"):
+        if lab.scenario.name != "eap-radius" and case != "tls":
+            continue
+        for extra in ([], ["--keys-out", str(tmp_path / f"{case}.keys")]):
+            argv, password = _argv(lab, case)
+            argv = [a for a in argv if a != "--json"] if not extra else argv
+            out = tmp_path / f"{case}.secrets"
+            env = ["env", f"VEA_SECRETS_OUT={out}", f"PYTHONPATH={ROOT / 'src'}:{ROOT}"]
+            if password is not None:
+                env.append(f"VEA_PW={password}")
+            cmd = [sys.executable, str(spy), *argv[3:], *extra]
+            proc = lab.run("client", *env, *cmd, timeout_s=90)
+            assert "Traceback" not in proc.stderr, proc.stderr
+            outputs.append(proc.stdout + proc.stderr)
+            for path in tmp_path.glob(f"{case}*"):
+                if path.suffix != ".secrets":
+                    outputs.append(path.read_text(errors="replace"))
+            captured += [bytes.fromhex(line) for line in out.read_text().split()]
+            no_sa_left(lab)
+    if lab.scenario.name == "eap-radius":
+        assert len(captured) >= 6, "the spy saw the MSKs and master secrets of the successful runs"
+    for secret in captured:
+        secrets += _forms(secret)
+    for text in outputs:
+        for secret in secrets:
+            assert secret not in text, secret[:8]
