@@ -11,16 +11,12 @@ the first line of a file only its owner can read, or a prompt on the terminal.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
-from vpndoctor.cli.credentials import read_password
 from vpndoctor.cli.output import check_writable, emit
 from vpndoctor.errors import UsageError
-
-if TYPE_CHECKING:
-    from vpndoctor.probes.eap_methods import ClientCertificate
 
 app = typer.Typer()
 
@@ -201,6 +197,8 @@ def connect(
             as_json=as_json,
         )
         return
+    from vpndoctor.cli.credentials import user_credentials
+
     user, password, certificate = user_credentials(
         eap, user, password_env, password_file, client_cert, client_key
     )
@@ -228,37 +226,6 @@ def connect(
     report = connect_report(obs)
     emit(report, as_json=as_json, render=render_connect)
     raise typer.Exit(exit_code(obs))
-
-
-def user_credentials(
-    eap: str,
-    user: str | None,
-    password_env: str | None,
-    password_file: str | None,
-    client_cert: str | None,
-    client_key: str | None,
-) -> tuple[str, str | None, ClientCertificate | None]:
-    """(EAP identity, password, client certificate) for `--eap`: a password for mschapv2 and
-    peap-mschapv2, a certificate and key for tls and peap-tls (the identity then defaults to the
-    certificate's e-mail/UPN name or CN, as Windows sends it)."""
-    from vpndoctor.cli.credentials import load_client_credentials
-    from vpndoctor.probes.eap_methods import certificate_identity
-
-    if eap in ("tls", "peap-tls"):
-        if password_env is not None or password_file is not None:
-            raise UsageError(f"--eap {eap} authenticates with a certificate: drop the password")
-        if client_cert is None or client_key is None:
-            raise UsageError(f"--eap {eap} needs --client-cert and --client-key")
-        certificate = load_client_credentials(client_cert, client_key)
-        name = user if user is not None else certificate_identity(certificate.chain[0])
-        if not name.strip():
-            raise UsageError("the certificate names no identity to send: give --user")
-        return name, None, certificate
-    if client_cert is not None or client_key is not None:
-        raise UsageError(f"--client-cert and --client-key go with --eap tls or peap-tls, not {eap}")
-    if user is None or not user.strip():
-        raise UsageError("--user must not be empty (or give --machine-cert for a device tunnel)")
-    return user, read_password(user, password_env, password_file), None
 
 
 _AUTH_METHODS = {"rsa": 1, "rfc7427": 14}
