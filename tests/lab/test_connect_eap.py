@@ -48,6 +48,12 @@ EXPECTED: dict[tuple[str, str], tuple[str, int | None]] = {
     ("client-cert-no-clientauth-eku", "peap-tls"): ("EAP", 853),
 }
 SCENARIOS = sorted({s for s, _ in EXPECTED})
+# The user certificate linted before use (as `vpndoctor cert --for user`): what each defect fails.
+LINT_FAILS = {
+    "client-cert-expired": "cert.lint.validity",
+    "client-cert-foreign-ca": "cert.lint.chain",
+    "client-cert-no-clientauth-eku": "cert.lint.eku",
+}
 
 
 @pytest.fixture
@@ -145,6 +151,17 @@ def test_eap_tls_and_peap_as_windows_and_as_the_oracles(lab: Lab, client: LabCli
                 if code == 864:
                     assert tls["server_verified"] is False and tls["alert_sent"] == "unknown_ca"
             assert data["left_sa_on_server"] is False
+            lint = data["client_certificate_lint"]
+            if case in ("tls", "peap-tls", "tls-untrusted"):
+                statuses = {f["id"]: f["status"] for f in lint["findings"]}
+                # with --eap-ca another CA, the user certificate does not chain to it either
+                want = "cert.lint.chain" if case == "tls-untrusted" else LINT_FAILS.get(lab.scenario.name)
+                if want is None:
+                    assert lint["status"] in ("pass", "warn"), lint
+                else:
+                    assert statuses[want] == "fail", statuses
+            else:
+                assert lint is None
             no_sa_left(lab)
             # The oracles.
             verdict = eapol_verdict(lab, case)

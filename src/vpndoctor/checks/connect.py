@@ -98,7 +98,9 @@ _WINDOWS_PICKS_BY = (ids.CERT_LINT_VALIDITY, ids.CERT_LINT_EKU)
 
 
 def windows_error(
-    obs: ConnectObservation, machine_lint: LintedCertificate | None = None
+    obs: ConnectObservation,
+    machine_lint: LintedCertificate | None = None,
+    client_lint: LintedCertificate | None = None,
 ) -> WindowsErrorInfo | None:
     """The error a Windows client would show for the failure `obs` ended in; None when it connected or no
     Windows error is known to match. `machine_lint`: a device tunnel's certificate, linted for a device."""
@@ -106,6 +108,14 @@ def windows_error(
     if found is None:
         return None
     code, why = found
+    if code == 853 and client_lint is not None:
+        unusable = [f for f in client_lint.findings if f.id in _WINDOWS_PICKS_BY and f.status == "fail"]
+        if unusable:
+            why += (
+                "; and Windows would not even offer this certificate ("
+                + "; ".join(f.detail for f in unusable)
+                + ")"
+            )
     entry = lookup(code)
     name = entry.name if entry is not None else None
     if name is None and code == obs.mschapv2_error:
@@ -417,10 +427,22 @@ class ConnectReport(ConnectObservation):
     findings: list[Finding]
     # A device tunnel's certificate, linted as `vpndoctor cert --for device` does before it is used.
     machine_certificate_lint: LintedCertificate | None = None
+    # EAP-TLS / PEAP-TLS: the user certificate, linted as `vpndoctor cert --for user` does before it is used
+    # (Windows' certificate selection skips one that is not valid now or lacks the Client Authentication EKU).
+    client_certificate_lint: LintedCertificate | None = None
 
 
-def connect_report(obs: ConnectObservation, machine_lint: LintedCertificate | None = None) -> ConnectReport:
-    error = windows_error(obs, machine_lint)
+def connect_report(
+    obs: ConnectObservation,
+    machine_lint: LintedCertificate | None = None,
+    client_lint: LintedCertificate | None = None,
+) -> ConnectReport:
+    error = windows_error(obs, machine_lint, client_lint)
     data = obs.model_dump()
     data["windows_error"] = error.model_dump() if error is not None else None
-    return ConnectReport(**data, findings=connect_findings(obs, error), machine_certificate_lint=machine_lint)
+    return ConnectReport(
+        **data,
+        findings=connect_findings(obs, error),
+        machine_certificate_lint=machine_lint,
+        client_certificate_lint=client_lint,
+    )

@@ -11,12 +11,15 @@ the first line of a file only its owner can read, or a prompt on the terminal.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from vpndoctor.cli.output import check_writable, emit
 from vpndoctor.errors import UsageError
+
+if TYPE_CHECKING:
+    from vpndoctor.checks.cert import LintedCertificate
 
 app = typer.Typer()
 
@@ -223,9 +226,25 @@ def connect(
         politeness=Politeness(),
     )
     del password
-    report = connect_report(obs)
+    client_lint = None
+    if certificate is not None and client_cert is not None:
+        client_lint = _lint_user_certificate(client_cert, eap_ca or ca or [])
+    report = connect_report(obs, client_lint=client_lint)
     emit(report, as_json=as_json, render=render_connect)
     raise typer.Exit(exit_code(obs))
+
+
+def _lint_user_certificate(path: str, ca: list[str]) -> LintedCertificate | None:
+    """The user certificate as `vpndoctor cert --for user --ca ...` judges it."""
+    from datetime import UTC, datetime
+
+    from vpndoctor.certfiles import read_certificate_files
+    from vpndoctor.checks.cert import lint
+
+    files = read_certificate_files([path])
+    anchors = [c for f in read_certificate_files(ca) for c in f.certificates]
+    report = lint(files[:1], anchors, datetime.now(UTC), purpose="user", ca_files=ca)
+    return report.certificates[0] if report.certificates else None
 
 
 _AUTH_METHODS = {"rsa": 1, "rfc7427": 14}

@@ -64,6 +64,12 @@ def render_connect(report: ConnectReport, console: Console) -> None:
         facts.add_row("", escape(f"we refused {', '.join(report.eap_nak)} (Nak: {ours})"))
     if report.eap_tls is not None:
         _tls_rows(report, facts)
+    user_lint = report.client_certificate_lint
+    if user_lint is not None:
+        facts.add_row("", f"[{STYLE[user_lint.status]}]{user_lint.status}[/] (vpndoctor cert --for user)")
+        for f in user_lint.findings:
+            if f.status in ("warn", "fail"):
+                facts.add_row("", f"[{STYLE[f.status]}]{f.id}[/] {escape(f.detail)}")
     if report.eap_server_message:
         facts.add_row("", escape(f"server says: {report.eap_server_message}"))
     if report.auth == "machine-certificate":
