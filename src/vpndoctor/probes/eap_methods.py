@@ -14,6 +14,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from vpndoctor.certs import upn_names
 from vpndoctor.eap.method import EapEvent, EapMethod
 from vpndoctor.eap.mschapv2 import MsChapV2Method
 from vpndoctor.eap.peap import INNER_TLS_FRAGMENT_BYTES, PeapCryptoBinding, PeapMethod, PeapResult
@@ -52,8 +53,11 @@ class ClientCertificate:
 
 
 def certificate_identity(der: bytes) -> str:
-    """The EAP identity Windows sends for a user certificate: its UPN-like RFC 822 name, else its CN."""
+    """The EAP identity Windows sends for a user certificate: its UPN, else its RFC 822 name, else its CN."""
     cert = x509.load_der_x509_certificate(der)
+    upns = upn_names(cert)
+    if upns:
+        return upns[0]
     try:
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
         emails = san.get_values_for_type(x509.RFC822Name)
