@@ -16,6 +16,9 @@ APT_PACKAGES=(
   # the lab's NPS stand-in (FreeRADIUS, reached by strongSwan's eap-radius) and its RADIUS-level clients
   # (radtest, radclient; eapol_test for PEAP and EAP-TLS)
   freeradius freeradius-utils eapoltest
+  # hostapd's integrated RADIUS/EAP server: a second PEAP server, one that sends [MS-PEAP]'s crypto binding
+  # (FreeRADIUS does not), for tests/eap/test_peap_hostapd.py; started by the test only, never as a service
+  hostapd
 )
 
 missing=()
