@@ -34,6 +34,7 @@ HARNESSES = (
     "ipconfig",
     "addresses",
     "error_codes",
+    "eap_peap",
 )
 
 

@@ -208,6 +208,8 @@ class PeapMethod:
 
     # -- phase 2 ------------------------------------------------------------------------------------------
     def _phase2(self, identifier: int, plain: bytes) -> tuple[bytes | None, list[EapEvent]]:
+        if not plain:
+            raise EapDecodeError(5, "a tunnelled EAP packet", "no octets")
         full = len(plain) >= 5 and plain[0] in (EapCode.REQUEST, EapCode.SUCCESS, EapCode.FAILURE) and (
             (len(plain) == 5 and plain[4] == EapType.IDENTITY and int.from_bytes(plain[2:4], "big") == 5)
             or plain[4] == EXTENSIONS
