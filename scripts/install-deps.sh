@@ -56,6 +56,17 @@ if [ "$(id -u)" = 0 ] && [ -e /etc/init.d/freeradius ]; then
   fi
 fi
 
+# Debian's hostapd enables its (access point) service too; the EAP tests start their own hostapd as a RADIUS
+# server on a free port and stop it.
+if [ "$(id -u)" = 0 ] && [ -e /lib/systemd/system/hostapd.service ]; then
+  if [ -d /run/systemd/system ]; then
+    systemctl disable --now hostapd.service >/dev/null 2>&1 || true
+  else
+    rm -f /etc/systemd/system/multi-user.target.wants/hostapd.service
+    update-rc.d hostapd disable >/dev/null 2>&1 || true
+  fi
+fi
+
 PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
