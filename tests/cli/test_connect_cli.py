@@ -404,3 +404,31 @@ def test_eap_tls_without_a_server_ends_in_no_answer(user_cert: tuple[str, str, s
     data = report(proc)
     assert proc.returncode == 3 and data["auth"] == "eap-tls" and data["user"] == "dave@example"
     assert data["eap_tls"]["client_certificate"] == "CN=dave@example"
+
+
+@pytest.mark.parametrize("eap", ["peap-mschapv2", "tls"])
+def test_a_server_that_runs_mschapv2_only_refuses_our_nak_with_812(
+    eap: str, ca_file: str, user_cert: tuple[str, str, str]
+) -> None:
+    """The scripted gateway proposes EAP-MSCHAPv2 and answers our Nak (PEAP, TLS) with EAP-Failure: the
+    server wants a method the client is not configured for, 812, at EAP."""
+    cert, key, _ = user_cert
+    creds = ["--user", USER] if eap == "peap-mschapv2" else ["--client-cert", cert, "--client-key", key]
+    with Server("normal") as server:
+        env = {ENV_VAR: PASSWORD} if eap == "peap-mschapv2" else {}
+        proc = subprocess.run(
+            [
+                *CLI, "127.0.0.1", "--port", str(server.port), "--natt-port", str(server.natt_port),
+                "--eap", eap, *creds, *(["--password-env", ENV_VAR] if env else []),
+                "--ca", ca_file, "--json",
+            ],
+            capture_output=True, text=True, timeout=90, stdin=subprocess.DEVNULL,
+            env={**{k: v for k, v in os.environ.items() if k != ENV_VAR}, **env},
+        )
+        assert server.connect.eap is not None
+        log = server.connect.eap.log
+    data = report(proc)
+    assert proc.returncode == 1 and data["stage_reached"] == "EAP" and data["cause"] == "eap-method"
+    assert data["eap_nak"] == ["MSCHAPV2"] and data["windows_error"]["code"] == 812
+    assert log[-1] == ("nak-19" if eap == "peap-mschapv2" else "nak-0d"), log
+    assert finding(data, "auth.eap")["status"] == "fail"

@@ -64,7 +64,7 @@ def diagnose(
     ] = None,
     user: Annotated[
         str | None,
-        typer.Option("--user", help="Also connect as this EAP-MSCHAPv2 user (adds auth.* and child_sa.*)."),
+        typer.Option("--user", help="Also connect as this EAP user (--eap; adds auth.* and child_sa.*)."),
     ] = None,
     password_env: Annotated[
         str | None,
