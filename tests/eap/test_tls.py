@@ -377,3 +377,24 @@ def test_hostile_bytes_raise_only_eap_errors(pki: Pki) -> None:
                 except EapError:
                     break
             tls.close()
+
+
+def test_no_key_master_secret_or_msk_in_any_repr_event_or_reason(pki: Pki) -> None:
+    texts: list[str] = []
+    secrets: list[bytes] = []
+    for anchors in (pki.ca, pki.foreign_ca):
+        server = TlsServer(pki, EapType.TLS, require_cert=True)
+        method = EapTlsMethod(tls_client(pki, cert=True, anchors=anchors))
+        peer = EapPeer("dave@example", method)
+        events = run_tls_phase(peer, server)
+        texts += [repr(e) for e in events] + [str(e) for e in events]
+        texts += [repr(peer), repr(method), repr(method.tls), str(method.failure_reason)]
+        secrets += [s for s in (method.msk(), getattr(method.tls, "_secret", None)) if s]
+        server.close()
+    assert len(secrets) == 2
+    key_lines = [ln for ln in pki.user_key.decode().splitlines() if len(ln) > 40]
+    for text in texts:
+        for secret in secrets:
+            assert secret.hex() not in text and secret[:16].hex() not in text
+        for line in key_lines:
+            assert line not in text
