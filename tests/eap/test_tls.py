@@ -398,3 +398,18 @@ def test_no_key_master_secret_or_msk_in_any_repr_event_or_reason(pki: Pki) -> No
             assert secret.hex() not in text and secret[:16].hex() not in text
         for line in key_lines:
             assert line not in text
+
+
+def test_without_memfd_the_files_live_in_a_private_directory_and_are_removed(
+    pki: Pki, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delattr(os, "memfd_create")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    server = TlsServer(pki, EapType.TLS, require_cert=True)
+    method = EapTlsMethod(tls_client(pki, cert=True))
+    peer = EapPeer("dave@example", method)
+    run_tls_phase(peer, server)
+    peer.receive(encode_success(server.id))
+    assert peer.msk == server.msk()
+    server.close()
+    assert list(tmp_path.iterdir()) == []  # the key, the chain and the key log are gone

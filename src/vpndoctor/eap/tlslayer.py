@@ -15,7 +15,8 @@ a named reason.
 
 I/O: none on the network. OpenSSL reads the client certificate and key, and writes its key log, through file
 names only; both are anonymous memory files (`memfd_create`, closed as soon as they were read), so no key and
-no master secret ever reaches a disk. The server certificate is verified by OpenSSL against the anchors given
+no master secret ever reaches a disk (where there is no memfd_create: mode-0600 files in a private directory,
+removed as soon as they were read). The server certificate is verified by OpenSSL against the anchors given
 (what Windows' "Verify the server's identity by validating the certificate" does) before the handshake ends.
 Nothing here prints, logs or puts a key, the master secret or the MSK into a repr or message.
 """
@@ -24,7 +25,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import ssl
+import tempfile
 from dataclasses import dataclass, field
 
 from cryptography import x509
@@ -233,21 +236,35 @@ class TlsFramer:
 # ---- the TLS client ----------------------------------------------------------------------------------------
 
 
-def _memfd(name: str, data: bytes = b"") -> int:
-    """An anonymous memory file (Linux); OpenSSL opens it by its /proc/self/fd name."""
-    fd = os.memfd_create(name, os.MFD_CLOEXEC)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-    except OSError:
-        os.close(fd)
-        raise
-    return fd
+class _PrivateFile:
+    """A file OpenSSL opens by name: an anonymous memory file (`memfd_create`, Linux; its name is
+    /proc/self/fd/N), or where there is none a mode-0600 file in a mode-0700 directory of our own, removed on
+    `close()`. `fd` stays ours to read back."""
 
+    def __init__(self, name: str, data: bytes = b"") -> None:
+        self._dir: str | None = None
+        if hasattr(os, "memfd_create") and os.path.isdir("/proc/self/fd"):
+            self.fd = os.memfd_create(name, os.MFD_CLOEXEC)
+            self.path = f"/proc/self/fd/{self.fd}"
+        else:
+            self._dir = tempfile.mkdtemp(prefix="vpndoctor-")
+            self.path = os.path.join(self._dir, name)
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self.fd, view) :]
+        except OSError:
+            self.close()
+            raise
 
-def _fd_path(fd: int) -> str:
-    return f"/proc/self/fd/{fd}"
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = None
 
 
 def _names(cert: x509.Certificate) -> tuple[str, str, str]:
@@ -286,16 +303,17 @@ class TlsClient:
             raise ValueError(f"the trust anchors are not PEM certificates ({exc})") from None
         self.client_certificate = chain_pem is not None
         if chain_pem is not None and key_pem is not None:
-            cert_fd, key_fd = _memfd("eap-tls-cert", chain_pem), _memfd("eap-tls-key", key_pem)
+            cert_file = _PrivateFile("eap-tls-cert", chain_pem)
+            key_file = _PrivateFile("eap-tls-key", key_pem)
             try:
-                ctx.load_cert_chain(_fd_path(cert_fd), _fd_path(key_fd))
+                ctx.load_cert_chain(cert_file.path, key_file.path)
             except ssl.SSLError as exc:
                 raise ValueError(f"the client certificate and key do not match ({exc.reason})") from None
             finally:
-                os.close(cert_fd)
-                os.close(key_fd)
-        self._keylog_fd = _memfd("eap-tls-keylog")
-        ctx.keylog_filename = _fd_path(self._keylog_fd)
+                cert_file.close()
+                key_file.close()
+        self._keylog = _PrivateFile("eap-tls-keylog")
+        ctx.keylog_filename = self._keylog.path
         self._ctx = ctx
         self._in = ssl.MemoryBIO()
         self._out = ssl.MemoryBIO()
@@ -408,8 +426,11 @@ class TlsClient:
     def _master_secret(self) -> bytes | None:
         if self.client_random is None:
             return None
-        size = os.fstat(self._keylog_fd).st_size
-        text = os.pread(self._keylog_fd, min(size, 1 << 20), 0).decode("ascii", "replace")
+        fd = self._keylog.fd
+        if fd < 0:
+            return None
+        size = os.fstat(fd).st_size
+        text = os.pread(fd, min(size, 1 << 20), 0).decode("ascii", "replace")
         self._close_keylog()
         want = self.client_random.hex()
         for line in text.splitlines():
@@ -422,10 +443,9 @@ class TlsClient:
         return None
 
     def _close_keylog(self) -> None:
-        if self._keylog_fd >= 0:
+        if self._keylog.fd >= 0:
             self._ctx.keylog_filename = None  # type: ignore[assignment]
-            os.close(self._keylog_fd)
-            self._keylog_fd = -1
+            self._keylog.close()
 
     def close(self) -> None:
         self._close_keylog()
