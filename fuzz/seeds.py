@@ -565,6 +565,37 @@ def error_codes() -> Seeds:
         yield text.encode()
 
 
+# --- EAP-TLS / PEAP ----------------------------------------------------------------------------------------
+
+
+def eap_peap() -> Seeds:
+    """The Type-Data and tunnelled phase-2 packets of a PEAP-MSCHAPv2 conversation as FreeRADIUS and NPS send
+    them (chunk size 0: each seed is one piece; the harness cuts by the first byte)."""
+    from tests.eap.authenticator import Authenticator
+    from vpndoctor.eap import peap as P
+    from vpndoctor.eap.packets import decode_eap
+
+    auth = Authenticator({"user": "password"})
+    challenge = decode_eap(auth.challenge_request())
+    result = bytes.fromhex("800300020001")
+    binding = P._binding_tlv(0, bytes(range(32)), bytes(20))
+    pieces = [
+        bytes([0x20]),  # Start
+        bytes([0xC0]) + (6).to_bytes(4, "big") + b"abc",  # L and M, then the rest
+        b"\x00def",
+        bytes([1, 9, 0, 5, 1]),  # a full Identity request
+        bytes([26]) + challenge.data,  # header-less MS-CHAPv2 Challenge
+        bytes([1, 10, 0, 11, 33]) + result,  # Extensions: Result success
+        bytes([1, 11, 0, 71, 33]) + result + binding,  # with a Crypto-Binding TLV
+        bytes([1, 12, 0, 11, 33]) + bytes.fromhex("800300020002"),  # Result failure
+    ]
+    for piece in pieces:
+        yield b"\x00" + piece
+    yield b"\x00" + b"".join(pieces[3:5])
+    for size in (3, 7):
+        yield bytes([size]) + b"".join(pieces)
+
+
 # ------------------------------------------------------------------------------------------------------------
 
 

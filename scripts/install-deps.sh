@@ -18,6 +18,9 @@ APT_PACKAGES=(
   freeradius freeradius-utils eapoltest
   # vpndoctor exporter's tests: a real Prometheus scrapes it; promtool checks and unit-tests the shipped rules
   prometheus
+  # hostapd's integrated RADIUS/EAP server: a second PEAP server, one that sends [MS-PEAP]'s crypto binding
+  # (FreeRADIUS does not), for tests/eap/test_peap_hostapd.py; started by the test only, never as a service
+  hostapd
 )
 
 missing=()
@@ -64,6 +67,17 @@ if [ "$(id -u)" = 0 ] && [ -e /etc/init.d/prometheus ]; then
     update-rc.d prometheus disable >/dev/null 2>&1 || true
     pid=$(cat /run/prometheus/prometheus.pid 2>/dev/null || true)
     if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then /etc/init.d/prometheus stop >/dev/null || true; fi
+  fi
+fi
+
+# Debian's hostapd enables its (access point) service too; the EAP tests start their own hostapd as a RADIUS
+# server on a free port and stop it.
+if [ "$(id -u)" = 0 ] && [ -e /lib/systemd/system/hostapd.service ]; then
+  if [ -d /run/systemd/system ]; then
+    systemctl disable --now hostapd.service >/dev/null 2>&1 || true
+  else
+    rm -f /etc/systemd/system/multi-user.target.wants/hostapd.service
+    update-rc.d hostapd disable >/dev/null 2>&1 || true
   fi
 fi
 

@@ -35,6 +35,7 @@ HARNESSES = (
     "ipconfig",
     "addresses",
     "error_codes",
+    "eap_peap",
 )
 
 

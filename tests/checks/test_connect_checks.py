@@ -10,7 +10,14 @@ import pytest
 
 from vpndoctor.checks import ids
 from vpndoctor.checks.connect import connect_report, windows_error
-from vpndoctor.observations.connect import STAGES, ChildSaInfo, ConfigInfo, ConnectObservation, StageInfo
+from vpndoctor.observations.connect import (
+    STAGES,
+    ChildSaInfo,
+    ConfigInfo,
+    ConnectObservation,
+    EapTlsInfo,
+    StageInfo,
+)
 
 
 def obs(**changes: Any) -> ConnectObservation:
@@ -212,3 +219,63 @@ def test_the_terminal_report_renders(auth: str, connected: bool) -> None:
     text = console.export_text()
     assert ("device" in text) == (auth == "machine-certificate")
     assert text.strip()
+
+
+def _tls(**changes: Any) -> EapTlsInfo:
+    base: dict[str, Any] = dict(
+        server_certificate="CN=nps.example",
+        server_issuer="CN=Corp Root",
+        server_not_after="2030-01-01T00:00:00+00:00",
+        server_verified=True,
+        server_reason=None,
+        client_certificate="CN=alice@example",
+        tls_version=None,
+        cipher=None,
+        alert_sent=None,
+        alert_received=None,
+    )
+    base.update(changes)
+    return EapTlsInfo(**base)
+
+
+@pytest.mark.parametrize(
+    ("tls", "code", "remedy_word"),
+    [
+        (
+            _tls(server_verified=False, server_reason="not trusted: unknown CA", alert_sent="unknown_ca"),
+            864,
+            "root",
+        ),
+        (
+            _tls(server_verified=False, server_reason="certificate has expired", server_expired=True),
+            858,
+            "renew",
+        ),
+        (_tls(client_certificate_refused=True), 853, "Client Authentication"),
+        (_tls(alert_received="unknown_ca", client_certificate_refused=True), 853, "Client Authentication"),
+    ],
+    ids=["server-untrusted", "server-expired", "client-refused-silently", "client-refused-alert"],
+)
+def test_eap_tls_failures_name_the_certificate_that_failed(
+    tls: EapTlsInfo, code: int, remedy_word: str
+) -> None:
+    observation = failed("EAP", "eap-failure", auth="eap-tls", eap_tls=tls, eap_method="TLS")
+    report = connect_report(observation)
+    assert report.windows_error is not None and report.windows_error.code == code
+    assert report.windows_error.meaning
+    eap = next(f for f in report.findings if f.id == ids.AUTH_EAP)
+    assert eap.status == "fail" and code in eap.error_codes
+    assert remedy_word.lower() in (eap.remedy or "").lower()
+
+
+def test_a_peap_refusal_without_tls_trouble_is_691_and_success_names_the_method() -> None:
+    tls = _tls(
+        client_certificate=None, peap_inner="MSCHAPV2", peap_result="failure", crypto_binding="not-requested"
+    )
+    refused = failed("EAP", "eap-failure", auth="peap-mschapv2", eap_tls=tls, eap_method="PEAP")
+    error = windows_error(refused)
+    assert error is not None and error.code == 691
+    good = tls.model_copy(update={"peap_result": "success"})
+    ok = obs(auth="peap-mschapv2", eap_tls=good, eap_method="PEAP")
+    eap = next(f for f in connect_report(ok).findings if f.id == ids.AUTH_EAP)
+    assert eap.status == "pass" and "PEAP" in eap.detail and "CN=nps.example" in eap.detail

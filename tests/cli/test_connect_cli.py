@@ -263,7 +263,7 @@ def test_no_password_and_no_tty_is_a_usage_error(ca_file: str) -> None:
     ("args", "message"),
     [
         (["--password-env", "NO_SUCH_VARIABLE_HERE"], "no such environment variable"),
-        (["--eap", "peap"], "only mschapv2"),
+        (["--eap", "peap"], "one of mschapv2, tls, peap-mschapv2, peap-tls"),
         (["--esp-proposal", "aes256-prfsha256"], "unknown algorithm 'prfsha256'"),
         (["--esp-proposal", "aes256gcm16-sha1"], "AEAD"),
         (["--keys-out", "/nonexistent/dir/keys"], "--keys-out"),
@@ -338,3 +338,97 @@ def test_a_fifo_without_a_writer_is_refused_not_waited_for(ca_file: str, tmp_pat
         stdin=subprocess.DEVNULL,
     )
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "FIFO" in proc.stderr, proc.stderr
+
+
+@pytest.fixture(scope="module")
+def user_cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str, str]:
+    """A user certificate and its key (mode 600) from a throwaway CA, and another key."""
+    from datetime import UTC, datetime
+
+    from vpndoctor.lab.pki import make_connect_pki, make_lab_pki
+
+    now = datetime.now(UTC)
+    directory = tmp_path_factory.mktemp("user-cert")
+    lab = make_lab_pki("vpn.example", now=now)
+    files = make_connect_pki(
+        lab, now=now, user="dave@example", device="d.example", nps_name="nps.example"
+    ).write(directory)
+    return str(files.user_cert), str(files.user_key), str(files.machine_key)
+
+
+def run_tls(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*CLI, "127.0.0.1", "--port", "9", "--natt-port", "9", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def test_client_certificate_options_are_checked_before_anything_is_sent(
+    user_cert: tuple[str, str, str], tmp_path: Path
+) -> None:
+    cert, key, other_key = user_cert
+    key_text = Path(key).read_text()
+    world = tmp_path / "world.key"
+    world.write_text(key_text)
+    world.chmod(0o644)
+    fifo = tmp_path / "fifo.key"
+    os.mkfifo(fifo, 0o600)
+    for args, message in (
+        (["--eap", "tls"], "needs --client-cert and --client-key"),
+        (["--eap", "peap-tls", "--client-cert", cert], "needs --client-cert and --client-key"),
+        (["--eap", "tls", "--client-cert", cert, "--client-key", str(world)], "every user of this machine"),
+        (["--eap", "tls", "--client-cert", cert, "--client-key", other_key], "is not the key of"),
+        (["--eap", "tls", "--client-cert", cert, "--client-key", str(fifo)], "FIFO"),
+        (
+            ["--eap", "tls", "--client-cert", cert, "--client-key", key, "--password-env", "X"],
+            "drop the password",
+        ),
+        (["--user", USER, "--client-cert", cert, "--client-key", key], "go with --eap tls or peap-tls"),
+        (["--eap", "ttls", "--user", USER], "one of mschapv2, tls, peap-mschapv2, peap-tls"),
+        (["--machine-cert", cert, "--machine-key", str(world)], "every user of this machine"),
+    ):
+        proc = run_tls(*args)
+        assert proc.returncode == 2, (args, proc.stderr)
+        assert proc.stderr.count("\n") == 1 and message in proc.stderr, (args, proc.stderr)
+        for line in key_text.splitlines()[1:-1]:
+            assert line not in proc.stderr + proc.stdout
+
+
+def test_eap_tls_without_a_server_ends_in_no_answer(user_cert: tuple[str, str, str]) -> None:
+    """The credentials load and the attempt runs (exit 3: nothing answers on port 9)."""
+    cert, key, _ = user_cert
+    proc = run_tls("--eap", "tls", "--client-cert", cert, "--client-key", key, "--timeout-s", "2", "--json")
+    data = report(proc)
+    assert proc.returncode == 3 and data["auth"] == "eap-tls" and data["user"] == "dave@example"
+    assert data["eap_tls"]["client_certificate"] == "CN=dave@example"
+
+
+@pytest.mark.parametrize("eap", ["peap-mschapv2", "tls"])
+def test_a_server_that_runs_mschapv2_only_refuses_our_nak_with_812(
+    eap: str, ca_file: str, user_cert: tuple[str, str, str]
+) -> None:
+    """The scripted gateway proposes EAP-MSCHAPv2 and answers our Nak (PEAP, TLS) with EAP-Failure: the
+    server wants a method the client is not configured for, 812, at EAP."""
+    cert, key, _ = user_cert
+    creds = ["--user", USER] if eap == "peap-mschapv2" else ["--client-cert", cert, "--client-key", key]
+    with Server("normal") as server:
+        env = {ENV_VAR: PASSWORD} if eap == "peap-mschapv2" else {}
+        proc = subprocess.run(
+            [
+                *CLI, "127.0.0.1", "--port", str(server.port), "--natt-port", str(server.natt_port),
+                "--eap", eap, *creds, *(["--password-env", ENV_VAR] if env else []),
+                "--ca", ca_file, "--json",
+            ],
+            capture_output=True, text=True, timeout=90, stdin=subprocess.DEVNULL,
+            env={**{k: v for k, v in os.environ.items() if k != ENV_VAR}, **env},
+        )
+        assert server.connect.eap is not None
+        log = server.connect.eap.log
+    data = report(proc)
+    assert proc.returncode == 1 and data["stage_reached"] == "EAP" and data["cause"] == "eap-method"
+    assert data["eap_nak"] == ["MSCHAPV2"] and data["windows_error"]["code"] == 812
+    assert log[-1] == ("nak-19" if eap == "peap-mschapv2" else "nak-0d"), log
+    assert finding(data, "auth.eap")["status"] == "fail"

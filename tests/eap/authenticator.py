@@ -51,6 +51,9 @@ class Authenticator:
             self.received_identity = eap.data
             self.log.append("identity")
             return self.challenge_request()
+        if eap.eap_type == EapType.NAK:  # a peer that wants another method: this server runs MSCHAPv2 only
+            self.log.append(f"nak-{eap.data.hex()}")
+            return encode_failure(self.identifier)
         assert eap.eap_type == EapType.MSCHAPV2, eap
         response = m.decode_response(eap.data)
         if isinstance(response, m.TerseResponse):

@@ -96,3 +96,60 @@ def test_terminal_output_names_the_findings_not_the_password(lab: Lab, tmp_path:
         _, stdout, _ = diagnose(lab, tmp_path, password)
         assert ids.AUTH_EAP in stdout and ids.CHILD_SA_ESTABLISHED in stdout
     no_sa_left(lab)
+
+
+def diagnose_eap(lab: Lab, *args: str, password: str | None = None) -> dict[str, Any]:
+    env = ["env", f"VEA_PW={password}"] if password is not None else []
+    proc = lab.run(
+        "client",
+        *env,
+        sys.executable,
+        "-m",
+        "vpndoctor",
+        "diagnose",
+        t.SERVER_NAME,
+        "--ca",
+        lab.info.ca_file,
+        "--resolver",
+        t.DNS4,
+        "--timeout-s",
+        "30",
+        "--json",
+        *args,
+        timeout_s=120,
+    )
+    assert "Traceback" not in proc.stderr, proc.stderr
+    if password is not None:
+        assert password not in proc.stdout + proc.stderr
+    report: dict[str, Any] = json.loads(proc.stdout)
+    jsonschema.validate(report, SCHEMA)
+    assert [f["id"] for f in report["findings"]][-len(ids.CONNECT_ALL) :] == list(ids.CONNECT_ALL)
+    return report
+
+
+@scenarios("eap-radius")
+@ROUNDS
+def test_eap_tls_and_peap_add_the_auth_findings(lab: Lab, round_: int) -> None:
+    """diagnose --eap tls (the lab's user certificate) and --eap peap-mschapv2 (right and wrong password),
+    as connect does: auth.eap passes, or fails with 691 for the refused PEAP user."""
+    assert lab.info.user_cert and lab.info.user_key
+    tls = diagnose_eap(
+        lab, "--eap", "tls", "--client-cert", lab.info.user_cert, "--client-key", lab.info.user_key
+    )
+    peap = diagnose_eap(
+        lab, "--eap", "peap-mschapv2", "--user", USER, "--password-env", "VEA_PW",
+        password=t.RADIUS_USERS[USER],
+    )
+    for report in (tls, peap):
+        found = by_id(report)
+        for fid in (ids.AUTH_SERVER, ids.AUTH_EAP, ids.AUTH_IKE_SA, ids.CHILD_SA_ESTABLISHED):
+            assert found[fid]["status"] == "pass", found[fid]
+    assert "EAP-TLS" in by_id(tls)[ids.AUTH_EAP]["detail"]
+    assert "PEAP" in by_id(peap)[ids.AUTH_EAP]["detail"]
+    wrong = diagnose_eap(
+        lab, "--eap", "peap-mschapv2", "--user", USER, "--password-env", "VEA_PW", password="not-it"
+    )
+    eap = by_id(wrong)[ids.AUTH_EAP]
+    assert eap["status"] == "fail" and 691 in eap["error_codes"], eap
+    assert ids.AUTH_EAP in wrong["verdict"]["root_causes"]
+    no_sa_left(lab)

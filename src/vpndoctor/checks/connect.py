@@ -28,9 +28,21 @@ REMEDY_EAP = (
     "reaches a domain controller; NPS logs event 6273 with the reason code for every refusal."
 )
 REMEDY_EAP_METHOD = (
-    "Make the client's EAP configuration and the NPS network policy agree: this client speaks "
-    "EAP-MSCHAPv2; allow it in the policy's EAP types, or test the method the server wants from a Windows "
-    "client (PEAP and EAP-TLS are not in vpndoctor yet)."
+    "Make the client's EAP configuration and the NPS network policy agree: allow the method the client "
+    "speaks (EAP-MSCHAPv2, PEAP or EAP-TLS) in the policy's EAP types, or configure the client for the one "
+    "the server proposes (`vpndoctor connect --eap tls|peap-mschapv2|peap-tls` tries each)."
+)
+REMEDY_EAP_SERVER_CERT = (
+    "The client refused the RADIUS (NPS) server's certificate before sending any credential: install the "
+    "root CA that issued it on the clients and list it in the EAP configuration's trusted root CAs "
+    "(ProfileXML TrustedRootCA; --eap-ca here), renew it if it has expired, and put the name the clients "
+    "expect (ServerNames; --eap-server-name) in it. NPS picks the certificate in the network policy's "
+    "EAP properties."
+)
+REMEDY_CLIENT_CERT = (
+    "The RADIUS (NPS) server refused the user certificate in the TLS handshake: enroll one valid now, with "
+    "the Client Authentication EKU, from a CA NPS trusts (in its NTAuth/Trusted Root stores); NPS logs "
+    "event 6273 with the reason (16, or 295/22 for certificate problems)."
 )
 REMEDY_RADIUS = (
     "The gateway went silent in the middle of EAP: it is waiting for its RADIUS server (NPS). Check that "
@@ -87,7 +99,9 @@ _WINDOWS_PICKS_BY = (ids.CERT_LINT_VALIDITY, ids.CERT_LINT_EKU)
 
 
 def windows_error(
-    obs: ConnectObservation, machine_lint: LintedCertificate | None = None
+    obs: ConnectObservation,
+    machine_lint: LintedCertificate | None = None,
+    client_lint: LintedCertificate | None = None,
 ) -> WindowsErrorInfo | None:
     """The error a Windows client would show for the failure `obs` ended in; None when it connected or no
     Windows error is known to match. `machine_lint`: a device tunnel's certificate, linted for a device."""
@@ -95,6 +109,14 @@ def windows_error(
     if found is None:
         return None
     code, why = found
+    if code == 853 and client_lint is not None:
+        unusable = [f for f in client_lint.findings if f.id in _WINDOWS_PICKS_BY and f.status == "fail"]
+        if unusable:
+            why += (
+                "; and Windows would not even offer this certificate ("
+                + "; ".join(f.detail for f in unusable)
+                + ")"
+            )
     entry = lookup(code)
     name = entry.name if entry is not None else None
     if name is None and code == obs.mschapv2_error:
@@ -134,6 +156,9 @@ def _code(obs: ConnectObservation) -> tuple[int, str] | None:
     if cause == "error-notify" and obs.error_notify in _NOTIFY_CODES:
         code, why = _NOTIFY_CODES[obs.error_notify]
         return code, f"{why}, at {obs.stage_reached}"
+    tls = _tls_code(obs)
+    if tls is not None:
+        return tls
     if cause == "eap-failure":
         if _radius_silent(obs):
             return 691, (
@@ -155,6 +180,30 @@ def _code(obs: ConnectObservation) -> tuple[int, str] | None:
         return CERT_E_UNTRUSTEDROOT, "the server certificate does not chain to a trusted root"
     if cause == "protocol":
         return 13843, "an IKE message the exchange does not allow (invalid payload)"
+    return None
+
+
+def _tls_code(obs: ConnectObservation) -> tuple[int, str] | None:
+    """EAP-TLS and PEAP failures that happened in the TLS handshake with the RADIUS server."""
+    tls = obs.eap_tls
+    if tls is None or obs.cause not in ("eap-failure", "eap", "no-answer"):
+        return None
+    if tls.server_verified is False:
+        if tls.server_expired:
+            return 858, f"we refused the RADIUS server's certificate, it has expired: {tls.server_reason}"
+        return 864, f"we refused the RADIUS server's certificate: {tls.server_reason}"
+    if tls.client_certificate_refused and tls.alert_received is None:
+        return 853, (
+            "the RADIUS server ended EAP-TLS right after our certificate, where its Finished was due: it "
+            "refused the certificate"
+        )
+    if tls.alert_received is not None:
+        return 853, (
+            f"the RADIUS server ended the TLS handshake with alert {tls.alert_received}: it refused our "
+            "certificate"
+            if tls.client_certificate
+            else f"the RADIUS server ended the TLS handshake with alert {tls.alert_received}"
+        )
     return None
 
 
@@ -214,12 +263,15 @@ def _eap(obs: ConnectObservation, codes: list[int]) -> Finding:
     }
     if obs.auth == "machine-certificate":
         return _skip(fid, "a device tunnel authenticates with its machine certificate: no EAP")
+    tls = obs.eap_tls
+    if tls is not None:
+        evidence["eap_tls"] = tls.model_dump()
     if obs.auth_result == "success":
-        detail = (
-            f"EAP-{obs.eap_method or 'MSCHAPV2'} for {obs.user} succeeded; the server proved it knows the "
-            "password too (MS-CHAPv2 authenticator response)"
-        )
+        detail = f"{_method_text(obs)} for {obs.user} succeeded; " + _proof_text(obs)
         return finding(fid, "pass", detail, evidence)
+    if tls is not None and obs.stage_reached == "EAP" and _tls_code(obs) is not None:
+        remedy = REMEDY_EAP_SERVER_CERT if tls.server_verified is False else REMEDY_CLIENT_CERT
+        return finding(fid, "fail", obs.failure or "", evidence, remedy, codes)
     if obs.cause == "no-eap":
         return finding(fid, "fail", obs.failure or "", evidence, REMEDY_EAP_METHOD, codes)
     if obs.stage_reached != "EAP":
@@ -337,6 +389,28 @@ def _config(obs: ConnectObservation) -> Finding:
     return finding(fid, "pass", detail, evidence)
 
 
+def _method_text(obs: ConnectObservation) -> str:
+    return {
+        "eap-tls": "EAP-TLS",
+        "peap-mschapv2": "PEAP (EAP-MSCHAPv2 inside)",
+        "peap-tls": "PEAP (EAP-TLS inside)",
+    }.get(obs.auth, f"EAP-{obs.eap_method or 'MSCHAPV2'}")
+
+
+def _proof_text(obs: ConnectObservation) -> str:
+    tls = obs.eap_tls
+    if tls is None:
+        return "the server proved it knows the password too (MS-CHAPv2 authenticator response)"
+    text = f"the RADIUS server's certificate ({tls.server_certificate}) chains to a CA we trust"
+    if tls.tls_version:
+        text += f" ({tls.tls_version}, {tls.cipher})"
+    if tls.crypto_binding == "verified":
+        text += "; the PEAP crypto binding verified"
+    elif tls.crypto_binding == "not-requested":
+        text += "; the server asked for no PEAP crypto binding"
+    return text
+
+
 def _radius_silent(obs: ConnectObservation) -> bool:
     return obs.mschapv2_error is None and obs.eap_wait_s is not None and obs.eap_wait_s >= RADIUS_WAIT_S
 
@@ -354,11 +428,22 @@ class ConnectReport(ConnectObservation):
     findings: list[Finding]
     # A device tunnel's certificate, linted as `vpndoctor cert --for device` does before it is used.
     machine_certificate_lint: LintedCertificate | None = None
+    # EAP-TLS / PEAP-TLS: the user certificate, linted as `vpndoctor cert --for user` does before it is used
+    # (Windows' certificate selection skips one that is not valid now or lacks the Client Authentication EKU).
+    client_certificate_lint: LintedCertificate | None = None
 
 
-def connect_report(obs: ConnectObservation, machine_lint: LintedCertificate | None = None) -> ConnectReport:
-    error = windows_error(obs, machine_lint)
+def connect_report(
+    obs: ConnectObservation,
+    machine_lint: LintedCertificate | None = None,
+    client_lint: LintedCertificate | None = None,
+) -> ConnectReport:
+    error = windows_error(obs, machine_lint, client_lint)
     data = obs.model_dump()
     data["windows_error"] = error.model_dump() if error is not None else None
-    findings = connect_findings(obs, error) + tunnel_findings(obs.tunnel)
-    return ConnectReport(**data, findings=findings, machine_certificate_lint=machine_lint)
+    return ConnectReport(
+        **data,
+        findings=connect_findings(obs, error) + tunnel_findings(obs.tunnel),
+        machine_certificate_lint=machine_lint,
+        client_certificate_lint=client_lint,
+    )

@@ -1,5 +1,7 @@
 """`vpndoctor connect TARGET --eap mschapv2 --user NAME`: dial an EAP user tunnel as Windows does, all the way
-to the CHILD_SA, then hang up. `vpndoctor connect TARGET --machine-cert PEM --machine-key PEM`: a device
+to the CHILD_SA, then hang up; `--eap tls --client-cert PEM --client-key PEM` (EAP-TLS) and `--eap
+peap-mschapv2 | peap-tls` (PEAPv0 behind the gateway's RADIUS server) likewise, the EAP server's certificate
+verified against `--ca` first. `vpndoctor connect TARGET --machine-cert PEM --machine-key PEM`: a device
 tunnel (IKEv2 certificate authentication, no EAP), its certificate linted first as `vpndoctor cert --for
 device`.
 
@@ -13,11 +15,11 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from vpndoctor.cli.credentials import read_password
 from vpndoctor.cli.output import check_writable, emit
 from vpndoctor.errors import UsageError
 
 if TYPE_CHECKING:  # the CLI imports what a command needs only when it runs
+    from vpndoctor.checks.cert import LintedCertificate
     from vpndoctor.probes.tunnel import TunnelHook
 
 app = typer.Typer()
@@ -28,8 +30,43 @@ def connect(
     target: Annotated[str, typer.Argument(help="VPN server name or address.")],
     user: Annotated[str | None, typer.Option("--user", help="EAP user name (as typed on Windows).")] = None,
     eap: Annotated[
-        str, typer.Option("--eap", help="EAP method: mschapv2 (the only one today).")
+        str,
+        typer.Option(
+            "--eap", help="EAP method: mschapv2, tls (EAP-TLS), peap-mschapv2 or peap-tls (PEAPv0)."
+        ),
     ] = "mschapv2",
+    client_cert: Annotated[
+        str | None,
+        typer.Option(
+            "--client-cert",
+            metavar="PEM",
+            help="EAP-TLS/PEAP-TLS: the user certificate (PEM/DER; intermediates may follow in the file).",
+        ),
+    ] = None,
+    client_key: Annotated[
+        str | None,
+        typer.Option(
+            "--client-key", metavar="PEM", help="EAP-TLS/PEAP-TLS: its private key (PEM, mode 600)."
+        ),
+    ] = None,
+    eap_ca: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--eap-ca",
+            metavar="PEM",
+            help="EAP-TLS/PEAP: trust anchor for the RADIUS (NPS) server's certificate, repeatable "
+            "(Windows' trusted root CAs of the EAP configuration); default: those of --ca.",
+        ),
+    ] = None,
+    eap_server_name: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--eap-server-name",
+            metavar="NAME",
+            help="EAP-TLS/PEAP: a name the RADIUS server's certificate must carry (Windows' 'Connect to "
+            "these servers'), repeatable; default: any name, the chain to --ca is checked.",
+        ),
+    ] = None,
     password_env: Annotated[
         str | None,
         typer.Option("--password-env", metavar="VAR", help="Read the password from this variable."),
@@ -182,10 +219,12 @@ def connect(
     from vpndoctor.checks.connect import connect_report
     from vpndoctor.net.polite import Politeness
     from vpndoctor.probes.connect import exit_code, probe
+    from vpndoctor.probes.eap_methods import EAP_KINDS
     from vpndoctor.report.connect import render_connect
 
-    if eap.lower() != "mschapv2":
-        raise UsageError(f"--eap {eap}: only mschapv2 is supported (EAP-TLS and PEAP are not there yet)")
+    eap = eap.lower()
+    if eap not in EAP_KINDS:
+        raise UsageError(f"--eap {eap}: one of {', '.join(EAP_KINDS)}")
     if timeout_s <= 0:
         raise UsageError("--timeout-s must be positive")
     if not target.strip():
@@ -196,6 +235,8 @@ def connect(
     if hook is not None:
         force_nat = True  # ESP must be UDP-encapsulated: raw IP protocol 50 needs root
     if machine_cert is not None or machine_key is not None:
+        if client_cert is not None or client_key is not None:
+            raise UsageError("a device tunnel (--machine-cert) has no EAP: drop --client-cert/--client-key")
         if user is not None or password_env is not None or password_file is not None:
             raise UsageError("a device tunnel (--machine-cert) has no EAP user: drop --user and the password")
         if machine_cert is None or machine_key is None:
@@ -220,13 +261,19 @@ def connect(
             after_child_sa=hook,
         )
         return
-    if user is None or not user.strip():
-        raise UsageError("--user must not be empty (or give --machine-cert for a device tunnel)")
-    password = read_password(user, password_env, password_file)
+    from vpndoctor.cli.credentials import user_credentials
+
+    user, password, certificate = user_credentials(
+        eap, user, password_env, password_file, client_cert, client_key
+    )
     obs = probe(
         target,
         user=user,
         password=password,
+        eap=eap,
+        client_certificate=certificate,
+        eap_server_names=tuple(eap_server_name or ()),
+        eap_ca_files=eap_ca,
         identity=identity,
         port=port,
         natt_port=natt_port,
@@ -243,9 +290,25 @@ def connect(
     del password
     if hook is not None:
         hook.fill(obs)
-    report = connect_report(obs)
+    client_lint = None
+    if certificate is not None and client_cert is not None:
+        client_lint = _lint_user_certificate(client_cert, eap_ca or ca or [])
+    report = connect_report(obs, client_lint=client_lint)
     emit(report, as_json=as_json, render=render_connect)
     raise typer.Exit(exit_code(obs))
+
+
+def _lint_user_certificate(path: str, ca: list[str]) -> LintedCertificate | None:
+    """The user certificate as `vpndoctor cert --for user --ca ...` judges it."""
+    from datetime import UTC, datetime
+
+    from vpndoctor.certfiles import read_certificate_files
+    from vpndoctor.checks.cert import lint
+
+    files = read_certificate_files([path])
+    anchors = [c for f in read_certificate_files(ca) for c in f.certificates]
+    report = lint(files[:1], anchors, datetime.now(UTC), purpose="user", ca_files=ca)
+    return report.certificates[0] if report.certificates else None
 
 
 _AUTH_METHODS = {"rsa": 1, "rfc7427": 14}

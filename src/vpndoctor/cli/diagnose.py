@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from vpndoctor.cli.credentials import load_machine_credentials, read_password
+from vpndoctor.cli.credentials import load_machine_credentials
 from vpndoctor.cli.output import check_writable, emit, status
 from vpndoctor.errors import UsageError
 
@@ -64,7 +64,7 @@ def diagnose(
     ] = None,
     user: Annotated[
         str | None,
-        typer.Option("--user", help="Also connect as this EAP-MSCHAPv2 user (adds auth.* and child_sa.*)."),
+        typer.Option("--user", help="Also connect as this EAP user (--eap; adds auth.* and child_sa.*)."),
     ] = None,
     password_env: Annotated[
         str | None,
@@ -94,6 +94,39 @@ def diagnose(
         str | None,
         typer.Option(
             "--device-name", metavar="FQDN", help="Device tunnel: the FQDN the certificate must name."
+        ),
+    ] = None,
+    eap: Annotated[
+        str,
+        typer.Option(
+            "--eap",
+            help="With --user or --client-cert: the EAP method, mschapv2, tls, peap-mschapv2 or peap-tls.",
+        ),
+    ] = "mschapv2",
+    client_cert: Annotated[
+        str | None,
+        typer.Option(
+            "--client-cert", metavar="PEM", help="--eap tls/peap-tls: the user certificate (PEM/DER)."
+        ),
+    ] = None,
+    client_key: Annotated[
+        str | None,
+        typer.Option("--client-key", metavar="PEM", help="--eap tls/peap-tls: its private key (mode 600)."),
+    ] = None,
+    eap_ca: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--eap-ca",
+            metavar="PEM",
+            help="EAP-TLS/PEAP: trust anchor for the RADIUS server's certificate; default: those of --ca.",
+        ),
+    ] = None,
+    eap_server_name: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--eap-server-name",
+            metavar="NAME",
+            help="EAP-TLS/PEAP: a name the RADIUS certificate must carry.",
         ),
     ] = None,
 ) -> None:
@@ -144,8 +177,15 @@ def diagnose(
                 raise UsageError(f"{label} {v}: not an IP address") from None
     check_writable(html)
     credentials, machine_lint = _credentials(
-        user, password_env, password_file, machine_cert, machine_key, device_name, ca or [], protos
+        user, password_env, password_file, machine_cert, machine_key, device_name, ca or [], protos,
+        eap=eap, client_cert=client_cert, client_key=client_key,
     )
+    if credentials is not None:
+        from dataclasses import replace
+
+        credentials = replace(
+            credentials, eap_ca_files=eap_ca or [], eap_server_names=tuple(eap_server_name or ())
+        )
     profile_proposal = None
     if profile:
         from vpndoctor.windows.profile import load_profile
@@ -192,20 +232,34 @@ def _credentials(
     device_name: str | None,
     ca: list[str],
     protocols: tuple[str, ...],
+    *,
+    eap: str = "mschapv2",
+    client_cert: str | None = None,
+    client_key: str | None = None,
 ) -> tuple[Credentials | None, LintedCertificate | None]:
     """What to connect with, if anything (read as `vpndoctor connect` reads it), and a device tunnel's
     certificate linted for a device."""
     from vpndoctor.probes.diagnose import Credentials
+    from vpndoctor.probes.eap_methods import EAP_KINDS
 
+    eap = eap.lower()
+    if eap not in EAP_KINDS:
+        raise UsageError(f"--eap {eap}: one of {', '.join(EAP_KINDS)}")
     password_given = password_env is not None or password_file is not None
+    if (client_cert is not None or client_key is not None) and eap not in ("tls", "peap-tls"):
+        raise UsageError(f"--client-cert and --client-key go with --eap tls or peap-tls, not {eap}")
     if machine_cert is not None or machine_key is not None:
+        if client_cert is not None or client_key is not None:
+            raise UsageError("a device tunnel (--machine-cert) has no EAP: drop --client-cert/--client-key")
         if user is not None or password_given:
             raise UsageError("a device tunnel (--machine-cert) has no EAP user: drop --user and the password")
         if machine_cert is None or machine_key is None:
             raise UsageError("a device tunnel needs both --machine-cert and --machine-key")
     elif device_name is not None:
         raise UsageError("--device-name goes with --machine-cert and --machine-key")
-    elif user is None:
+    elif user is None and client_cert is None and client_key is None:
+        if eap != "mschapv2":
+            raise UsageError(f"--eap {eap} goes with --user or --client-cert and --client-key")
         if password_given:
             raise UsageError("a password goes with --user")
         return None, None
@@ -223,7 +277,9 @@ def _credentials(
         report = lint(files[:1], anchors, datetime.now(UTC), purpose="device", name=device_name, ca_files=ca)
         linted = report.certificates[0] if report.certificates else None
         return Credentials(machine_certificates=ders, machine_key=key), linted
-    assert user is not None
-    if not user.strip():
-        raise UsageError("--user must not be empty")
-    return Credentials(user=user, password=read_password(user, password_env, password_file)), None
+    from vpndoctor.cli.credentials import user_credentials
+
+    name, password, certificate = user_credentials(
+        eap, user, password_env, password_file, client_cert, client_key
+    )
+    return Credentials(user=name, password=password or "", eap=eap, client_certificate=certificate), None

@@ -19,6 +19,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
 
+from vpndoctor.certs import UPN_OID
+
 __all__ = [
     "CERTIFICATE_DEFECTS",
     "CLIENT_CERTIFICATE_DEFECTS",
@@ -580,6 +582,15 @@ class ConnectPki:
         return files
 
 
+def _der_utf8_string(text: str) -> bytes:
+    """A DER UTF8String (tag 12), the value of a UPN otherName."""
+    data = text.encode("utf-8")
+    if len(data) < 128:
+        return bytes([12, len(data)]) + data
+    size = len(data).to_bytes((len(data).bit_length() + 7) // 8, "big")
+    return bytes([12, 0x80 | len(size)]) + size + data
+
+
 def make_connect_pki(
     pki: LabPki,
     *,
@@ -649,7 +660,13 @@ def make_connect_pki(
         )
         return _cert_pem(cert), _key_pem(key)
 
-    user_san: list[x509.GeneralName] = [x509.RFC822Name(user)] if "@" in user else []
+    # As AD's User template issues it: the UPN in the SAN (what Windows EAP-TLS and NPS map the account by),
+    # and the RFC 822 name strongSwan's EAP-TLS looks the identity up by.
+    user_san: list[x509.GeneralName] = (
+        [x509.OtherName(x509.ObjectIdentifier(UPN_OID), _der_utf8_string(user)), x509.RFC822Name(user)]
+        if "@" in user
+        else []
+    )
     user_cert, user_key = issue("user", user, user_san)
     machine_cert, machine_key = issue("machine", machine_name, [x509.DNSName(machine_name)])
     return ConnectPki(

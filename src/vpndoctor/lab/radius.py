@@ -169,6 +169,35 @@ eap {{
 """
 
 
+def inner_eap_module(certs: RadiusCerts) -> str:
+    """Debian's `inner-eap` module (mods-available/inner-eap): the EAP methods allowed inside PEAP - MSCHAPv2
+    and, for PEAP-TLS (Windows' "Smart Card or other certificate" inside PEAP), EAP-TLS with the NPS
+    certificate and the lab CA in place of Debian's snakeoil files."""
+    return f"""# written by vpndoctor lab: Debian's inner-eap module (PEAP's inner methods), trimmed
+eap inner-eap {{
+\tdefault_eap_type = mschapv2
+\ttimer_expire = 60
+\tmax_sessions = ${{max_requests}}
+\tmschapv2 {{
+\t}}
+\ttls {{
+\t\tprivate_key_file = {certs.private_key_file}
+\t\tcertificate_file = {certs.certificate_file}
+\t\tca_file = {certs.ca_file}
+\t\tcipher_list = "DEFAULT"
+\t\ttls_min_version = "1.2"
+\t\ttls_max_version = "1.2"
+\t\tcache {{
+\t\t\tenable = no
+\t\t}}
+\t\tocsp {{
+\t\t\tenable = no
+\t\t}}
+\t}}
+}}
+"""
+
+
 def files_module(confdir: Path) -> str:
     return f"""# written by vpndoctor lab
 files {{
@@ -243,9 +272,12 @@ server default {{
 
 
 def inner_tunnel_site() -> str:
-    return f"""# written by vpndoctor lab: Debian's inner-tunnel server (PEAP's inner MSCHAPv2), trimmed
+    # As Debian's inner-tunnel advises for EAP-TLS inside PEAP: the `inner-eap` module instead of `eap`.
+    authorize = (_AUTHORIZE % "").replace("\t\teap {", "\t\tinner-eap {")
+    authorize = authorize.replace("\t\teap\n", "\t\tinner-eap\n")
+    return f"""# written by vpndoctor lab: Debian's inner-tunnel server (PEAP's inner methods), trimmed
 server inner-tunnel {{
-{_AUTHORIZE % ""}\tpost-auth {{
+{authorize}\tpost-auth {{
 \t\tPost-Auth-Type REJECT {{
 \t\t\tok
 \t\t}}
@@ -264,6 +296,7 @@ def write_config(confdir: Path, certs: RadiusCerts, *, logdir: Path | None = Non
     (confdir / "users").write_text(users_file())
     (confdir / "mods-enabled" / "eap").write_text(eap_module(certs))
     (confdir / "mods-enabled" / "files").write_text(files_module(confdir))
+    (confdir / "mods-enabled" / "inner-eap").write_text(inner_eap_module(certs))
     (confdir / "mods-enabled" / "mschap").write_text("mschap {\n}\n")
     (confdir / "mods-enabled" / "pap").write_text("pap {\n}\n")
     (confdir / "mods-enabled" / "always").write_text(
@@ -330,20 +363,25 @@ def eapol_test_conf(
     key: Path | None = None,
     server_name: str = t.NPS_NAME,
 ) -> str:
-    """wpa_supplicant network block for `eapol_test`: method "PEAP" (inner MSCHAPv2), "MSCHAPV2" or "TLS"."""
+    """wpa_supplicant network block for `eapol_test`: method "PEAP" (inner MSCHAPv2), "PEAP-TLS" (inner
+    EAP-TLS with `cert` and `key`), "MSCHAPV2" or "TLS"."""
+    outer = "PEAP" if method.startswith("PEAP") else method
     lines = [
         "network={",
         "\tkey_mgmt=WPA-EAP",
-        f"\teap={method}",
+        f"\teap={outer}",
         f'\tidentity="{identity}"',
     ]
-    if method in ("PEAP", "TLS"):
+    if outer in ("PEAP", "TLS"):
         lines += [f'\tca_cert="{ca_file}"', f'\tdomain_match="{server_name}"']
     if method == "PEAP":
         lines += ['\tphase2="auth=MSCHAPV2"']
     if password is not None:
         lines.append(f'\tpassword="{password}"')
-    if cert is not None and key is not None:
+    if method == "PEAP-TLS" and cert is not None and key is not None:
+        lines += ['\tphase2="auth=TLS"', f'\tca_cert2="{ca_file}"']
+        lines += [f'\tclient_cert2="{cert}"', f'\tprivate_key2="{key}"']
+    elif cert is not None and key is not None:
         lines += [f'\tclient_cert="{cert}"', f'\tprivate_key="{key}"']
     lines.append("}")
     return "\n".join(lines) + "\n"

@@ -86,6 +86,30 @@ class ConfigInfo(_Model):
     other: list[str]  # attributes we do not interpret, by name
 
 
+class EapTlsInfo(_Model):
+    """EAP-TLS or PEAP: the TLS handshake with the EAP server (the RADIUS server behind the gateway)."""
+
+    server_certificate: str | None  # its subject
+    server_issuer: str | None
+    server_not_after: str | None
+    server_verified: bool | None  # chained to --ca (and named as --eap-server-name asks); None: never seen
+    server_reason: str | None  # why we refused it
+    server_expired: bool = False
+    client_certificate: str | None  # the subject of ours (EAP-TLS, PEAP-TLS)
+    tls_version: str | None
+    cipher: str | None
+    alert_sent: str | None  # the TLS alert we ended the handshake with (we refused the server)
+    alert_received: str | None  # the alert the server ended it with (it refused us, e.g. unknown_ca)
+    # EAP-TLS: the server ended the handshake right after our certificate (alert, or EAP-Failure where its
+    # Finished was due): it refused the certificate.
+    client_certificate_refused: bool = False
+    peap_inner: str | None = None  # PEAP's inner method (MSCHAPV2, TLS)
+    peap_result: Literal["success", "failure"] | None = None  # the server's Result TLV
+    # PEAP's [MS-PEAP] Crypto-Binding TLV: "verified" (sent by the server, its MAC matched, ours answered),
+    # "failed" (its MAC did not match), "not-requested" (a Result TLV without one: FreeRADIUS); None: none
+    crypto_binding: Literal["verified", "failed", "not-requested"] | None = None
+
+
 class ConnectObservation(_Model):
     tool: dict[str, str]
     target: str
@@ -142,7 +166,11 @@ class ConnectObservation(_Model):
     throttled: str | None = None
     # "machine-certificate": a device tunnel (--machine-cert): IKE certificate AUTH, no EAP; `user` is empty,
     # `identity` the certificate's subject (sent as ID_DER_ASN1_DN).
-    auth: Literal["eap-mschapv2", "machine-certificate"] = "eap-mschapv2"
+    # "eap-tls", "peap-mschapv2", "peap-tls": the user tunnel's EAP method (--eap); `eap_tls` tells its TLS.
+    auth: Literal["eap-mschapv2", "eap-tls", "peap-mschapv2", "peap-tls", "machine-certificate"] = (
+        "eap-mschapv2"
+    )
+    eap_tls: EapTlsInfo | None = None
     machine_auth_method: str | None = None  # the AUTH method we signed with (RSA_SIG, DIGITAL_SIGNATURE)
     # The judgement (checks.connect.connect_report): None in a raw observation.
     windows_error: WindowsErrorInfo | None = None

@@ -24,7 +24,6 @@ from vpndoctor import __version__
 from vpndoctor.certs import issued_by_anchor
 from vpndoctor.eap.mschapv2 import (
     MsChapV2Failure,
-    MsChapV2Method,
     MsChapV2ServerAuthenticated,
     MsChapV2ServerRejected,
 )
@@ -68,6 +67,13 @@ from vpndoctor.observations.connect import (
 )
 from vpndoctor.observations.ike import DatagramInfo, ProposalInfo
 from vpndoctor.observations.tunnel import TunnelObservation
+from vpndoctor.probes.eap_methods import (
+    AUTH_NAMES,
+    OUR_TYPE,
+    ClientCertificate,
+    TlsFacts,
+    build_peer,
+)
 from vpndoctor.probes.ike import _load_ders, _proposal_text, _spki_sha1, describe_certificate
 from vpndoctor.trust import trust_anchors
 
@@ -101,6 +107,8 @@ class _Seen:
     last_t: float | None = None  # the last datagram's t
     asked_t: float | None = None  # when the request being answered was first sent
     eap_wait_s: float | None = None  # the longest the server took to answer one of our EAP messages
+    our_method: str = "MSCHAPV2"  # the EAP type we run (the outer one for PEAP)
+    tls: TlsFacts | None = None
 
 
 async def run_connect_probe(
@@ -108,6 +116,10 @@ async def run_connect_probe(
     *,
     user: str = "",
     password: str | None = None,
+    eap: str = "mschapv2",
+    client_certificate: ClientCertificate | None = None,
+    eap_server_names: tuple[str, ...] = (),
+    eap_ca_files: list[str] | None = None,
     machine_certificates: tuple[bytes, ...] = (),
     machine_key: rsa.RSAPrivateKey | None = None,
     cert_auth_method: int = AuthMethod.RSA_SIG,
@@ -161,14 +173,21 @@ async def run_connect_probe(
         def signer(octets: bytes) -> bytes:
             return ike_auth.rsa_sign_auth(key, cert_auth_method, octets)
 
-    else:
-        try:
-            method = MsChapV2Method(user, password or "", rng=rng)
-            peer = EapPeer(user, method)
-        except ValueError as exc:  # too long a user name or password: the messages quote neither
-            raise UsageError(str(exc)) from None
-    del password
     anchors, source = trust_anchors(ca_files or [])
+    facts = TlsFacts(eap, client_certificate)
+    if not device:
+        # EAP-TLS and PEAP verify the EAP (RADIUS) server's certificate against the same anchors.
+        peer = build_peer(
+            eap,
+            user,
+            password=password,
+            certificate=client_certificate,
+            anchors=trust_anchors(eap_ca_files)[0] if eap_ca_files else anchors,
+            server_names=eap_server_names,
+            rng=rng,
+        )
+        facts.method = peer.method
+    del password
     if address is None:
         address = await resolve_one(target, timeout_s=min(timeout_s, 5.0))
     started = datetime.now(UTC)
@@ -178,9 +197,12 @@ async def run_connect_probe(
     if politeness is not None:
         slot = await politeness.acquire(address, deadline_at)
         if slot is None:
-            return _not_run(
+            obs = _not_run(
                 target, address, port, natt_port, user, identity or user, started, t0, device=device
             )
+            if not device:
+                obs.auth = AUTH_NAMES[eap]  # type: ignore[assignment]
+            return obs
         retransmit_timeout_s = politeness.retransmit_timeout_s(address, retransmit_timeout_s)
     waited = time.monotonic() - t0
     tunnel: TunnelObservation | None = None
@@ -258,7 +280,9 @@ async def run_connect_probe(
                 slot.release()
     assert machine is not None
     written = _write_keys(keys_out, machine) if keys_out else None
-    obs = _observe(machine, target, address, port, natt_port, user, started, t0, anchors, icmp, esp_specs)
+    obs = _observe(
+        machine, target, address, port, natt_port, user, started, t0, anchors, icmp, esp_specs, facts
+    )
     obs.budget_wait_s = round(waited, 3)
     obs.keys_out = written
     obs.tunnel = tunnel
@@ -268,6 +292,9 @@ async def run_connect_probe(
         obs.stages = [
             StageInfo(stage="EAP", result="skipped", t=None) if s.stage == "EAP" else s for s in obs.stages
         ]
+    else:
+        obs.auth = AUTH_NAMES[eap]  # type: ignore[assignment]
+        obs.eap_tls = facts.info()
     return obs
 
 
@@ -355,8 +382,10 @@ def _not_run(
     )
 
 
-def _gather(machine: ini.Initiator, t0: float) -> _Seen:
-    seen = _Seen()
+def _gather(machine: ini.Initiator, t0: float, facts: TlsFacts | None = None) -> _Seen:
+    seen = _Seen(tls=facts)
+    if facts is not None:
+        seen.our_method = name_of(EapType, OUR_TYPE.get(facts.kind, EapType.MSCHAPV2))
     last_t = 0.0
     while (event := machine.next_event()) is not None:
         if isinstance(event, ini.DatagramEvent):
@@ -395,6 +424,8 @@ def _eap_round(seen: _Seen, event: ini.EapRound) -> None:
     if event.code == EapCode.REQUEST and event.eap_type is not None:
         seen.eap_requests.append(name_of(EapType, event.eap_type))
     for e in event.events:
+        if seen.tls is not None:
+            seen.tls.see(e)
         if isinstance(e, EapMethodRefused):
             seen.eap_nak.append(e.offered_name)
         elif isinstance(e, EapNotification):
@@ -445,11 +476,12 @@ def _cause(seen: _Seen, connected: bool, stage: Stage) -> tuple[Cause | None, st
         where = "the CHILD_SA" if stage == "CHILD_SA" else name_of(ExchangeType, seen.error.exchange)
         return "error-notify", f"the server refused {where}: {notify}"
     if seen.eap_failed is not None:
-        if seen.eap_nak and seen.mschap_failure is None and "MSCHAPV2" not in seen.eap_requests:
+        ours = seen.our_method
+        if seen.eap_nak and seen.mschap_failure is None and ours not in seen.eap_requests:
             methods = ", ".join(seen.eap_nak)
             return (
                 "eap-method",
-                f"the server asks for EAP {methods}, we run MSCHAPV2 only; it gave up (EAP-Failure)",
+                f"the server asks for EAP {methods}, we run {ours} (--eap); it gave up (EAP-Failure)",
             )
         return "eap-failure", f"EAP-Failure: {seen.eap_failed}"
     if stage == "CHILD_SA" and seen.child is not None:
@@ -475,8 +507,9 @@ def _observe(
     anchors: list[x509.Certificate],
     icmp: list[str],
     esp_specs: tuple[EspProposalSpec, ...],
+    facts: TlsFacts | None = None,
 ) -> ConnectObservation:
-    seen = _gather(machine, t0)
+    seen = _gather(machine, t0, facts)
     auth = machine.auth
     child = seen.child
     connected = bool(child is not None and child.established)
@@ -538,7 +571,7 @@ def _observe(
         server_auth_verified=bool(auth and auth.auth_verified),
         server_auth_reason=auth.auth_reason if auth else None,
         eap_requests=seen.eap_requests,
-        eap_method=methods[0] if methods else None,
+        eap_method=seen.our_method if seen.our_method in methods else (methods[0] if methods else None),
         eap_nak=seen.eap_nak,
         eap_notifications=seen.notifications,
         eap_server_message=seen.server_message,

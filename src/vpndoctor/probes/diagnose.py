@@ -35,6 +35,7 @@ from vpndoctor.observations.ike import IkeObservation
 from vpndoctor.observations.revocation import RevocationObservation
 from vpndoctor.probes.connect import run_connect_probe
 from vpndoctor.probes.dns import resolve_all
+from vpndoctor.probes.eap_methods import ClientCertificate
 from vpndoctor.probes.ike import run_ike_probe
 from vpndoctor.probes.iphttps import run_iphttps_probe
 from vpndoctor.probes.revocation import check_revocation
@@ -59,6 +60,10 @@ class Credentials:
     password: str = field(default="", repr=False)
     machine_certificates: tuple[bytes, ...] = field(default=(), repr=False)
     machine_key: rsa.RSAPrivateKey | None = field(default=None, repr=False)
+    eap: str = "mschapv2"  # --eap: mschapv2, tls, peap-mschapv2, peap-tls
+    client_certificate: ClientCertificate | None = field(default=None, repr=False)
+    eap_ca_files: list[str] = field(default_factory=list)
+    eap_server_names: tuple[str, ...] = ()
 
 
 async def run_diagnose(
@@ -286,6 +291,10 @@ async def _connect(
         password=credentials.password,
         machine_certificates=credentials.machine_certificates,
         machine_key=credentials.machine_key,
+        eap=credentials.eap,
+        client_certificate=credentials.client_certificate,
+        eap_ca_files=credentials.eap_ca_files or None,
+        eap_server_names=credentials.eap_server_names,
         ca_files=req.ca_files,
         address=common["address"],
         timeout_s=max(1.0, deadline_at - time.monotonic()),

@@ -59,9 +59,18 @@ def render_connect(report: ConnectReport, console: Console) -> None:
         verified = "[green]verified[/]" if report.server_auth_verified else "[red]NOT verified[/]"
         facts.add_row("server AUTH", f"{report.server_auth_method} {verified}")
     if report.eap_requests:
-        facts.add_row("EAP", escape(" -> ".join(report.eap_requests)) + _eap_outcome(report))
+        facts.add_row("EAP", escape(" -> ".join(_runs(report.eap_requests))) + _eap_outcome(report))
     if report.eap_nak:
-        facts.add_row("", escape(f"we refused {', '.join(report.eap_nak)} (Nak: MSCHAPV2)"))
+        ours = {"eap-tls": "TLS", "peap-mschapv2": "PEAP", "peap-tls": "PEAP"}.get(report.auth, "MSCHAPV2")
+        facts.add_row("", escape(f"we refused {', '.join(report.eap_nak)} (Nak: {ours})"))
+    if report.eap_tls is not None:
+        _tls_rows(report, facts)
+    user_lint = report.client_certificate_lint
+    if user_lint is not None:
+        facts.add_row("", f"[{STYLE[user_lint.status]}]{user_lint.status}[/] (vpndoctor cert --for user)")
+        for f in user_lint.findings:
+            if f.status in ("warn", "fail"):
+                facts.add_row("", f"[{STYLE[f.status]}]{f.id}[/] {escape(f.detail)}")
     if report.eap_server_message:
         facts.add_row("", escape(f"server says: {report.eap_server_message}"))
     if report.auth == "machine-certificate":
@@ -121,6 +130,46 @@ def render_connect(report: ConnectReport, console: Console) -> None:
     for f in [*report.findings, *lint_findings]:
         if f.status == "fail" and f.remedy:
             console.print(f"[bold]{f.id}[/]: [cyan]{escape(f.remedy)}[/]")
+
+
+def _runs(names: list[str]) -> list[str]:
+    """["PEAP", "PEAP", "PEAP"] -> ["PEAP (x3)"]: a TLS-based method takes many rounds."""
+    out: list[str] = []
+    count = 0
+    for i, name in enumerate(names):
+        count += 1
+        if i + 1 == len(names) or names[i + 1] != name:
+            out.append(f"{name} (x{count})" if count > 1 else name)
+            count = 0
+    return out
+
+
+def _tls_rows(report: ConnectReport, facts: Table) -> None:
+    tls = report.eap_tls
+    assert tls is not None
+    if tls.server_certificate:
+        verdict = (
+            "[green]trusted[/]"
+            if tls.server_verified
+            else f"[red]refused[/] {escape(tls.server_reason or '')}"
+        )
+        facts.add_row(
+            "RADIUS cert", escape(f"{tls.server_certificate} (issuer {tls.server_issuer}) ") + verdict
+        )
+    if tls.tls_version:
+        facts.add_row("EAP TLS", escape(f"{tls.tls_version} {tls.cipher}"))
+    if tls.client_certificate:
+        refused = "  [red]refused by the RADIUS server[/]" if tls.client_certificate_refused else ""
+        facts.add_row("our cert", escape(tls.client_certificate) + refused)
+    if tls.alert_sent:
+        facts.add_row("", escape(f"we ended the TLS handshake with alert {tls.alert_sent}"))
+    if tls.alert_received:
+        facts.add_row("", escape(f"the RADIUS server sent alert {tls.alert_received}"))
+    if tls.peap_result:
+        binding = {"verified": "crypto binding verified", "failed": "crypto binding FAILED"}.get(
+            tls.crypto_binding or "", "no crypto binding asked for"
+        )
+        facts.add_row("PEAP", escape(f"inner EAP-{tls.peap_inner}: Result TLV {tls.peap_result}; {binding}"))
 
 
 def _eap_outcome(report: ConnectReport) -> str:
