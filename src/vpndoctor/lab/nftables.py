@@ -35,6 +35,13 @@ def edge_ruleset(s: Scenario) -> str:
             f"ip daddr {t.PUBLIC_VIP4} dnat ip to {t.VIP4}",
             f"ip6 daddr {t.PUBLIC_VIP6} dnat ip6 to {t.VIP6}",
         ]
+    if s.scan_vips:
+        # Many public addresses, one service: every flow keeps its own conntrack entry (the source port is
+        # remapped at the edge when two flows would look alike after DNAT).
+        dnat += [
+            f"ip daddr {t.SCAN_VIPS4} dnat ip to {t.VIP4}",
+            f"ip6 daddr {t.SCAN_VIPS6} dnat ip6 to {t.VIP6}",
+        ]
     snat = []
     if s.nat == "client-behind-nat":
         snat += [
