@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-BENCHES = ("startup.py", "wan.py", "ike.py", "diagnose.py", "tls.py", "capture.py")
+BENCHES = ("startup.py", "wan.py", "ike.py", "diagnose.py", "tls.py", "capture.py", "scan.py")
 
 
 def main() -> int:
