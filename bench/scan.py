@@ -8,9 +8,9 @@ DNATed to the real strongSwan responders) beside ike-scan --ikev2, measured in t
 - memory: our peak RSS (GNU time's %M) scanning 1,024 and 16,384 targets (a target file naming the fleet
   16 times), at one rate.
 
-Hosts per second = targets / wall time of the whole process (start-up included, for both). Between runs the
-bench waits until vici shows no IKE SA on either responder (ike-scan leaves half-open SAs for strongSwan's 30 s
-half_open_timeout; ours leave none), so that no run inherits another's COOKIE pressure. Needs root (it builds
+Hosts per second = targets / wall time of the whole process (start-up included, for both). Between runs
+the bench waits until vici shows no IKE SA on either responder (ike-scan leaves half-open SAs for strongSwan's
+30 s half_open_timeout; ours leave none), so no run inherits another's COOKIE pressure. Needs root (it builds
 the lab); without it, one line and exit 0. Goals (#18): >= 1.0x ike-scan at equal rate, >= 2,000 hosts/s
 uncapped, peak RSS flat in the number of targets.
 """
@@ -92,9 +92,12 @@ def timed(argv: list[str], env: dict[str, str]) -> tuple[float, int, str, str]:
     return wall, int(rss[-1]) if rss else 0, proc.stdout, proc.stderr
 
 
-def ours(targets: list[str], rate: int, env: dict[str, str], out: Path) -> tuple[float, int, Counter[str], int]:
+def ours(
+    targets: list[str], rate: int, env: dict[str, str], out: Path
+) -> tuple[float, int, Counter[str], int]:
     before = edge_sent(PREFIX)
-    argv = ns(sys.executable, "-m", "vpndoctor", "scan", *targets, "--rate", str(rate), "--concurrency", "1024",
+    argv = ns(sys.executable, "-m", "vpndoctor", "scan", *targets, "--rate", str(rate),
+              "--concurrency", "1024",
               "--timeout-s", "0.5", "--retries", "2", "--quiet", "--output", str(out))  # fmt: skip
     wall, rss, _, _ = timed(argv, env)
     results = Counter(json.loads(line)["result"] for line in out.read_text().splitlines())
@@ -103,7 +106,9 @@ def ours(targets: list[str], rate: int, env: dict[str, str], out: Path) -> tuple
 
 def ike_scan(interval_us: int, env: dict[str, str]) -> tuple[float, int, int]:
     before = edge_sent(PREFIX)
-    argv = ns("ike-scan", "--ikev2", "--sport=0", "--retry=3", "--timeout=500", f"--interval={interval_us}u", FLEET)
+    argv = ns(
+        "ike-scan", "--ikev2", "--sport=0", "--retry=3", "--timeout=500", f"--interval={interval_us}u", FLEET
+    )
     wall, _, stdout, _ = timed(argv, env)
     answered = sum(1 for line in stdout.splitlines() if re.match(r"^\d+\.\d+\.\d+\.\d+\s", line))
     return wall, answered, edge_sent(PREFIX) - before
@@ -168,7 +173,10 @@ def main() -> int:
     for label, hps, results, sent in rows:
         print(f"{label:46} {hps:9.0f} {sent:10d}  {results}")
     for n, rss, hps, results in mem:
-        print(f"memory: {n:6d} targets at --rate {MEMORY_RATE}: peak RSS {rss / 1024:.1f} MiB, {hps:.0f} hosts/s, {results}")
+        print(
+            f"memory: {n:6d} targets at --rate {MEMORY_RATE}: peak RSS {rss / 1024:.1f} MiB, "
+            f"{hps:.0f} hosts/s, {results}"
+        )
     print(f"IKE SAs on the responders right after our last scan: {left}")
     ratio_rate = (HOSTS / w_ours) / (HOSTS / w_peer)
     ratio_uncapped = (HOSTS / w_ours0) / (HOSTS / w_peer0)

@@ -127,8 +127,20 @@ def test_rate_cap_holds_in_every_second(lab: Lab, tmp_path: Path) -> None:
     pcap = tmp_path / "scan.pcap"
     rate = 300
     dump = subprocess.Popen(
-        ["ip", "netns", "exec", lab.ns("client"), "tcpdump", "--immediate-mode", "-i", "eth0", "-U", "-w",
-         str(pcap), "udp and dst port 500"],  # fmt: skip
+        [
+            "ip",
+            "netns",
+            "exec",
+            lab.ns("client"),
+            "tcpdump",
+            "--immediate-mode",
+            "-i",
+            "eth0",
+            "-U",
+            "-w",
+            str(pcap),
+            "udp and dst port 500",
+        ],  # fmt: skip
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
