@@ -79,26 +79,30 @@ def edge_sent(prefix: str) -> int:
     return 0
 
 
+CPU_S = [0.0]  # user + system seconds of the last process timed
+
+
 def timed(argv: list[str], env: dict[str, str]) -> tuple[float, int, str, str]:
     """(wall seconds, peak RSS KB, stdout, stderr) of one process run under GNU time."""
     t0 = time.monotonic()
     proc = subprocess.run(
-        [GNU_TIME, "-f", "RSS_KB=%M", *argv], capture_output=True, text=True, timeout=900, env=env
+        [GNU_TIME, "-f", "RSS_KB=%M CPU=%U+%S", *argv], capture_output=True, text=True, timeout=900, env=env
     )
     wall = time.monotonic() - t0
-    rss = re.findall(r"RSS_KB=(\d+)", proc.stderr)
+    rss = re.findall(r"RSS_KB=(\d+) CPU=([\d.]+)\+([\d.]+)", proc.stderr)
     if proc.returncode not in (0, 1):
         raise RuntimeError(f"{argv[0]} exited {proc.returncode}: {proc.stderr.strip()[-300:]}")
-    return wall, int(rss[-1]) if rss else 0, proc.stdout, proc.stderr
+    CPU_S[0] = float(rss[-1][1]) + float(rss[-1][2]) if rss else 0.0
+    return wall, int(rss[-1][0]) if rss else 0, proc.stdout, proc.stderr
 
 
 def ours(
-    targets: list[str], rate: int, env: dict[str, str], out: Path
+    targets: list[str], rate: int, env: dict[str, str], out: Path, *extra: str
 ) -> tuple[float, int, Counter[str], int]:
     before = edge_sent(PREFIX)
     argv = ns(sys.executable, "-m", "vpndoctor", "scan", *targets, "--rate", str(rate),
               "--concurrency", "1024",
-              "--timeout-s", "0.5", "--retries", "2", "--quiet", "--output", str(out))  # fmt: skip
+              "--timeout-s", "0.5", "--retries", "2", "--quiet", "--output", str(out), *extra)  # fmt: skip
     wall, rss, _, _ = timed(argv, env)
     results = Counter(json.loads(line)["result"] for line in out.read_text().splitlines())
     return wall, rss, results, edge_sent(PREFIX) - before
@@ -140,8 +144,12 @@ def main() -> int:
         with tempfile.TemporaryDirectory(prefix="vpndoctor-bench-scan-") as tmp:
             tmpdir = Path(tmp)
             wait_clear(workdir)
-            w_ours, rss_small, res, sent = ours([FLEET], RATE, env, tmpdir / "a.jsonl")
+            w_ours, _, res, sent = ours([FLEET], RATE, env, tmpdir / "a.jsonl")
             rows.append((f"vpndoctor scan --rate {RATE}", HOSTS / w_ours, _fmt(res), sent))
+            wait_clear(workdir)
+            w_ours_c, _, res, sent = ours([FLEET], RATE, env, tmpdir / "a0.jsonl", "--cookie-rounds", "0")
+            label = f"vpndoctor scan --rate {RATE} --cookie-rounds 0"
+            rows.append((label, HOSTS / w_ours_c, _fmt(res), sent))
             wait_clear(workdir)
             w_peer, answered, sent = ike_scan(round(1e6 / RATE), env)
             rows.append((f"ike-scan --ikev2 --interval={round(1e6 / RATE)}u", HOSTS / w_peer,
@@ -149,6 +157,9 @@ def main() -> int:
             wait_clear(workdir)
             w_ours0, _, res0, sent = ours([FLEET], 0, env, tmpdir / "b.jsonl")
             rows.append(("vpndoctor scan --rate 0 (uncapped)", HOSTS / w_ours0, _fmt(res0), sent))
+            wait_clear(workdir)
+            w_ours0c, _, res, sent = ours([FLEET], 0, env, tmpdir / "b0.jsonl", "--cookie-rounds", "0")
+            rows.append(("vpndoctor scan --rate 0 --cookie-rounds 0", HOSTS / w_ours0c, _fmt(res), sent))
             wait_clear(workdir)
             w_peer0, answered0, sent = ike_scan(0, env)
             rows.append(("ike-scan --ikev2 --interval=0u (uncapped)", HOSTS / w_peer0,
@@ -164,7 +175,7 @@ def main() -> int:
             for path, n in ((small, HOSTS), (big, 16 * HOSTS)):
                 wait_clear(workdir)
                 wall, rss, res, _ = ours([f"@{path}"], MEMORY_RATE, env, tmpdir / f"m{n}.jsonl")
-                mem.append((n, rss, n / wall, _fmt(res)))
+                mem.append((n, rss, n / wall, _fmt(res), CPU_S[0]))
             left = ike_sas(workdir)
             wait_clear(workdir)
     finally:
@@ -172,10 +183,10 @@ def main() -> int:
     print(f"{'run':46} {'hosts/s':>9} {'datagrams':>10}  results   ({HOSTS} targets, {FLEET})")
     for label, hps, results, sent in rows:
         print(f"{label:46} {hps:9.0f} {sent:10d}  {results}")
-    for n, rss, hps, results in mem:
+    for n, rss, hps, results, cpu in mem:
         print(
             f"memory: {n:6d} targets at --rate {MEMORY_RATE}: peak RSS {rss / 1024:.1f} MiB, "
-            f"{hps:.0f} hosts/s, {results}"
+            f"{hps:.0f} hosts/s, our CPU {cpu * 1e6 / n:.0f} us/target (start-up included), {results}"
         )
     print(f"IKE SAs on the responders right after our last scan: {left}")
     ratio_rate = (HOSTS / w_ours) / (HOSTS / w_peer)
@@ -183,6 +194,11 @@ def main() -> int:
     print(f"ratio ours/ike-scan at {RATE} datagrams/s: {ratio_rate:.2f}x (goal >= 1.0x: "
           f"{'met' if ratio_rate >= 1.0 else 'NOT met'})")  # fmt: skip
     print(f"ratio ours/ike-scan uncapped: {ratio_uncapped:.2f}x")
+    print(f"ratio ours --cookie-rounds 0 (stops at a COOKIE as ike-scan does)/ike-scan at {RATE} "
+          f"datagrams/s: {w_peer / w_ours_c:.2f}x; uncapped: {w_peer0 / w_ours0c:.2f}x")  # fmt: skip
+    n_big, _, _, _, cpu_big = mem[1]
+    print(f"our CPU capacity: {n_big / cpu_big:.0f} targets per CPU-second (the 16,384-target run, "
+          "start-up included)")  # fmt: skip
     print(f"uncapped: {HOSTS / w_ours0:.0f} hosts/s (goal >= {GOAL_UNCAPPED:.0f}: "
           f"{'met' if HOSTS / w_ours0 >= GOAL_UNCAPPED else 'NOT met'})")  # fmt: skip
     growth = mem[1][1] / mem[0][1] if mem[0][1] else 0.0

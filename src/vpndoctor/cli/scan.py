@@ -259,6 +259,13 @@ def scan(
         ),
     ] = 0.5,
     retries: Annotated[int, typer.Option("--retries", help="ike: retransmissions per target.")] = 2,
+    cookie_rounds: Annotated[
+        int,
+        typer.Option(
+            "--cookie-rounds",
+            help="ike: COOKIE demands answered per target (0: a COOKIE ends the probe, as ike-scan stops).",
+        ),
+    ] = 1,
     output: Annotated[
         str | None,
         typer.Option("--output", "-o", metavar="FILE", help="Write the records to FILE (else stdout)."),
@@ -297,6 +304,8 @@ def scan(
         raise UsageError("--timeout-s must be more than 0 and at most 600")
     if not 0 <= retries <= 10:
         raise UsageError("--retries must be from 0 to 10")
+    if not 0 <= cookie_rounds <= 2:
+        raise UsageError("--cookie-rounds must be 0, 1 or 2")
     if not 1 <= max_targets <= 16_777_216:
         raise UsageError("--max-targets must be from 1 to 16777216")
     if resume and not output:
@@ -358,6 +367,7 @@ def scan(
                 tries=retries + 1,
                 rto_s=timeout_s,
                 details=details,
+                cookie_rounds=cookie_rounds,
             )
             await scan_ike(todo(), settings, emit)
         else:

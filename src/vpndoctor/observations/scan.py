@@ -14,7 +14,8 @@ from pydantic import BaseModel, ConfigDict
 # accepted: INVALID_KE_PAYLOAD naming one of our groups (our proposals are acceptable); refused:
 # NO_PROPOSAL_CHOSEN; error: another error notify; answered: a full IKE_SA_INIT answer (--details, or a
 # server that took our stateless KE group); no-answer: silence after every retransmission; throttled: a
-# COOKIE and then silence (the gateway's DoS protection sheds us: alive, not down); unresolved:
+# COOKIE and then silence (the gateway's DoS protection sheds us: alive, not down); cookie: a COOKIE
+# with --cookie-rounds 0 (alive, an IKEv2 responder; nothing more asked); unresolved:
 # the name did not resolve; local-error: our own socket failed (no route...); diagnosed: probe diagnose.
 ScanResult = Literal[
     "accepted",
@@ -23,6 +24,7 @@ ScanResult = Literal[
     "answered",
     "no-answer",
     "throttled",
+    "cookie",
     "unresolved",
     "local-error",
     "diagnosed",

@@ -35,7 +35,6 @@ from vpndoctor.probes.diagnose import run_diagnose
 from vpndoctor.probes.ike import _proposal_text, run_ike_probe
 
 Emit = Callable[[ScanRecord], None]
-MAX_COOKIE_ROUNDS = 2
 RESOLVE_TIMEOUT_S = 5.0
 
 
@@ -49,6 +48,7 @@ class IkeScanSettings:
     tries: int = 3  # transmissions per request, the first included
     rto_s: float = 0.5  # the first retransmission timeout (doubling after each)
     details: bool = False
+    cookie_rounds: int = 1  # COOKIE demands answered per target; 0: a COOKIE ends the probe ("cookie")
 
 
 def _now_iso() -> str:
@@ -76,6 +76,7 @@ class _IkeConversation:
         self._started_at = _now_iso()
         self._t0 = time.monotonic()
         self._cookie_rounds = 0
+        self._max_cookie_rounds = settings.cookie_rounds
         self.sent_count = 0
         self.rtt_s: float | None = None
 
@@ -108,7 +109,11 @@ class _IkeConversation:
         if self.rtt_s is None and rtt_s is not None:
             self.rtt_s = rtt_s
         if ans.kind == "cookie":
-            if self._cookie_rounds >= MAX_COOKIE_ROUNDS:
+            if self._max_cookie_rounds == 0:
+                self._cookie_rounds = 1
+                self._done(self, self._record(now, "cookie", responded=True, vendor_ids=list(ans.vendor_ids)))
+                return DONE
+            if self._cookie_rounds >= self._max_cookie_rounds:
                 self._done(self, self._record(now, "error", responded=True, error="COOKIE demanded again"))
                 return DONE
             self._cookie_rounds += 1
