@@ -226,3 +226,25 @@ def test_proposal_mismatch_is_refused(lab: Lab, tmp_path: Path, round_: int) -> 
     assert {(r["result"], r["ke_group_requested"]) for r in records} == {("accepted", "MODP_4096")}
     no_sa_left(lab)
     same_as_first("mismatch", round_, records)
+
+
+@scenarios("scan-vips")
+@ROUNDS
+def test_probe_diagnose_judges_each_target(lab: Lab, tmp_path: Path, round_: int) -> None:
+    code, records = scan(
+        lab, tmp_path, t.SERVER_NAME, "198.18.0.7", "--probe", "diagnose", "--ca", lab.info.ca_file,
+        "--concurrency", "2", "--timeout-s", "20",
+    )  # fmt: skip
+    assert code == 0
+    by_target = {r["target"]: r for r in records}
+    assert set(by_target) == {t.SERVER_NAME, "198.18.0.7"}
+    named = by_target[t.SERVER_NAME]
+    assert (named["result"], named["verdict"], named["failing"]) == ("diagnosed", "healthy", []), named
+    assert named["address"] == t.VIP4 and named["proposal"] == "aes256-sha256-modp2048"
+    assert {f["id"] for f in named["findings"]} >= {"ike.udp500.reachable", "cert.trust", "lb.port-affinity"}
+    # By address the certificate cannot match a name: the diagnosis says so, the rest is healthy.
+    fleet = by_target["198.18.0.7"]
+    assert (fleet["verdict"], fleet["failing"]) == ("problems", ["cert.name"]), fleet
+    assert not any(r["left_half_open"] for r in records)
+    no_sa_left(lab)
+    same_as_first("diagnose", round_, records)

@@ -16,6 +16,7 @@ import ipaddress
 import json
 import os
 import signal
+import socket
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -117,6 +118,11 @@ class Targets:
                 kind_, _, net = _parse_item(text, "target")
                 if net is None:
                     yield str(ipaddress.ip_address(text.strip("[]"))) if kind_ == "address" else text
+                elif net.version == 4:
+                    # str(IPv4Address) per address is slow; the integers are what a CIDR is
+                    first = int(net.network_address)
+                    for n in range(first, first + net.num_addresses):
+                        yield socket.inet_ntoa(n.to_bytes(4, "big"))
                 else:
                     yield from (str(a) for a in net)
 

@@ -12,7 +12,7 @@ by the codec and each target's request only patches the SPI, the nonce and the t
 from __future__ import annotations
 
 import hashlib
-import ipaddress
+import socket
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,7 +38,8 @@ _ZERO_SPI = b"\x00" * SPI_BYTES
 
 def nat_hash(spi_i: bytes, address: Address) -> bytes:
     """RFC 7296 2.23: SHA-1(SPIi | SPIr | IP | port), SPIr zero in the request."""
-    ip = ipaddress.ip_address(address[0]).packed
+    host = address[0]
+    ip = socket.inet_pton(socket.AF_INET6 if ":" in host else socket.AF_INET, host)
     return hashlib.sha1(spi_i + _ZERO_SPI + ip + struct.pack("!H", address[1])).digest()
 
 

@@ -318,7 +318,9 @@ class UdpScanner:
             if self.bucket is not None:
                 wait = self.bucket.wait_s()
                 if wait > 0:
-                    return wait
+                    # Sleep for a few tokens at once (within the burst): one loop turn per datagram at a
+                    # high rate costs more CPU than the datagrams themselves.
+                    return max(wait, min(0.005, (self.bucket.burst - 1) / self.bucket.rate / 4))
             self._sendq.popleft()
             remote = active.conv.remote
             sock = self._sockets[socket.AF_INET6 if ":" in remote[0] else socket.AF_INET]

@@ -15,12 +15,15 @@ Targets are pulled from an iterator as places free up: memory does not grow with
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import os
+import socket
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from vpndoctor.errors import VpndoctorError
 from vpndoctor.ike.constants import DhGroup
@@ -29,10 +32,10 @@ from vpndoctor.ike.scanprobe import NONCE_BYTES, SPI_BYTES, ScanTemplate
 from vpndoctor.net.polite import Politeness
 from vpndoctor.net.resolve import resolve_one
 from vpndoctor.net.scan import DONE, IGNORE, Done, Ignore, TokenBucket, UdpScanner
-from vpndoctor.observations.diagnose import DiagnoseObservations, DiagnoseRequest
 from vpndoctor.observations.scan import ScanRecord
-from vpndoctor.probes.diagnose import run_diagnose
-from vpndoctor.probes.ike import _proposal_text, run_ike_probe
+
+if TYPE_CHECKING:
+    from vpndoctor.observations.diagnose import DiagnoseObservations, DiagnoseRequest
 
 Emit = Callable[[ScanRecord], None]
 RESOLVE_TIMEOUT_S = 5.0
@@ -121,6 +124,8 @@ class _IkeConversation:
         if ans.kind == "sa":
             proposal = None
             if ans.suite is not None:
+                from vpndoctor.probes.ike import _proposal_text
+
                 s = ans.suite
                 proposal = _proposal_text(s.encr, s.encr_key_bits, s.prf, s.integ, s.dh)
             record = self._record(
@@ -204,6 +209,8 @@ async def scan_ike(targets: Iterable[str], settings: IkeScanSettings, emit: Emit
     polite = _SharedPoliteness(scanner.bucket, max_half_open=1, rate_pps=100.0, burst=4)
 
     async def detail(record: ScanRecord) -> None:
+        from vpndoctor.probes.ike import run_ike_probe
+
         try:
             group = _group_number(record.ke_group_requested)
             budget_s = settings.rto_s * (2**settings.tries) + 1.0
@@ -279,6 +286,9 @@ async def scan_ike(targets: Iterable[str], settings: IkeScanSettings, emit: Emit
 
 
 def _literal(target: str) -> str | None:
+    with contextlib.suppress(OSError):
+        socket.inet_pton(socket.AF_INET, target)  # the common case, fast: a dotted quad is canonical
+        return target
     try:
         return str(ipaddress.ip_address(target.strip("[]")))
     except ValueError:
@@ -301,6 +311,9 @@ async def scan_diagnose(
     done: Callable[[str, DiagnoseObservations | None, str | None], None],
 ) -> None:
     """A diagnosis per target, `concurrency` at once; `done(target, observations, error)` as each ends."""
+    from vpndoctor.observations.diagnose import DiagnoseRequest
+    from vpndoctor.probes.diagnose import run_diagnose
+
     sem = asyncio.Semaphore(concurrency)
     running: set[asyncio.Task[None]] = set()
 
