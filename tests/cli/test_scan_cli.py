@@ -199,3 +199,19 @@ def test_a_bad_line_in_a_file_names_the_file_and_line(tmp_path: Path) -> None:
     assert proc.stderr.strip() == (
         f"vpndoctor: error: {path}:4: 'not/a/cidr' is not a CIDR (e.g. 192.0.2.0/24 or 2001:db8::/120)"
     )
+
+
+def test_targets_expand_in_order_and_lazily(tmp_path: Path) -> None:
+    from vpndoctor.cli.scan import Targets
+
+    path = tmp_path / "t.txt"
+    path.write_text("vpn.example.com  # a name stays a name\n\n[2001:db8::1]\n192.0.2.4/31\n")
+    plan = Targets(["198.51.100.0/30", f"@{path}", "2001:DB8::A"], [], max_targets=100)
+    assert plan.total == 4 + 1 + 1 + 2 + 1
+    assert list(plan) == [
+        "198.51.100.0", "198.51.100.1", "198.51.100.2", "198.51.100.3",
+        "vpn.example.com", "2001:db8::1", "192.0.2.4", "192.0.2.5", "2001:db8::a",
+    ]  # fmt: skip
+    big = Targets(["10.0.0.0/16"], [], max_targets=65536)
+    first = iter(big)
+    assert next(first) == "10.0.0.0" and next(first) == "10.0.0.1"  # no list of 65,536 made first

@@ -254,8 +254,12 @@ def scan(
         ),
     ] = 500.0,
     concurrency: Annotated[
-        int, typer.Option("--concurrency", help="At most this many targets in flight at once.")
-    ] = 256,
+        int | None,
+        typer.Option(
+            "--concurrency",
+            help="At most this many targets in flight at once (default: ike 256, diagnose 4).",
+        ),
+    ] = None,
     timeout_s: Annotated[
         float,
         typer.Option(
@@ -304,6 +308,8 @@ def scan(
         raise UsageError("--port must be from 1 to 65535")
     if rate < 0 or rate > 1_000_000:
         raise UsageError("--rate must be from 0 (no cap) to 1000000 datagrams a second")
+    if concurrency is None:
+        concurrency = 256 if probe == "ike" else 4
     if not 1 <= concurrency <= 65536:
         raise UsageError("--concurrency must be from 1 to 65536")
     if not 0 < timeout_s <= 600:
