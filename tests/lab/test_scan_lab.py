@@ -248,3 +248,18 @@ def test_probe_diagnose_judges_each_target(lab: Lab, tmp_path: Path, round_: int
     assert not any(r["left_half_open"] for r in records)
     no_sa_left(lab)
     same_as_first("diagnose", round_, records)
+
+
+@scenarios("scan-vips")
+def test_uncapped_scan_tells_throttling_from_silence(lab: Lab, tmp_path: Path) -> None:
+    """Uncapped, the one charon behind the fleet sheds us (COOKIEs, then its per-IP half-open limit): the
+    targets it dropped are `throttled`, never `no-answer`, and nothing is left on it afterwards."""
+    code, records = scan(lab, tmp_path, t.SCAN_VIPS4, "--rate", "0", "--concurrency", "1024")
+    assert code == 0 and len(records) == 1024
+    results = Counter(r["result"] for r in records)
+    assert set(results) <= {"accepted", "throttled"}, results
+    if results["throttled"]:
+        assert all(r["cookie"] and r["responded"] for r in records if r["result"] == "throttled")
+        logs = lab.charon_log("vpn1") + lab.charon_log("vpn2")
+        assert "half-open IKE_SA limit" in logs
+    no_sa_left(lab)
