@@ -215,3 +215,17 @@ def test_targets_expand_in_order_and_lazily(tmp_path: Path) -> None:
     big = Targets(["10.0.0.0/16"], [], max_targets=65536)
     first = iter(big)
     assert next(first) == "10.0.0.0" and next(first) == "10.0.0.1"  # no list of 65,536 made first
+
+
+def test_names_resolve_ahead_and_an_unknown_one_is_recorded(tmp_path: Path) -> None:
+    path = tmp_path / "names.txt"
+    path.write_text("nosuch1.invalid\nlocalhost\nnosuch2.invalid\n")
+    out = tmp_path / "out.jsonl"
+    with UdpResponderThread("normal") as server:
+        proc = run(f"@{path}", "--port", str(server.port), "--output", str(out))
+    assert proc.returncode == 0, proc.stderr
+    got = {r["target"]: r for r in records(out)}
+    assert got["localhost"]["result"] == "accepted" and got["localhost"]["address"] == "127.0.0.1"
+    for name in ("nosuch1.invalid", "nosuch2.invalid"):
+        assert got[name]["result"] == "unresolved" and got[name]["address"] is None
+        assert got[name]["error"].startswith(f"cannot resolve {name}")

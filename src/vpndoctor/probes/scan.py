@@ -20,6 +20,7 @@ import ipaddress
 import os
 import socket
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
 
 Emit = Callable[[ScanRecord], None]
 RESOLVE_TIMEOUT_S = 5.0
+RESOLVE_AHEAD = 64  # names resolved at once, ahead of their turn
 
 
 @dataclass(frozen=True)
@@ -266,14 +268,36 @@ async def scan_ike(targets: Iterable[str], settings: IkeScanSettings, emit: Emit
     scanner.busy = lambda: len(details)
 
     async def conversations() -> AsyncIterator[_IkeConversation]:
-        for target in targets:
-            address = _literal(target)
-            if address is None:
-                address, why = await resolve_target(target)
-                if address is None:
-                    emit(_unresolved(target, settings.port, "ike", why or "did not resolve"))
-                    continue
-            yield _IkeConversation(target, address, settings, template, done)
+        # Names are resolved up to RESOLVE_AHEAD at once, ahead of their turn (a list of names that time
+        # out must not take 5 s each); targets still start in the order given.
+        ahead: deque[tuple[str, str | asyncio.Task[tuple[str | None, str | None]]]] = deque()
+        source = iter(targets)
+        exhausted = False
+        try:
+            while True:
+                while not exhausted and len(ahead) < RESOLVE_AHEAD:
+                    target = next(source, None)
+                    if target is None:
+                        exhausted = True
+                        break
+                    literal = _literal(target)
+                    ahead.append((target, literal or asyncio.ensure_future(resolve_target(target))))
+                if not ahead:
+                    return
+                target, item = ahead.popleft()
+                if isinstance(item, str):
+                    address: str | None = item
+                else:
+                    address, why = await item
+                    if address is None:
+                        emit(_unresolved(target, settings.port, "ike", why or "did not resolve"))
+                        continue
+                assert address is not None
+                yield _IkeConversation(target, address, settings, template, done)
+        finally:
+            for _, item in ahead:
+                if not isinstance(item, str):
+                    item.cancel()
 
     try:
         await scanner.run(conversations())
