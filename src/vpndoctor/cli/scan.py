@@ -46,6 +46,9 @@ def _parse_item(
     text: str, where: str
 ) -> tuple[str, int, ipaddress.IPv4Network | ipaddress.IPv6Network | None]:
     """(kind, count, network): kind "cidr" | "address" | "name"."""
+    with contextlib.suppress(OSError):
+        socket.inet_pton(socket.AF_INET, text)  # the common case first: a dotted quad
+        return "address", 1, None
     if "/" in text:
         try:
             net = ipaddress.ip_network(text, strict=False)
@@ -116,7 +119,9 @@ class Targets:
             texts = [value] if kind == "item" else (t for _, t in _file_lines(value))
             for text in texts:
                 kind_, _, net = _parse_item(text, "target")
-                if net is None:
+                if net is None and kind_ == "address" and ":" not in text:
+                    yield text  # a dotted quad inet_pton took is already canonical
+                elif net is None:
                     yield str(ipaddress.ip_address(text.strip("[]"))) if kind_ == "address" else text
                 elif net.version == 4:
                     # str(IPv4Address) per address is slow; the integers are what a CIDR is
