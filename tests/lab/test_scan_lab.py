@@ -241,6 +241,7 @@ def test_probe_diagnose_judges_each_target(lab: Lab, tmp_path: Path, round_: int
     named = by_target[t.SERVER_NAME]
     assert (named["result"], named["verdict"], named["failing"]) == ("diagnosed", "healthy", []), named
     assert named["address"] == t.VIP4 and named["proposal"] == "aes256-sha256-modp2048"
+    assert named["datagrams_sent"] > 0
     assert {f["id"] for f in named["findings"]} >= {"ike.udp500.reachable", "cert.trust", "lb.port-affinity"}
     # By address the certificate cannot match a name: the diagnosis says so, the rest is healthy.
     fleet = by_target["198.18.0.7"]

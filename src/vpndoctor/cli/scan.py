@@ -472,6 +472,7 @@ def _diagnose_emitter(
                 nat_detected=ike.nat_detected if ike is not None and ike.reached != "none" else None,
                 vendor_ids=list(ike.vendor_ids) if ike is not None else [],
                 left_half_open=bool(ike is not None and ike.left_half_open),
+                datagrams_sent=int(obs.politeness.get("datagrams_sent", 0)),  # IKE datagrams (net/polite.py)
                 verdict=report.verdict.status,
                 failing=list(report.verdict.root_causes)
                 + [

@@ -82,7 +82,7 @@ class ScanRecord(BaseModel):
     nat_detected: bool | None = None  # NAT detection hashes disagree (a full answer only)
     vendor_ids: list[str] = []
     rtt_ms: float | None = None  # the first answer's round trip, when our request went out once (Karn)
-    datagrams_sent: int = 0  # by this target's probe, retransmissions included
+    datagrams_sent: int = 0  # by this target's probe, retransmissions included (diagnose: IKE datagrams)
     left_half_open: bool = False  # as far as we can tell the server still holds a half-open SA of ours
     verdict: str | None = None  # probe diagnose: healthy | problems
     failing: list[str] = []  # probe diagnose: failing finding ids, root causes first
