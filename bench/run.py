@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-BENCHES = ("startup.py", "wan.py", "ike.py", "diagnose.py", "tls.py", "capture.py", "tunnel.py")
+BENCHES = ("startup.py", "wan.py", "ike.py", "diagnose.py", "tls.py", "capture.py", "tunnel.py", "scan.py")
 
 
 def main() -> int:

@@ -19,6 +19,7 @@ from vpndoctor.checks.sstp import IphttpsReport, SstpReport
 from vpndoctor.checks.tls import TlsReport
 from vpndoctor.configgen.model import Deployment
 from vpndoctor.observations.ike import IkeObservation
+from vpndoctor.observations.scan import ScanRecord
 from vpndoctor.windows.addresses import AddressReport
 from vpndoctor.windows.events import EventsReport
 from vpndoctor.windows.ipconfig import IsatapReport
@@ -36,6 +37,7 @@ SCHEMAS: dict[str, type[Any]] = {
     "iphttps.json": IphttpsReport,
     "cert.json": CertReport,
     "config-input.json": Deployment,
+    "scan.json": ScanRecord,
 }
 
 

@@ -43,6 +43,7 @@ KNOB_VALUES = {
     "radius": {"none", "up", "down"},
     "rras": {True, False},
     "split_tunnel": {True, False},
+    "scan_vips": {True, False},
     "client_certificate": {"valid", "expired", "no-clientauth-eku", "foreign-ca", "wrong-subject"},
     "revocation": {
         "none",

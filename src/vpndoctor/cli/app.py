@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "diagnose": ("vpndoctor.cli.diagnose", "app"),
     "ike": ("vpndoctor.cli.ike", "app"),
     "connect": ("vpndoctor.cli.connect", "app"),
+    "scan": ("vpndoctor.cli.scan", "app"),
     "cert": ("vpndoctor.cli.cert", "app"),
     "sstp": ("vpndoctor.cli.sstp", "sstp_app"),
     "iphttps": ("vpndoctor.cli.sstp", "iphttps_app"),

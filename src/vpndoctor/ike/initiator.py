@@ -410,12 +410,17 @@ class InitiatorConfig:
         if self.ke_group is not None:
             return self.ke_group
         if self.stateless:
-            named = {g for p in self.proposals for g in p.dh}
-            free = [g for g in _STATELESS_KE_GROUPS if g not in named]
-            if not free:
-                raise LocalProtocolError("a stateless probe needs a KE group that no offered proposal names")
-            return free[0]
+            return stateless_ke_group(self.proposals)
         return self.proposals[0].dh[0]
+
+
+def stateless_ke_group(proposals: tuple[ProposalSpec, ...]) -> int:
+    """The KE group of a stateless probe: the first of `_STATELESS_KE_GROUPS` no offered proposal names."""
+    named = {g for p in proposals for g in p.dh}
+    free = [g for g in _STATELESS_KE_GROUPS if g not in named]
+    if not free:
+        raise LocalProtocolError("a stateless probe needs a KE group that no offered proposal names")
+    return free[0]
 
 
 @dataclass

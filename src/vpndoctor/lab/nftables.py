@@ -26,6 +26,14 @@ def edge_ruleset(s: Scenario) -> str:
             "ip frag-off & 0x3fff != 0 counter name frag4_dropped drop",
             "exthdr frag exists counter name frag6_dropped drop",
         ]
+    counters = ["frag4_dropped", "frag6_dropped"]
+    if s.scan_vips:
+        # Every datagram towards the fleet, before conntrack: what a scan really sent (its rate cap).
+        counters.append("scan_vips_udp")
+        raw += [
+            f"ip daddr {t.SCAN_VIPS4} meta l4proto udp counter name scan_vips_udp",
+            f"ip6 daddr {t.SCAN_VIPS6} meta l4proto udp counter name scan_vips_udp",
+        ]
     forward = []
     for item in s.block:
         proto, port = item.split("/")
@@ -36,6 +44,13 @@ def edge_ruleset(s: Scenario) -> str:
             f"ip daddr {t.PUBLIC_VIP4} dnat ip to {t.VIP4}",
             f"ip6 daddr {t.PUBLIC_VIP6} dnat ip6 to {t.VIP6}",
         ]
+    if s.scan_vips:
+        # Many public addresses, one service: every flow keeps its own conntrack entry (the source port is
+        # remapped at the edge when two flows would look alike after DNAT).
+        dnat += [
+            f"ip daddr {t.SCAN_VIPS4} dnat ip to {t.VIP4}",
+            f"ip6 daddr {t.SCAN_VIPS6} dnat ip6 to {t.VIP6}",
+        ]
     snat = []
     if s.nat == "client-behind-nat":
         snat += [
@@ -44,7 +59,7 @@ def edge_ruleset(s: Scenario) -> str:
         ]
     return _table(
         EDGE_TABLE,
-        counters=["frag4_dropped", "frag6_dropped"],
+        counters=counters,
         chains={
             "raw_prerouting": ("type filter hook prerouting priority -450; policy accept;", raw),
             "forward": ("type filter hook forward priority filter; policy accept;", forward),

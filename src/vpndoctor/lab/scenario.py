@@ -118,6 +118,9 @@ class Scenario(BaseModel):
     cookies: Literal["always", "default"] = "default"
     nat: Literal["none", "client-behind-nat"] = "none"
     edge_dnat: bool = False
+    # topology.SCAN_VIPS4/6: a /22 and a /118 of public addresses on the edge, all DNATed to the VIP (a fleet
+    # of ~1,000 gateways for `vpndoctor scan`; each answers as the VIP's responders do).
+    scan_vips: bool = False
     rtt_ms: float = Field(0.0, ge=0.0, le=5000.0)
     loss_pct: float = Field(0.0, ge=0.0, le=100.0)
     adc: AdcKnobs | None = None  # no ADC unless the scenario asks for one

@@ -24,6 +24,10 @@ VIP4 = "203.0.113.10"
 VIP6 = "2001:db8:113::10"
 PUBLIC_VIP4 = "203.0.113.200"  # on the edge when the scenario publishes the VIP through edge DNAT
 PUBLIC_VIP6 = "2001:db8:113::200"
+# Scenarios with `scan_vips`: a /22 (and an IPv6 /118) of extra public addresses on the edge, each DNATed to
+# the VIP, so that `vpndoctor scan` and its benchmark meet ~1,000 gateways (RFC 2544's benchmark range).
+SCAN_VIPS4 = "198.18.0.0/22"
+SCAN_VIPS6 = "2001:db8:118::/118"
 WRONG4 = "203.0.113.99"  # what DNS answers in the dns: wrong scenario; nothing listens there
 WRONG6 = "2001:db8:113::99"
 
