@@ -32,6 +32,17 @@ def render_lab_up(info: LabInfo, description: str, prefix: str, console: Console
     if info.da_addresses:
         da4, da6 = info.da_addresses
         console.print(f"  ADC        {info.da_name}  ->  {da4}  {da6}  (TCP 443; certs in {info.da_pki_dir})")
+    if info.radius_server:
+        console.print(f"  RADIUS     {info.radius_server} UDP 1812/1813 (the NPS stand-in)")
+    if info.connect_file:
+        console.print(f"  accounts   {info.connect_file} (lab-only users, secrets and certificate paths)")
+    if info.user_cert:
+        console.print(f"  user cert  {info.user_cert}  key {info.user_key}")
+    if info.machine_cert:
+        console.print(f"  machine    {info.machine_cert}  key {info.machine_key}")
+    if info.crl_addresses:
+        crl4, crl6 = info.crl_addresses
+        console.print(f"  CRL/OCSP   {crl4}  {crl6}  ({info.revocation}; published from {info.crl_www})")
     console.print(f"  logs       {info.workdir}")
     console.print(f"  stop       vpndoctor lab down{'' if prefix == 'vd' else ' --prefix ' + prefix}")
 
