@@ -188,10 +188,17 @@ def send_big_udp(lab: Lab, size: int = 3000) -> bool:
 
 @scenarios("block-udp-500")
 def test_block_udp_500(lab: Lab) -> None:
+    def reached_500() -> int:
+        counters = lab.counters("lb")
+        return counters.get("vpn1_udp500", 0) + counters.get("vpn2_udp500", 0)
+
+    # Counted around our own probes: other tests sharing this lab reach UDP 500 from the inside (an exporter
+    # on the dns host), which the edge's block does not concern.
+    before = reached_500()
     assert not answered(ike_scan(lab))
     assert answered(ike_scan(lab, "--nat-t")), "UDP 4500 is still open"
     assert tls_handshake(lab).returncode == 0, "TCP 443 is still open"
-    assert lab.counters("lb").get("vpn1_udp500", 0) + lab.counters("lb").get("vpn2_udp500", 0) == 0
+    assert reached_500() == before, "UDP 500 from the client reached a backend"
 
 
 @scenarios("block-udp-4500")
