@@ -15,6 +15,16 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from vpndoctor.cli.credentials import (
+    ClientCertOption,
+    ClientKeyOption,
+    DeviceNameOption,
+    EapCaOption,
+    EapServerNameOption,
+    MachineKeyOption,
+    PasswordEnvOption,
+    PasswordFileOption,
+)
 from vpndoctor.cli.output import check_writable, emit
 from vpndoctor.errors import UsageError
 
@@ -35,50 +45,12 @@ def connect(
             "--eap", help="EAP method: mschapv2, tls (EAP-TLS), peap-mschapv2 or peap-tls (PEAPv0)."
         ),
     ] = "mschapv2",
-    client_cert: Annotated[
-        str | None,
-        typer.Option(
-            "--client-cert",
-            metavar="PEM",
-            help="EAP-TLS/PEAP-TLS: the user certificate (PEM/DER; intermediates may follow in the file).",
-        ),
-    ] = None,
-    client_key: Annotated[
-        str | None,
-        typer.Option(
-            "--client-key", metavar="PEM", help="EAP-TLS/PEAP-TLS: its private key (PEM, mode 600)."
-        ),
-    ] = None,
-    eap_ca: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--eap-ca",
-            metavar="PEM",
-            help="EAP-TLS/PEAP: trust anchor for the RADIUS (NPS) server's certificate, repeatable "
-            "(Windows' trusted root CAs of the EAP configuration); default: those of --ca.",
-        ),
-    ] = None,
-    eap_server_name: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--eap-server-name",
-            metavar="NAME",
-            help="EAP-TLS/PEAP: a name the RADIUS server's certificate must carry (Windows' 'Connect to "
-            "these servers'), repeatable; default: any name, the chain to --ca is checked.",
-        ),
-    ] = None,
-    password_env: Annotated[
-        str | None,
-        typer.Option("--password-env", metavar="VAR", help="Read the password from this variable."),
-    ] = None,
-    password_file: Annotated[
-        str | None,
-        typer.Option(
-            "--password-file",
-            metavar="FILE",
-            help="Read the password from the first line of FILE (mode 600).",
-        ),
-    ] = None,
+    client_cert: ClientCertOption = None,
+    client_key: ClientKeyOption = None,
+    eap_ca: EapCaOption = None,
+    eap_server_name: EapServerNameOption = None,
+    password_env: PasswordEnvOption = None,
+    password_file: PasswordFileOption = None,
     identity: Annotated[
         str | None,
         typer.Option("--identity", help="IDi (default: the user name; an address is sent as one)."),
@@ -98,20 +70,12 @@ def connect(
             help="Device tunnel: the machine certificate (PEM/DER; intermediates may follow in the file).",
         ),
     ] = None,
-    machine_key: Annotated[
-        str | None,
-        typer.Option("--machine-key", metavar="PEM", help="Device tunnel: its RSA private key (PEM)."),
-    ] = None,
+    machine_key: MachineKeyOption = None,
     intermediate: Annotated[
         list[str] | None,
         typer.Option("--intermediate", metavar="PEM", help="Device tunnel: an intermediate CA to send."),
     ] = None,
-    device_name: Annotated[
-        str | None,
-        typer.Option(
-            "--device-name", metavar="FQDN", help="Device tunnel: the FQDN the certificate must name."
-        ),
-    ] = None,
+    device_name: DeviceNameOption = None,
     auth_method: Annotated[
         str,
         typer.Option(

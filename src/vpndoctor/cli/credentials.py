@@ -11,8 +11,9 @@ import getpass
 import os
 import stat
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
+import typer
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
@@ -23,6 +24,59 @@ from vpndoctor.inputs import read_small_input
 
 if TYPE_CHECKING:
     from vpndoctor.probes.eap_methods import ClientCertificate
+
+# The credential options `connect` and `diagnose` share, declared once (their --user, --eap and --machine-cert
+# help differs: diagnose says what they add to its report).
+PasswordEnvOption = Annotated[
+    str | None,
+    typer.Option("--password-env", metavar="VAR", help="Read the EAP password from this variable."),
+]
+PasswordFileOption = Annotated[
+    str | None,
+    typer.Option(
+        "--password-file",
+        metavar="FILE",
+        help="Read the EAP password from the first line of FILE (mode 600).",
+    ),
+]
+ClientCertOption = Annotated[
+    str | None,
+    typer.Option(
+        "--client-cert",
+        metavar="PEM",
+        help="EAP-TLS/PEAP-TLS: the user certificate (PEM/DER; intermediates may follow in the file).",
+    ),
+]
+ClientKeyOption = Annotated[
+    str | None,
+    typer.Option("--client-key", metavar="PEM", help="EAP-TLS/PEAP-TLS: its private key (PEM, mode 600)."),
+]
+EapCaOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--eap-ca",
+        metavar="PEM",
+        help="EAP-TLS/PEAP: trust anchor for the RADIUS (NPS) server's certificate, repeatable "
+        "(Windows' trusted root CAs of the EAP configuration); default: those of --ca.",
+    ),
+]
+EapServerNameOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--eap-server-name",
+        metavar="NAME",
+        help="EAP-TLS/PEAP: a name the RADIUS server's certificate must carry (Windows' 'Connect to "
+        "these servers'), repeatable; default: any name, the chain to --ca is checked.",
+    ),
+]
+MachineKeyOption = Annotated[
+    str | None,
+    typer.Option("--machine-key", metavar="PEM", help="Device tunnel: its RSA private key (PEM)."),
+]
+DeviceNameOption = Annotated[
+    str | None,
+    typer.Option("--device-name", metavar="FQDN", help="Device tunnel: the FQDN the certificate must name."),
+]
 
 MAX_PASSWORD_FILE_BYTES = 4096
 MAX_KEY_FILE_BYTES = 1 << 20

@@ -11,7 +11,17 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from vpndoctor.cli.credentials import load_machine_credentials
+from vpndoctor.cli.credentials import (
+    ClientCertOption,
+    ClientKeyOption,
+    DeviceNameOption,
+    EapCaOption,
+    EapServerNameOption,
+    MachineKeyOption,
+    PasswordEnvOption,
+    PasswordFileOption,
+    load_machine_credentials,
+)
 from vpndoctor.cli.output import check_writable, emit, status
 from vpndoctor.errors import UsageError
 
@@ -66,18 +76,8 @@ def diagnose(
         str | None,
         typer.Option("--user", help="Also connect as this EAP user (--eap; adds auth.* and child_sa.*)."),
     ] = None,
-    password_env: Annotated[
-        str | None,
-        typer.Option("--password-env", metavar="VAR", help="With --user: the password from this variable."),
-    ] = None,
-    password_file: Annotated[
-        str | None,
-        typer.Option(
-            "--password-file",
-            metavar="FILE",
-            help="With --user: the password from the first line of FILE (mode 600).",
-        ),
-    ] = None,
+    password_env: PasswordEnvOption = None,
+    password_file: PasswordFileOption = None,
     machine_cert: Annotated[
         str | None,
         typer.Option(
@@ -86,16 +86,8 @@ def diagnose(
             help="Also connect as a device tunnel with this machine certificate (adds auth.*, child_sa.*).",
         ),
     ] = None,
-    machine_key: Annotated[
-        str | None,
-        typer.Option("--machine-key", metavar="PEM", help="Device tunnel: its RSA private key (PEM)."),
-    ] = None,
-    device_name: Annotated[
-        str | None,
-        typer.Option(
-            "--device-name", metavar="FQDN", help="Device tunnel: the FQDN the certificate must name."
-        ),
-    ] = None,
+    machine_key: MachineKeyOption = None,
+    device_name: DeviceNameOption = None,
     eap: Annotated[
         str,
         typer.Option(
@@ -103,32 +95,10 @@ def diagnose(
             help="With --user or --client-cert: the EAP method, mschapv2, tls, peap-mschapv2 or peap-tls.",
         ),
     ] = "mschapv2",
-    client_cert: Annotated[
-        str | None,
-        typer.Option(
-            "--client-cert", metavar="PEM", help="--eap tls/peap-tls: the user certificate (PEM/DER)."
-        ),
-    ] = None,
-    client_key: Annotated[
-        str | None,
-        typer.Option("--client-key", metavar="PEM", help="--eap tls/peap-tls: its private key (mode 600)."),
-    ] = None,
-    eap_ca: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--eap-ca",
-            metavar="PEM",
-            help="EAP-TLS/PEAP: trust anchor for the RADIUS server's certificate; default: those of --ca.",
-        ),
-    ] = None,
-    eap_server_name: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--eap-server-name",
-            metavar="NAME",
-            help="EAP-TLS/PEAP: a name the RADIUS certificate must carry.",
-        ),
-    ] = None,
+    client_cert: ClientCertOption = None,
+    client_key: ClientKeyOption = None,
+    eap_ca: EapCaOption = None,
+    eap_server_name: EapServerNameOption = None,
 ) -> None:
     """Why do Always On VPN clients fail with 809 (or 13801/13806/13868)? Every check, a verdict, the fix.
 

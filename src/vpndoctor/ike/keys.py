@@ -275,9 +275,17 @@ def derive_ike_keys(
 ) -> IkeKeys:
     """SKEYSEED = prf(Ni | Nr, g^ir); {SK_d | SK_ai | SK_ar | SK_ei | SK_er | SK_pi | SK_pr}
     = prf+(SKEYSEED, Ni | Nr | SPIi | SPIr) (RFC 7296 §2.14). HMAC PRFs take the full Ni | Nr as key."""
+    skeyseed = prf(suite.prf, nonce_i + nonce_r, shared_secret)
+    return split_skeyseed(suite, skeyseed, nonce_i, nonce_r, spi_i, spi_r)
+
+
+def split_skeyseed(
+    suite: CipherSuite, skeyseed: bytes, nonce_i: bytes, nonce_r: bytes, spi_i: bytes, spi_r: bytes
+) -> IkeKeys:
+    """{SK_d | SK_ai | SK_ar | SK_ei | SK_er | SK_pi | SK_pr} = prf+(SKEYSEED, Ni | Nr | SPIi | SPIr): the
+    split shared by a new IKE SA (§2.14) and a rekeyed one (§2.18)."""
     if len(spi_i) != 8 or len(spi_r) != 8:
         raise ValueError(f"IKE SPIs are 8 bytes, got {len(spi_i)} and {len(spi_r)}")
-    skeyseed = prf(suite.prf, nonce_i + nonce_r, shared_secret)
     sizes = (
         suite.prf_key_bytes,
         suite.integ_key_bytes,

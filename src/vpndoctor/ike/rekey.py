@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from vpndoctor.ike.constants import DhGroup, NotifyType, ProtocolId, TransformType, name_of
 from vpndoctor.ike.dh import KeyExchange, new_key_exchange
 from vpndoctor.ike.errors import MalformedMessage
-from vpndoctor.ike.keys import CipherSuite, IkeKeys, prf, prf_plus
+from vpndoctor.ike.keys import CipherSuite, IkeKeys, prf, split_skeyseed
 from vpndoctor.ike.payloads import (
     KePayload,
     NoncePayload,
@@ -150,22 +150,7 @@ def rekeyed_ike_keys(
 ) -> IkeKeys:
     """RFC 7296 §2.18: SKEYSEED = prf(SK_d (old), g^ir (new) | Ni | Nr); the rest as in §2.14."""
     skeyseed = prf(suite.prf, old.sk_d, shared + nonce_i + nonce_r)
-    sizes = (
-        suite.prf_key_bytes,
-        suite.integ_key_bytes,
-        suite.integ_key_bytes,
-        suite.encr_key_bytes,
-        suite.encr_key_bytes,
-        suite.prf_key_bytes,
-        suite.prf_key_bytes,
-    )
-    stream = prf_plus(suite.prf, skeyseed, nonce_i + nonce_r + spi_i + spi_r, sum(sizes))
-    parts: list[bytes] = []
-    offset = 0
-    for size in sizes:
-        parts.append(stream[offset : offset + size])
-        offset += size
-    return IkeKeys(*parts)
+    return split_skeyseed(suite, skeyseed, nonce_i, nonce_r, spi_i, spi_r)
 
 
 def group_name(group: int | None) -> str | None:

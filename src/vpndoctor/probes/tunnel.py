@@ -204,9 +204,11 @@ _UNREACH = {
 }
 
 
-def icmp_error_for(packet: pk.Ipv4, dst: str, proto: int, key: bytes) -> IcmpError | None:
+def icmp_error_for(
+    packet: pk.Ipv4, dst: str, proto: int, key: bytes | Callable[[bytes], bool]
+) -> IcmpError | None:
     """An ICMP destination unreachable / time exceeded that quotes a packet of ours to `dst` whose first
-    octets after the IP header start with `key` (ports, or ICMP type+code...id)."""
+    octets after the IP header start with `key` (ports), or that `key` accepts (given the first 8)."""
     if packet.proto != pk.PROTO_ICMP:
         return None
     icmp = pk.decode_icmp(packet.payload, packet.header_bytes)
@@ -218,8 +220,10 @@ def icmp_error_for(packet: pk.Ipv4, dst: str, proto: int, key: bytes) -> IcmpErr
         return None
     if quoted.dst != dst or quoted.proto != proto:
         return None
-    head = icmp.data[quoted.header_bytes : quoted.header_bytes + len(key)]
-    if head != key:
+    if callable(key):
+        if not key(icmp.data[quoted.header_bytes : quoted.header_bytes + 8]):
+            return None
+    elif icmp.data[quoted.header_bytes : quoted.header_bytes + len(key)] != key:
         return None
     if icmp.type == pk.ICMP_TIME_EXCEEDED:
         return IcmpError("time exceeded (a routing loop?)", packet.src, None)
@@ -268,21 +272,12 @@ async def echo(
 
 
 def _quoted_echo_error(packet: pk.Ipv4, target: str, ident: int, seq: int) -> IcmpError | None:
-    if packet.proto != pk.PROTO_ICMP:
-        return None
-    icmp = pk.decode_icmp(packet.payload, packet.header_bytes)
-    if icmp.type not in (pk.ICMP_UNREACHABLE, pk.ICMP_TIME_EXCEEDED):
-        return None
-    try:
-        quoted = pk.decode_ipv4(icmp.data, verify=False, allow_truncated=True)
-    except EspDecodeError:
-        return None
-    body = icmp.data[quoted.header_bytes : quoted.header_bytes + 8]
-    if quoted.dst != target or quoted.proto != pk.PROTO_ICMP or len(body) < 8:
-        return None
-    if body[0] != pk.ICMP_ECHO_REQUEST or struct.unpack("!HH", body[4:8]) != (ident, seq):
-        return None
-    return icmp_error_for(packet, target, pk.PROTO_ICMP, body[:2])
+    def our_echo(head: bytes) -> bool:  # type, code, checksum, identifier, sequence of the quoted request
+        if len(head) != 8 or head[0] != pk.ICMP_ECHO_REQUEST:
+            return False
+        return struct.unpack("!HH", head[4:]) == (ident, seq)
+
+    return icmp_error_for(packet, target, pk.PROTO_ICMP, our_echo)
 
 
 async def ping(tun: Tunnel, target: str, *, count: int, timeout_s: float) -> PingResult:
